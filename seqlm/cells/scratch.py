@@ -1,0 +1,130 @@
+"""LSTM, GRU and RNN written out gate by gate with plain tensor operations.
+
+These follow the seed's from-scratch LSTM: weights drawn from N(0, 0.01^2), zero biases,
+one explicit loop over time steps. They never call torch's recurrent modules or fused
+cell functions. Two things make them fast without hiding the algorithm:
+
+* each layer keeps its gates' weights side by side in one input matrix ``W_x`` and one
+  recurrent matrix ``W_h``, so one product serves every gate;
+* the input products of all time steps are computed in one matrix product before the
+  loop, leaving one recurrent product per step.
+
+Gate order and equations follow torch's documentation (LSTM: input, forget, cell,
+output; GRU: reset, update, new, with the reset gate applied to ``W_hn h + b_hn``), so a
+scratch cell loaded with a torch module's weights computes the same function.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from seqlm.interfaces import RecurrentCell, State
+
+
+def _normal(*shape: int) -> nn.Parameter:
+    return nn.Parameter(torch.randn(*shape) * 0.01)
+
+
+def _zeros(*shape: int) -> nn.Parameter:
+    return nn.Parameter(torch.zeros(*shape))
+
+
+class _ScratchCell(RecurrentCell):
+    """Stacked layers of one gated recurrence; subclasses write the step."""
+
+    num_gates: ClassVar[int]
+    state_count: ClassVar[int] = 1  # 2 for LSTM's (h, c)
+
+    def __init__(
+        self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0
+    ) -> None:
+        super().__init__(input_size, hidden_size, num_layers)
+        gates = self.num_gates * hidden_size
+        self.W_x = nn.ParameterList(
+            _normal(input_size if layer == 0 else hidden_size, gates)
+            for layer in range(num_layers)
+        )
+        self.W_h = nn.ParameterList(_normal(hidden_size, gates) for _ in range(num_layers))
+        self.b_x = nn.ParameterList(_zeros(gates) for _ in range(num_layers))
+        self.b_h = nn.ParameterList(_zeros(gates) for _ in range(num_layers))
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def begin_state(self, batch_size: int, device: torch.device | str) -> State:
+        """Zeros shaped ``(num_layers, batch, hidden)``, as torch's modules use."""
+        shape = (self.num_layers, batch_size, self.hidden_size)
+        states = tuple(torch.zeros(shape, device=device) for _ in range(self.state_count))
+        return states if self.state_count > 1 else states[0]
+
+    def forward(self, inputs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Run every layer over ``(num_steps, batch, input_size)`` inputs."""
+        states = state if isinstance(state, tuple) else (state,)
+        layer_input = inputs
+        finals: list[tuple[torch.Tensor, ...]] = []
+        for layer in range(self.num_layers):
+            if layer > 0:
+                layer_input = self.dropout(layer_input)
+            # One product for every time step and gate at once.
+            x_gates = layer_input @ self.W_x[layer] + self.b_x[layer]
+            layer_state = tuple(s[layer] for s in states)
+            outputs = []
+            for x_t in x_gates:
+                layer_state = self.step(x_t, layer_state, self.W_h[layer], self.b_h[layer])
+                outputs.append(layer_state[0])
+            layer_input = torch.stack(outputs)
+            finals.append(layer_state)
+        new_state = tuple(torch.stack(parts) for parts in zip(*finals))
+        return layer_input, new_state if self.state_count > 1 else new_state[0]
+
+    def step(
+        self, x_gates: torch.Tensor, state: tuple[torch.Tensor, ...], W_h: torch.Tensor,
+        b_h: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        """One time step of one layer, given the input's share of the gates."""
+        raise NotImplementedError
+
+
+class ScratchLSTM(_ScratchCell):
+    """LSTM from scratch: input, forget and output gates and a candidate memory."""
+
+    num_gates = 4
+    state_count = 2
+
+    def step(self, x_gates, state, W_h, b_h):  # noqa: D102 - documented on the base
+        H, C = state
+        gates = x_gates + H @ W_h + b_h
+        i, f, g, o = gates.chunk(4, dim=1)
+        I = torch.sigmoid(i)  # noqa: E741 - the gate's name in the equations
+        F = torch.sigmoid(f)
+        C_tilde = torch.tanh(g)
+        O = torch.sigmoid(o)
+        C = F * C + I * C_tilde
+        H = O * torch.tanh(C)
+        return H, C
+
+
+class ScratchGRU(_ScratchCell):
+    """GRU from scratch: reset and update gates and a candidate state."""
+
+    num_gates = 3
+
+    def step(self, x_gates, state, W_h, b_h):  # noqa: D102 - documented on the base
+        (H,) = state
+        x_r, x_z, x_n = x_gates.chunk(3, dim=1)
+        h_r, h_z, h_n = (H @ W_h + b_h).chunk(3, dim=1)
+        R = torch.sigmoid(x_r + h_r)
+        Z = torch.sigmoid(x_z + h_z)
+        H_tilde = torch.tanh(x_n + R * h_n)
+        return (Z * H + (1 - Z) * H_tilde,)
+
+
+class ScratchRNN(_ScratchCell):
+    """Elman RNN from scratch: ``H = tanh(X W_x + H W_h + b)``."""
+
+    num_gates = 1
+
+    def step(self, x_gates, state, W_h, b_h):  # noqa: D102 - documented on the base
+        (H,) = state
+        return (torch.tanh(x_gates + H @ W_h + b_h),)

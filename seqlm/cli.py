@@ -1,0 +1,198 @@
+"""The ``seqlm`` command line: a thin layer over the library.
+
+Nothing here imports torch or matplotlib at start-up; the ``run`` command imports the
+training code when it runs, so ``seqlm --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+from seqlm.config import RunConfig
+from seqlm.errors import SeqlmError
+from seqlm.plugins import KINDS, get_plugins
+
+DEFAULTS = RunConfig()
+
+
+def _debug_requested(ctx: click.Context) -> bool:
+    return bool(ctx.params.get("debug")) or os.environ.get("SEQLM_DEBUG", "") not in ("", "0")
+
+
+class SeqlmGroup(click.Group):
+    """A click group that turns seqlm's errors into one line and an exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SeqlmError as error:
+            if _debug_requested(ctx):
+                raise
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            if _debug_requested(ctx):
+                raise
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except Exception as error:
+            if _debug_requested(ctx):
+                raise
+            click.echo(f"Error: unexpected {type(error).__name__}: {error} "
+                       "(run with --debug for the traceback)", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=SeqlmGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="seqlm")
+@click.option("--debug", is_flag=True, help="Show full tracebacks (or set SEQLM_DEBUG=1).")
+def main(debug: bool) -> None:
+    """Train recurrent language models (RNN, GRU, LSTM) on any text.
+
+    Start with `seqlm run`, which trains the default character-level LSTM on
+    The Time Machine and generates text from "time traveller".
+    """
+
+
+def _choices(kind: str) -> str:
+    return ", ".join(get_plugins().choices(kind))
+
+
+def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]):
+    options: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE (for example dropout=0.2)")
+        try:
+            options[key.replace("-", "_")] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key.replace("-", "_")] = raw
+    return options
+
+
+@main.command()
+@click.option("--cell", default=DEFAULTS.cell, show_default=True,
+              help=f"Recurrent cell: {_choices('cell')}.")
+@click.option("--sampler", default=DEFAULTS.sampler, show_default=True,
+              help=f"Minibatch sampler: {_choices('sampler')}.")
+@click.option("--tokenizer", default=DEFAULTS.tokenizer, show_default=True,
+              help=f"Tokenizer: {_choices('tokenizer')}.")
+@click.option("--trainer", default=DEFAULTS.trainer, show_default=True,
+              help=f"Trainer: {_choices('trainer')}.")
+@click.option("--data", type=click.Path(dir_okay=True), default=None,
+              help="UTF-8 text file to train on [default: The Time Machine, downloaded once].")
+@click.option("--encoding", default=DEFAULTS.encoding, show_default=True,
+              help="Encoding of the --data file.")
+@click.option("--clean", type=click.Choice(["letters", "none"]), default=DEFAULTS.clean,
+              show_default=True, help="letters: letters only, lower case (the seed's); "
+              "none: the raw text.")
+@click.option("--max-tokens", type=int, default=DEFAULTS.max_tokens, show_default=True,
+              help="Train on the first N tokens; 0 for the whole text.")
+@click.option("--batch-size", type=int, default=DEFAULTS.batch_size, show_default=True)
+@click.option("--num-steps", type=int, default=DEFAULTS.num_steps, show_default=True,
+              help="Time steps per subsequence.")
+@click.option("--hidden", type=int, default=DEFAULTS.hidden, show_default=True,
+              help="Hidden units per layer.")
+@click.option("--num-layers", type=int, default=DEFAULTS.num_layers, show_default=True)
+@click.option("--bidirectional", is_flag=True, help="Bidirectional layers (torch cells only).")
+@click.option("--cell-opt", "cell_options", multiple=True, callback=_parse_option,
+              metavar="KEY=VALUE", help="Extra option for the cell's constructor; repeatable.")
+@click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True)
+@click.option("--lr", type=float, default=DEFAULTS.lr, show_default=True, help="Learning rate.")
+@click.option("--clip", type=float, default=DEFAULTS.clip, show_default=True,
+              help="Clip the global gradient norm to this; 0 turns clipping off.")
+@click.option("--device", default=DEFAULTS.device, show_default=True,
+              help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True,
+              help="Random seed, for repeatable runs.")
+@click.option("--prefix", default=DEFAULTS.prefix, show_default=True,
+              help="Text to continue after training.")
+@click.option("--predict", type=int, default=DEFAULTS.predict, show_default=True,
+              help="How many tokens to generate after the prefix.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the outputs [default: a new runs/TIMESTAMP].")
+@click.option("--force", is_flag=True, help="Write into a non-empty --out folder.")
+def run(**options: Any) -> None:
+    """Train a language model, plot its perplexity, and generate text."""
+    from rich.console import Console
+
+    from seqlm.runner import run as run_training
+
+    console = Console()
+    result = run_training(RunConfig(**options), console=console)
+    s = result.summary
+    console.print(
+        f"final perplexity {s['final_train_ppl']:.4f}, {s['tokens_per_s']:,.0f} tokens/s "
+        f"on {s['device']}", highlight=False,
+    )
+    console.print(f"sample: {result.sample}", highlight=False, markup=False)
+    console.print(f"outputs in {result.out_dir}/ (summary.json, metrics.jsonl, "
+                  "perplexity.png)", highlight=False)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins(as_json: bool) -> None:
+    """List the loaded plugins, where they come from and what they registered."""
+    rows = [
+        {
+            "name": info.name,
+            "distribution": info.distribution,
+            "version": info.version,
+            "hooks": info.hooks,
+            "registered": info.registered,
+            "status": info.status,
+        }
+        for info in get_plugins().info.values()
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="seqlm plugins", title_justify="left")
+    for column in ("Plugin", "Distribution", "Version", "Registered", "Status"):
+        table.add_column(column)
+    for row in rows:
+        registered = "; ".join(
+            f"{kind}s: {', '.join(names)}" for kind, names in row["registered"].items()
+        )
+        table.add_row(row["name"], row["distribution"], row["version"], registered,
+                      row["status"])
+    Console().print(table)
+
+
+@main.command("list")
+@click.argument("kind", type=click.Choice([f"{k}s" for k in KINDS]))
+def list_components(kind: str) -> None:
+    """List the available cells, samplers, tokenizers or trainers."""
+    from rich.console import Console
+    from rich.table import Table
+
+    plugins_ = get_plugins()
+    singular = kind[:-1]
+    table = Table(title=f"seqlm {kind}", title_justify="left")
+    for column in ("Name", "Class", "Plugin", "Description"):
+        table.add_column(column)
+    for name, impls in sorted(plugins_.implementations(singular).items()):
+        for impl in impls:
+            try:
+                cls = impl.load()
+                doc = (cls.__doc__ or "").strip().splitlines()
+                description = doc[0] if doc else ""
+            except SeqlmError as error:
+                description = f"[red]failed: {error}[/red]"
+            table.add_row(name, impl.qualified_name, impl.plugin, description)
+    Console().print(table)
+
+
+get_plugins().add_commands(main)

@@ -1,0 +1,83 @@
+"""The settings of one training run, with the seed's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from seqlm.errors import UsageError
+
+
+@dataclass
+class RunConfig:
+    """Everything ``seqlm run`` needs; each field is also a ``--option`` of the CLI.
+
+    The defaults are the seed's: a character-level ``nn.LSTM`` with 256 hidden units,
+    sequential batches of 32 x 35 tokens, SGD at learning rate 1 with clipping at 1,
+    500 epochs on the first 10,000 characters of *The Time Machine*.
+    """
+
+    cell: str = "lstm"
+    sampler: str = "sequential"
+    tokenizer: str = "char"
+    trainer: str = "default"
+    data: str | Path | None = None
+    encoding: str = "utf-8"
+    clean: str = "letters"
+    max_tokens: int = 10000
+    batch_size: int = 32
+    num_steps: int = 35
+    hidden: int = 256
+    num_layers: int = 1
+    bidirectional: bool = False
+    cell_options: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 500
+    lr: float = 1.0
+    clip: float = 1.0
+    device: str = "auto"
+    seed: int | None = 0
+    prefix: str = "time traveller"
+    predict: int = 50
+    out: str | Path | None = None
+    force: bool = False
+
+    def validate(self) -> RunConfig:
+        """Raise :class:`UsageError` naming the first out-of-range setting."""
+        positive = ("batch_size", "num_steps", "hidden", "num_layers", "epochs")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise UsageError(f"--{_flag(name)} must be a whole number of at least 1, "
+                                 f"got {value!r}")
+        if not self.lr > 0:
+            raise UsageError(f"--lr must be greater than 0, got {self.lr!r}")
+        if not self.clip >= 0:
+            raise UsageError(f"--clip must be 0 (off) or more, got {self.clip!r}")
+        if self.max_tokens < 0:
+            raise UsageError(f"--max-tokens must be 0 (whole text) or more, got {self.max_tokens}")
+        if self.predict < 0:
+            raise UsageError(f"--predict must be 0 or more, got {self.predict}")
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith(
+            "cuda:"
+        ):
+            raise UsageError(f"--device {self.device!r} not recognized. "
+                             "Choose one of: auto, cpu, cuda, cuda:N, mps")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings (paths as strings)."""
+        data = asdict(self)
+        for key in ("data", "out"):
+            if data[key] is not None:
+                data[key] = str(data[key])
+        return data
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """The names of all settings."""
+        return [f.name for f in fields(cls)]
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")

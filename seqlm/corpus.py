@@ -1,0 +1,61 @@
+"""From raw text to a tensor of token ids and its vocabulary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from seqlm.errors import DataError
+from seqlm.interfaces import Tokenizer
+from seqlm.text import clean_lines, read_text
+from seqlm.vocab import Vocab
+
+
+@dataclass
+class Corpus:
+    """Token ids of a text (1-D int64 tensor) with the vocabulary that maps them."""
+
+    ids: torch.Tensor
+    vocab: Vocab
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def load_text(data: str | Path | None, encoding: str = "utf-8") -> str:
+    """Read ``data``, or the cached (downloaded on first use) *Time Machine* if None."""
+    if data is None:
+        from seqlm.download import book_path
+
+        data = book_path()
+    return read_text(data, encoding=encoding)
+
+
+def build_corpus(
+    text: str,
+    tokenizer: Tokenizer,
+    clean: str = "letters",
+    max_tokens: int = 10000,
+    min_freq: int = 0,
+) -> Corpus:
+    """Clean and tokenize ``text``, build the vocabulary, keep the first ``max_tokens``.
+
+    As in the seed, the vocabulary is built from the whole text before truncation, and
+    lines are concatenated into one stream of tokens. ``max_tokens=0`` keeps everything.
+    """
+    lines = clean_lines(text, clean)
+    if not lines:
+        hint = " or use --clean none" if clean != "none" else ""
+        raise DataError(f"nothing is left of the text after --clean {clean}; "
+                        f"give a text with letters{hint}")
+    tokenizer.fit(lines)
+    token_lines = tokenizer.tokenize(lines)
+    vocab = Vocab(token_lines, min_freq=min_freq)
+    ids = [vocab.token_to_idx.get(t, 0) for line in token_lines for t in line]
+    if max_tokens > 0:
+        ids = ids[:max_tokens]
+    if not ids:
+        raise DataError("the tokenizer produced no tokens from the text; check --tokenizer")
+    return Corpus(torch.tensor(ids, dtype=torch.long), vocab)

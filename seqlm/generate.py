@@ -1,0 +1,61 @@
+"""Generating text from a trained model, one token at a time."""
+
+from __future__ import annotations
+
+import torch
+
+from seqlm.interfaces import Tokenizer
+from seqlm.model import RNNModel
+from seqlm.vocab import Vocab
+
+
+@torch.no_grad()
+def generate(
+    model: RNNModel,
+    vocab: Vocab,
+    tokenizer: Tokenizer,
+    prefix: str,
+    length: int = 50,
+    *,
+    greedy: bool = True,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    generator: torch.Generator | None = None,
+) -> str:
+    """Continue ``prefix`` with ``length`` tokens and return the whole text.
+
+    The prefix warms up the state (tokens unknown to the vocabulary read as ``<unk>``);
+    each next token is the most likely one when ``greedy`` (the seed's argmax), otherwise
+    drawn from the softmax at ``temperature``, restricted to the ``top_k`` most likely
+    tokens when ``top_k > 0``.
+    """
+    prefix_tokens = tokenizer.tokenize([prefix])[0]
+    if not prefix_tokens:
+        raise ValueError("the prefix has no tokens; give a non-empty --prefix")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    ids = torch.tensor([vocab[list(prefix_tokens)]], device=device)
+    state = model.begin_state(1, device)
+    logits, state = model(ids, state)
+    generated: list[int] = []
+    for _ in range(length):
+        next_id = _pick(logits[-1], greedy, temperature, top_k, generator)
+        generated.append(next_id)
+        logits, state = model(torch.tensor([[next_id]], device=device), state)
+    model.train(was_training)
+    return tokenizer.detokenize(list(prefix_tokens) + vocab.to_tokens(generated))
+
+
+def _pick(
+    logits: torch.Tensor, greedy: bool, temperature: float, top_k: int,
+    generator: torch.Generator | None,
+) -> int:
+    if greedy or temperature <= 0:
+        return int(logits.argmax())
+    logits = logits.float().cpu() / temperature
+    if 0 < top_k < logits.numel():
+        cutoff = torch.topk(logits, top_k).values[-1]
+        logits = logits.masked_fill(logits < cutoff, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    return int(torch.multinomial(probs, 1, generator=generator))

@@ -1,0 +1,141 @@
+"""The four interfaces that seqlm's components, built-in or from plugins, implement.
+
+A plugin registers a class under a user-facing name (see :mod:`seqlm.hookspecs`); the
+framework builds it with the keyword arguments listed on each class below, plus any
+option the user passes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Union
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from seqlm.callbacks import Callback
+    from seqlm.metrics import EpochMetrics
+
+#: A recurrent state: one tensor (RNN, GRU) or a tuple of tensors (LSTM's ``(h, c)``).
+State = Union[torch.Tensor, tuple[torch.Tensor, ...]]
+
+
+class Tokenizer(ABC):
+    """Turns lines of text into tokens, and tokens back into text.
+
+    Built as ``cls()``. :meth:`fit` is called once with the training lines before
+    :meth:`tokenize`, so a tokenizer that learns its units (such as BPE) can do so.
+    """
+
+    #: What :meth:`detokenize` puts between tokens; used to show generated text.
+    separator: ClassVar[str] = ""
+
+    def fit(self, lines: Sequence[str]) -> None:  # noqa: B027 - optional hook, no-op default
+        """Learn from the training lines; most tokenizers need nothing."""
+
+    @abstractmethod
+    def tokenize(self, lines: Sequence[str]) -> list[list[str]]:
+        """Split each line into a list of tokens."""
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        """Join tokens back into text."""
+        return self.separator.join(tokens)
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state needed to rebuild a fitted tokenizer."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional
+        """Restore what :meth:`state_dict` returned."""
+
+
+class Sampler(ABC):
+    """Cuts a 1-D corpus of token ids into minibatches.
+
+    Built as ``cls(batch_size=..., num_steps=...)``. Calling it on a corpus yields
+    ``(X, Y)`` pairs of int64 tensors shaped ``(batch_size, num_steps)``, ``Y`` being
+    ``X`` shifted by one token. Randomness comes from torch's global generator, so
+    ``--seed`` makes a run repeatable.
+    """
+
+    #: True when row ``i`` of each batch continues row ``i`` of the previous batch; the
+    #: trainer then carries the hidden state over (detached) instead of starting afresh.
+    contiguous: ClassVar[bool] = False
+
+    def __init__(self, batch_size: int, num_steps: int) -> None:
+        self.batch_size = batch_size
+        self.num_steps = num_steps
+
+    @abstractmethod
+    def __call__(self, corpus: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield one epoch of ``(X, Y)`` batches from ``corpus``."""
+
+    def min_tokens(self) -> int:
+        """The fewest corpus tokens that give at least one batch."""
+        return self.batch_size * self.num_steps + 1
+
+
+class RecurrentCell(nn.Module, ABC):
+    """A (possibly multi-layer) recurrent network over a sequence of input vectors.
+
+    Built as ``cls(input_size=..., hidden_size=..., num_layers=..., **options)``.
+    ``forward(inputs, state)`` takes float inputs shaped ``(num_steps, batch, input_size)``
+    and returns ``(outputs, state)`` with outputs shaped ``(num_steps, batch,
+    output_size)``.
+    """
+
+    #: Size of each output vector: hidden size times the number of directions.
+    output_size: int
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.output_size = hidden_size
+
+    @abstractmethod
+    def begin_state(self, batch_size: int, device: torch.device | str) -> State:
+        """The initial state for ``batch_size`` sequences on ``device``."""
+
+    @abstractmethod
+    def forward(self, inputs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Run the cell over ``inputs``, starting from ``state``."""
+
+
+class Trainer(ABC):
+    """Runs the training loop.
+
+    Built as ``cls(lr=..., clip=..., epochs=..., device=..., **options)``.
+    """
+
+    def __init__(
+        self, lr: float, clip: float, epochs: int, device: torch.device | str = "cpu"
+    ) -> None:
+        self.lr = lr
+        self.clip = clip
+        self.epochs = epochs
+        self.device = torch.device(device)
+
+    @abstractmethod
+    def fit(
+        self,
+        model: nn.Module,
+        corpus: torch.Tensor,
+        sampler: Sampler,
+        callbacks: Sequence[Callback] = (),
+    ) -> list[EpochMetrics]:
+        """Train ``model`` on ``corpus`` for ``self.epochs`` epochs; return each epoch's metrics.
+
+        ``model`` is a :class:`seqlm.model.RNNModel`: ``model(X, state)`` returns logits
+        shaped ``(num_steps * batch, vocab_size)`` (time-major) and the new state.
+        """
+
+
+def detach_state(state: State) -> State:
+    """Cut the autograd history of a state, keeping its values (for truncated BPTT)."""
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    return tuple(detach_state(s) for s in state)

@@ -1,0 +1,48 @@
+"""The language model: token input, a recurrent cell, a linear head over the vocabulary."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from seqlm.interfaces import RecurrentCell, State
+
+
+class RNNModel(nn.Module):
+    """The seed's ``RNNModel``: one-hot (or embedded) tokens -> cell -> linear head.
+
+    ``forward(X, state)`` takes token ids shaped ``(batch, num_steps)`` and returns
+    logits shaped ``(num_steps * batch, vocab_size)`` in time-major order (row
+    ``t * batch + b`` is step ``t`` of sequence ``b``) together with the new state.
+    """
+
+    def __init__(
+        self, cell: RecurrentCell, vocab_size: int, embedding_dim: int = 0, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.cell = cell
+        self.vocab_size = vocab_size
+        self.embedding = nn.Embedding(vocab_size, embedding_dim) if embedding_dim > 0 else None
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.head = nn.Linear(cell.output_size, vocab_size)
+
+    @property
+    def input_size(self) -> int:
+        """What the cell receives per token: the vocabulary size, or the embedding size."""
+        return self.embedding.embedding_dim if self.embedding is not None else self.vocab_size
+
+    def forward(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Logits for the token after each input token, and the cell's new state."""
+        steps_first = tokens.T
+        if self.embedding is None:
+            inputs = F.one_hot(steps_first, self.vocab_size).to(self.head.weight.dtype)
+        else:
+            inputs = self.dropout(self.embedding(steps_first))
+        outputs, state = self.cell(inputs, state)
+        logits = self.head(self.dropout(outputs).reshape(-1, outputs.shape[-1]))
+        return logits, state
+
+    def begin_state(self, batch_size: int, device: torch.device | str) -> State:
+        """The cell's initial state."""
+        return self.cell.begin_state(batch_size, device)

@@ -1,0 +1,32 @@
+"""The perplexity plot, drawn headless with matplotlib."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from seqlm.metrics import EpochMetrics
+
+
+def plot_perplexity(history: Sequence[EpochMetrics], path: Path, title: str = "") -> Path:
+    """Draw perplexity per epoch and save it as a PNG at ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display is needed or opened
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    try:
+        epochs = [m.epoch for m in history]
+        ax.plot(epochs, [m.train_ppl for m in history], label="train")
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel("Perplexity")
+        if title:
+            ax.set_title(title)
+        ax.grid(linestyle="--", alpha=0.7)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+    return path

@@ -1,0 +1,125 @@
+"""Showing training progress: a live rich table on a terminal, plain lines elsewhere."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from seqlm.callbacks import Callback
+from seqlm.interfaces import Trainer
+from seqlm.metrics import EpochMetrics
+
+
+def format_duration(seconds: float) -> str:
+    """``m:ss`` or ``h:mm:ss``."""
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def remaining(self, done: int, total: int) -> float:
+        return self.elapsed() / done * (total - done) if done else 0.0
+
+
+def _log_every(epochs: int) -> int:
+    """Log about ten rows per run: every 50 epochs for the default 500, like the seed."""
+    return max(1, epochs // 10)
+
+
+class RichProgress(Callback):
+    """A live table refreshed every epoch; stopped cleanly on error or Ctrl-C.
+
+    It shows one row every ``log_every`` epochs (50 of the default 500) and a last row
+    for the current epoch.
+    """
+
+    def __init__(self, console: Console, title: str = "Training", log_every: int = 0) -> None:
+        self.console = console
+        self.title = title
+        self.log_every = log_every
+        self.rows: list[EpochMetrics] = []
+        self.live: Live | None = None
+
+    def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
+        self.total = trainer.epochs
+        self.log_every = self.log_every or _log_every(self.total)
+        self.timer = _Timer()
+        self.live = Live(self._table(None), console=self.console, auto_refresh=False,
+                         transient=False)
+        self.live.start()
+
+    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:  # noqa: D102
+        if metrics.epoch % self.log_every == 0 or metrics.epoch == self.total:
+            self.rows.append(metrics)
+        if self.live is not None:
+            self.live.update(self._table(metrics), refresh=True)
+
+    def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:  # noqa: D102
+        self._stop()
+
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:  # noqa: D102
+        self._stop()
+
+    def _stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def _table(self, current: EpochMetrics | None) -> Table:
+        table = Table(title=self.title, title_justify="left")
+        for column in ("Epoch", "Perplexity", "Tokens/s", "Elapsed", "Remaining"):
+            table.add_column(column, justify="right")
+        shown = list(self.rows)
+        if current is not None and (not shown or shown[-1] is not current):
+            shown.append(current)
+        for m in shown:
+            table.add_row(
+                f"{m.epoch}/{self.total}", f"{m.train_ppl:.4f}", f"{m.tokens_per_s:,.0f}",
+                format_duration(self.timer.elapsed()) if m is shown[-1] else "",
+                format_duration(self.timer.remaining(m.epoch, self.total))
+                if m is shown[-1] else "",
+            )
+        return table
+
+
+class PlainProgress(Callback):
+    """One readable line every ``log_every`` epochs, for logs, pipes and CI."""
+
+    def __init__(self, console: Console, log_every: int = 0) -> None:
+        self.console = console
+        self.log_every = log_every
+
+    def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
+        self.total = trainer.epochs
+        self.log_every = self.log_every or _log_every(self.total)
+        self.timer = _Timer()
+
+    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:  # noqa: D102
+        if metrics.epoch % self.log_every and metrics.epoch != self.total:
+            return
+        self.console.print(
+            f"epoch {metrics.epoch}/{self.total}  perplexity {metrics.train_ppl:.4f}  "
+            f"{metrics.tokens_per_s:,.0f} tokens/s  elapsed "
+            f"{format_duration(self.timer.elapsed())}  remaining "
+            f"{format_duration(self.timer.remaining(metrics.epoch, self.total))}",
+            highlight=False, soft_wrap=True,
+        )
+
+
+def make_progress(console: Console, title: str) -> Callback:
+    """A live table on a terminal, plain lines otherwise."""
+    if console.is_terminal and not console.is_dumb_terminal:
+        return RichProgress(console, title=title)
+    return PlainProgress(console)
