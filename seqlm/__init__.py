@@ -36,7 +36,11 @@ _EXPORTS = {
     "SeqlmError": "seqlm.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Callback", "EpochMetrics", "RNNModel", "RecurrentCell", "RunConfig", "RunResult",
+    "Sampler", "SeqlmError", "Tokenizer", "Trainer", "Vocab", "generate", "get_plugins",
+    "hookimpl", "run",
+]
 
 if TYPE_CHECKING:
     from seqlm.callbacks import Callback

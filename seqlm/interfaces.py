@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from seqlm.metrics import EpochMetrics
 
 #: A recurrent state: one tensor (RNN, GRU) or a tuple of tensors (LSTM's ``(h, c)``).
-State = Union[torch.Tensor, tuple[torch.Tensor, ...]]
+State = torch.Tensor | tuple[torch.Tensor, ...]
 
 
 class Tokenizer(ABC):
