@@ -111,6 +111,10 @@ class Trainer(ABC):
     Built as ``cls(lr=..., clip=..., epochs=..., device=..., **options)``.
     """
 
+    #: False on the processes of a distributed run other than rank 0, which must not
+    #: write files or print; the run's outputs come from rank 0 alone.
+    is_main_process: bool = True
+
     def __init__(
         self, lr: float, clip: float, epochs: int, device: torch.device | str = "cpu"
     ) -> None:

@@ -37,6 +37,24 @@ class DefaultTrainer(Trainer):
             [p for p in model.parameters() if p.requires_grad], lr=self.lr, foreach=True
         )
 
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        """The module that runs the training steps; ``model`` itself here.
+
+        Must keep ``model``'s parameters and its ``begin_state``. A distributed trainer
+        returns a wrapper that synchronises gradients; checkpoints still save ``model``.
+        """
+        return model
+
+    def local_batch(
+        self, X: torch.Tensor, Y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows of a sampled batch that this process trains on; all of them here."""
+        return X, Y
+
+    def reduce_epoch_totals(self, loss_sum: torch.Tensor, tokens: int) -> tuple[float, int]:
+        """The epoch's summed loss and token count over all processes; this one's here."""
+        return loss_sum.item(), tokens
+
     def fit(
         self,
         model: nn.Module,
@@ -49,12 +67,13 @@ class DefaultTrainer(Trainer):
         corpus = corpus.to(self.device)
         optimizer = self.make_optimizer(model)
         params = [p for p in model.parameters() if p.requires_grad]
+        net = self.wrap_model(model)
         hooks = CallbackList(callbacks)
         self.history = []
         hooks.on_train_start(self)
         try:
             for epoch in range(1, self.epochs + 1):
-                metrics = self._train_epoch(epoch, model, corpus, sampler, optimizer, params)
+                metrics = self._train_epoch(epoch, net, corpus, sampler, optimizer, params)
                 self.history.append(metrics)
                 hooks.on_epoch_end(self, metrics)
         except BaseException as error:
@@ -77,7 +96,8 @@ class DefaultTrainer(Trainer):
         loss_sum = torch.zeros((), device=self.device)
         tokens = 0
         state = None
-        for X, Y in sampler(corpus):
+        for batch in sampler(corpus):
+            X, Y = self.local_batch(*batch)
             if state is None or not sampler.contiguous:
                 state = model.begin_state(X.shape[0], self.device)
             else:
@@ -97,7 +117,8 @@ class DefaultTrainer(Trainer):
                 f"the corpus ({len(corpus)} tokens) gives no batch of {sampler.batch_size} x "
                 f"{sampler.num_steps}; use more text or smaller --batch-size/--num-steps"
             )
-        mean_loss = loss_sum.item() / tokens  # the only host sync of the epoch
+        total_loss, tokens = self.reduce_epoch_totals(loss_sum, tokens)
+        mean_loss = total_loss / tokens  # the only host sync of the epoch
         if not math.isfinite(mean_loss):
             raise TrainingError(
                 f"the loss became {mean_loss} at epoch {epoch}; "
