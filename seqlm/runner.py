@@ -32,7 +32,7 @@ class RunResult:
     """What a run produced: its metrics, the trained model and where files went."""
 
     config: RunConfig
-    out_dir: Path
+    out_dir: Path | None  # None on the non-main processes of a distributed run
     device: torch.device
     history: list[EpochMetrics]
     sample: str
@@ -118,15 +118,20 @@ def run(
     model = RNNModel(build_cell(cell_cls, config.cell, len(corpus.vocab), config),
                      len(corpus.vocab))
     trainer = trainer_cls(lr=config.lr, clip=config.clip, epochs=config.epochs, device=device)
-    out_dir = prepare_run_dir(config.out, config.force)
+    # In a distributed run, rank 0 alone prints, generates and writes files.
+    main = trainer.is_main_process
+    if not main:
+        console.quiet = True
+    out_dir = prepare_run_dir(config.out, config.force) if main else None
 
     title = (f"seqlm: {config.cell} on {device.type}, {len(corpus):,} {config.tokenizer} "
              f"tokens, vocabulary {len(corpus.vocab)}")
     history = trainer.fit(
         model, corpus.ids, sampler,
-        [make_progress(console, title), MetricsWriter(out_dir / "metrics.jsonl"), *callbacks],
+        [make_progress(console, title), MetricsWriter(out_dir / "metrics.jsonl"), *callbacks]
+        if out_dir is not None else list(callbacks),
     )
-    sample = generate(model, corpus.vocab, tokenizer, config.prefix, config.predict)
+    sample = generate(model, corpus.vocab, tokenizer, config.prefix, config.predict) if main else ""
     seconds = sum(m.seconds for m in history)
     summary = {
         "cell": config.cell,
@@ -145,8 +150,9 @@ def run(
         "sample": sample,
         "config": config.to_dict(),
     }
-    write_json_atomic(out_dir / "summary.json", summary)
-    plot_perplexity(history, out_dir / "perplexity.png",
-                    title=f"{config.cell}, {config.sampler} sampling")
+    if out_dir is not None:
+        write_json_atomic(out_dir / "summary.json", summary)
+        plot_perplexity(history, out_dir / "perplexity.png",
+                        title=f"{config.cell}, {config.sampler} sampling")
     return RunResult(config, out_dir, device, history, sample, summary, model,
                      corpus.vocab, tokenizer)
