@@ -105,6 +105,10 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
 @click.option("--bidirectional", is_flag=True, help="Bidirectional layers (torch cells only).")
 @click.option("--cell-opt", "cell_options", multiple=True, callback=_parse_option,
               metavar="KEY=VALUE", help="Extra option for the cell's constructor; repeatable.")
+@click.option("--tokenizer-opt", "tokenizer_options", multiple=True, callback=_parse_option,
+              metavar="KEY=VALUE",
+              help="Extra option for the tokenizer's constructor (for example "
+              "vocab_size=2000 with --tokenizer bpe); repeatable.")
 @click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True)
 @click.option("--lr", type=float, default=DEFAULTS.lr, show_default=True, help="Learning rate.")
 @click.option("--clip", type=float, default=DEFAULTS.clip, show_default=True,
@@ -138,21 +142,18 @@ def run(**options: Any) -> None:
                   "perplexity.png)", highlight=False)
 
 
+def _escape(text: str) -> str:
+    """Escape rich markup in text that comes from plugins (names, messages)."""
+    from rich.markup import escape
+
+    return escape(text)
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def plugins(as_json: bool) -> None:
-    """List the loaded plugins, where they come from and what they registered."""
-    rows = [
-        {
-            "name": info.name,
-            "distribution": info.distribution,
-            "version": info.version,
-            "hooks": info.hooks,
-            "registered": info.registered,
-            "status": info.status,
-        }
-        for info in get_plugins().info.values()
-    ]
+    """List the plugins: where each comes from, what it registered, and its status."""
+    rows = [info.to_dict() for info in get_plugins().info.values()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -166,32 +167,49 @@ def plugins(as_json: bool) -> None:
         registered = "; ".join(
             f"{kind}s: {', '.join(names)}" for kind, names in row["registered"].items()
         )
-        table.add_row(row["name"], row["distribution"], row["version"], registered,
-                      row["status"])
+        if not registered and row["hooks"]:
+            registered = ", ".join(row["hooks"])
+        status = "ok" if row["status"] == "ok" else f"[red]{_escape(row['status'])}[/red]"
+        table.add_row(_escape(row["name"]), _escape(row["distribution"]), _escape(row["version"]),
+                      _escape(registered), status)
     Console().print(table)
 
 
 @main.command("list")
 @click.argument("kind", type=click.Choice([f"{k}s" for k in KINDS]))
-def list_components(kind: str) -> None:
-    """List the available cells, samplers, tokenizers or trainers."""
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_components(kind: str, as_json: bool) -> None:
+    """List the available cells, samplers, tokenizers or trainers.
+
+    Each name comes with its class, the plugin that registered it and the first line of
+    its docstring. Listing imports the classes (and so torch).
+    """
+    plugins_ = get_plugins()
+    rows = []
+    for name, impls in sorted(plugins_.implementations(kind[:-1]).items()):
+        for impl in impls:
+            try:
+                doc = (impl.load().__doc__ or "").strip().splitlines()
+                description, status = (doc[0] if doc else ""), "ok"
+            except SeqlmError as error:
+                description, status = "", f"failed: {error}"
+            rows.append({"name": name, "class": impl.qualified_name,
+                         "plugin": plugins_.info[impl.plugin].describe(),
+                         "description": description, "status": status})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
     from rich.console import Console
     from rich.table import Table
 
-    plugins_ = get_plugins()
-    singular = kind[:-1]
     table = Table(title=f"seqlm {kind}", title_justify="left")
     for column in ("Name", "Class", "Plugin", "Description"):
-        table.add_column(column)
-    for name, impls in sorted(plugins_.implementations(singular).items()):
-        for impl in impls:
-            try:
-                cls = impl.load()
-                doc = (cls.__doc__ or "").strip().splitlines()
-                description = doc[0] if doc else ""
-            except SeqlmError as error:
-                description = f"[red]failed: {error}[/red]"
-            table.add_row(name, impl.qualified_name, impl.plugin, description)
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        description = (_escape(row["description"]) if row["status"] == "ok"
+                       else f"[red]{_escape(row['status'])}[/red]")
+        table.add_row(_escape(row["name"]), _escape(row["class"]), _escape(row["plugin"]),
+                      description)
     Console().print(table)
 
 

@@ -32,6 +32,7 @@ class RunConfig:
     num_layers: int = 1
     bidirectional: bool = False
     cell_options: dict[str, Any] = field(default_factory=dict)
+    tokenizer_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 500
     lr: float = 1.0
     clip: float = 1.0

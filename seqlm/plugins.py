@@ -2,9 +2,11 @@
 
 Each entry point of the ``seqlm`` group is loaded on its own: a plugin that fails to
 import, raises inside a hook, implements a hook that does not exist, or registers a class
-that does not implement its interface is reported once on stderr and left out, and the
-rest keeps working. ``SEQLM_RAISE_PLUGIN_ERRORS=1`` raises instead (for plugin authors);
-``SEQLM_LOAD_PLUGINS`` limits loading to a comma-separated list of distributions.
+that does not implement its interface is reported once on stderr as
+``seqlm: plugin NAME (DIST VERSION) failed: REASON`` and left out, and the rest keeps
+working. ``SEQLM_RAISE_PLUGIN_ERRORS=1`` raises instead (for plugin authors);
+``SEQLM_LOAD_PLUGINS`` limits loading to a comma-separated list of distributions (set but
+empty: the built-ins only).
 
 Implementations may be registered as a class or as a ``"module:Class"`` string; strings
 are imported only when used, which keeps ``seqlm --help`` free of torch.
@@ -15,10 +17,12 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -29,7 +33,7 @@ from seqlm.errors import PluginError, UsageError
 GROUP = "seqlm"
 BUILTIN_DISTRIBUTION = "seqlm"
 
-#: Each kind of component, the hook that registers it, and its user-facing option.
+#: Each kind of component and the hook that registers it.
 KINDS: dict[str, str] = {
     "tokenizer": "register_tokenizers",
     "sampler": "register_samplers",
@@ -37,13 +41,20 @@ KINDS: dict[str, str] = {
     "trainer": "register_trainers",
 }
 
-# What a registered class must provide, beyond being a class that can be instantiated.
-_REQUIRED_METHODS: dict[str, tuple[str, ...]] = {
-    "tokenizer": ("tokenize", "detokenize"),
-    "sampler": ("__call__",),
-    "cell": ("forward", "begin_state"),
-    "trainer": ("fit",),
+#: Every hook a plugin may implement, in the order of :mod:`seqlm.hookspecs`.
+HOOKS: tuple[str, ...] = tuple(
+    name for name, obj in vars(hookspecs).items() if hasattr(obj, f"{GROUP}_spec")
+)
+
+#: The class of :mod:`seqlm.interfaces` that each kind must subclass.
+INTERFACES: dict[str, str] = {
+    "tokenizer": "Tokenizer",
+    "sampler": "Sampler",
+    "cell": "RecurrentCell",
+    "trainer": "Trainer",
 }
+
+_DIST_INFO = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)\.(dist|egg)-info$")
 
 
 @dataclass
@@ -54,9 +65,16 @@ class Implementation:
     name: str
     target: type | str
     plugin: str
+    error: str | None = None
 
     def load(self) -> type:
-        """Import (if registered lazily), check and return the class."""
+        """Import (if registered lazily), check and return the class.
+
+        Raises :class:`PluginError` with the reason when the class cannot be imported or
+        does not implement its interface; the reason is kept in :attr:`error`.
+        """
+        if self.error is not None:
+            raise PluginError(self.error)
         if isinstance(self.target, str):
             module_name, _, qualname = self.target.partition(":")
             try:
@@ -64,13 +82,13 @@ class Implementation:
                 for part in qualname.split("."):
                     obj = getattr(obj, part)
             except Exception as exc:  # an import error in plugin code can be anything
-                raise PluginError(
-                    f"{self.kind} {self.name!r} of plugin {self.plugin} could not be imported "
-                    f"from {self.target}: {exc}"
-                ) from exc
+                self.error = (f"{self.kind} {self.name!r} could not be imported from "
+                              f"{self.target}: {type(exc).__name__}: {exc}")
+                raise PluginError(self.error) from exc
             problem = interface_problem(self.kind, obj)
             if problem:
-                raise PluginError(f"{self.kind} {self.name!r} of plugin {self.plugin}: {problem}")
+                self.error = f"{self.kind} {self.name!r} ({self.target}): {problem}"
+                raise PluginError(self.error)
             self.target = obj
         return self.target
 
@@ -98,29 +116,66 @@ class PluginInfo:
         """``ok`` or the reason the plugin was left out."""
         return "ok" if self.error is None else f"failed: {self.error}"
 
+    @property
+    def builtin(self) -> bool:
+        """Whether the plugin ships with seqlm itself."""
+        return _normalise(self.distribution) == BUILTIN_DISTRIBUTION
+
     def describe(self) -> str:
         """``NAME (DIST VERSION)``, as used in messages."""
-        return f"{self.name} ({self.distribution} {self.version})"
+        return f"{self.name} ({' '.join(filter(None, (self.distribution, self.version)))})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, as ``seqlm plugins --json`` prints it."""
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "hooks": list(self.hooks),
+            "registered": {kind: list(names) for kind, names in self.registered.items()},
+            "status": self.status,
+        }
 
 
 def interface_problem(kind: str, cls: Any) -> str | None:
     """Say why ``cls`` cannot serve as a ``kind`` implementation, or return None."""
     if not inspect.isclass(cls):
         return f"expected a class, got {type(cls).__name__} {cls!r}"
-    missing = [m for m in _REQUIRED_METHODS[kind] if not callable(getattr(cls, m, None))]
-    if missing:
-        return f"{cls.__qualname__} does not implement {', '.join(missing)}"
+    # A subclass of the interface has already imported seqlm.interfaces (and torch);
+    # looking it up in sys.modules keeps torch off the start-up path otherwise.
+    interfaces = sys.modules.get("seqlm.interfaces")
+    base = getattr(interfaces, INTERFACES[kind], None)
+    if base is None or not issubclass(cls, base):
+        return f"{cls.__qualname__} does not subclass seqlm.interfaces.{INTERFACES[kind]}"
     if inspect.isabstract(cls):
         names = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
         return f"{cls.__qualname__} leaves abstract methods unimplemented: {names}"
-    if kind == "cell":
-        # A cell subclasses torch.nn.Module, so torch is already imported if it is one.
-        torch = sys.modules.get("torch")
-        if torch is None or not issubclass(cls, torch.nn.Module):
-            return f"{cls.__qualname__} is not a torch.nn.Module"
     if kind == "sampler" and not isinstance(getattr(cls, "contiguous", None), bool):
         return f"{cls.__qualname__} has no boolean class attribute 'contiguous'"
     return None
+
+
+def check_options(
+    kind: str, name: str, cls: type, options: Mapping[str, Any], fixed: Iterable[str] = (),
+    flags: Mapping[str, str] | None = None,
+) -> None:
+    """Raise :class:`UsageError` if ``cls``'s constructor does not take every option.
+
+    ``fixed`` are the arguments the framework passes itself (left out of the list of
+    options shown to the user); ``flags`` names the command-line flag that sets an
+    option, for options that have one of their own (such as ``--bidirectional``).
+    """
+    params = inspect.signature(cls).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = [key for key in options if key not in params]
+    if unknown:
+        skip = {"self", *fixed}
+        known = [k for k, p in params.items()
+                 if k not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        what = (flags or {}).get(unknown[0], f"option {unknown[0]!r}")
+        raise UsageError(f"{kind} {name!r} does not accept {what}; its options: "
+                         f"{', '.join(known) or '(none)'}")
 
 
 def _raise_errors() -> bool:
@@ -128,15 +183,29 @@ def _raise_errors() -> bool:
 
 
 def _normalise(dist_name: str) -> str:
-    return dist_name.lower().replace("_", "-").replace(".", "-")
+    return re.sub(r"[-_.]+", "-", dist_name).lower()
+
+
+def _identify(ep: metadata.EntryPoint) -> tuple[str, str]:
+    """The distribution name and version of an entry point, even with bare metadata."""
+    dist = getattr(ep, "dist", None)
+    name = version = None
+    if dist is not None:
+        name, version = dist.metadata["Name"], dist.version
+        if not name:  # a dist-info folder without METADATA: read its folder name
+            match = _DIST_INFO.match(Path(str(getattr(dist, "_path", ""))).name)
+            if match:
+                name, version = match["name"], version or match["version"]
+    return name or "unknown", version or "?"
 
 
 class Plugins:
     """The plugin manager and the registries of tokenizers, samplers, cells and trainers."""
 
     def __init__(self) -> None:
-        self.pm = pluggy.PluginManager("seqlm")
+        self.pm = pluggy.PluginManager(GROUP)
         self.pm.add_hookspecs(hookspecs)
+        #: Every plugin tried, by its unique key (``DIST:NAME`` for entry points).
         self.info: dict[str, PluginInfo] = {}
         self._implementations: dict[str, list[Implementation]] = {}
         self._stderr: Callable[[str], None] = lambda line: print(line, file=sys.stderr)
@@ -150,56 +219,57 @@ class Plugins:
         loads all of them.
         """
         allowed_set = None if allowed is None else {_normalise(a) for a in allowed}
-        seen: set[tuple[str, str]] = set()
+        found: set[str] = set()
         for ep in metadata.entry_points(group=GROUP):
-            dist = getattr(ep, "dist", None)
-            dist_name = dist.metadata["Name"] if dist is not None else "unknown"
-            version = dist.version if dist is not None else "?"
-            if (ep.name, dist_name) in seen:  # the same distribution seen twice on sys.path
+            dist_name, version = _identify(ep)
+            key = f"{_normalise(dist_name)}:{ep.name}"
+            if key in self.info:  # the same distribution seen twice on sys.path
                 continue
-            seen.add((ep.name, dist_name))
+            found.add(_normalise(dist_name))
             builtin = _normalise(dist_name) == BUILTIN_DISTRIBUTION
             if allowed_set is not None and not builtin and _normalise(dist_name) not in allowed_set:
                 continue
-            name = ep.name if builtin else f"{_normalise(dist_name)}.{ep.name}"
-            info = PluginInfo(name=name, distribution=dist_name, version=version)
+            info = PluginInfo(name=ep.name, distribution=dist_name, version=version)
             try:
                 module = ep.load()
-            except Exception as exc:  # plugin code may raise anything on import
-                self._fail(info, f"import of {ep.value} raised {type(exc).__name__}: {exc}", exc)
+            except (Exception, SystemExit) as exc:  # plugin code may raise anything
+                self._fail(key, info, f"import of {ep.value} raised {type(exc).__name__}: {exc}",
+                           exc)
                 continue
-            self.add(module, name, distribution=dist_name, version=version)
+            self.add(module, key, distribution=dist_name, version=version, display=ep.name)
+        missing = sorted((allowed_set or set()) - found - {BUILTIN_DISTRIBUTION})
+        if missing:
+            self._stderr(
+                f"seqlm: SEQLM_LOAD_PLUGINS names {', '.join(missing)}, which provide no seqlm "
+                f"plugin; installed: {', '.join(sorted(found - {BUILTIN_DISTRIBUTION})) or 'none'}"
+            )
 
     def add(
         self, plugin: Any, name: str, *, distribution: str = "(registered in code)",
-        version: str = "",
+        version: str = "", display: str | None = None,
     ) -> PluginInfo:
         """Register one plugin object (a module or any object with hook functions).
 
-        Tests use this with :meth:`remove` to add a throwaway plugin.
+        ``name`` must be unique; ``display`` is the name shown to users (default
+        ``name``). A plugin that fails is reported and left out, and the returned info
+        carries the reason. Tests use this with :meth:`remove` to add a throwaway plugin.
         """
-        info = PluginInfo(name=name, distribution=distribution, version=version)
         if name in self.info:
             raise PluginError(f"a plugin named {name!r} is already registered")
+        info = PluginInfo(name=display or name, distribution=distribution, version=version)
+        hooks = [attr for attr in dir(plugin) if self.pm.parse_hookimpl_opts(plugin, attr)]
+        unknown = [hook for hook in hooks if hook not in HOOKS]
+        if unknown:
+            return self._fail(name, info, f"implements unknown hook {', '.join(unknown)} "
+                              f"(known hooks: {', '.join(HOOKS)})")
+        if not hooks:
+            return self._fail(name, info, "implements no seqlm hook; mark each hook function "
+                              "with @seqlm.hookimpl")
         try:
-            unknown = [
-                attr for attr in dir(plugin)
-                if self.pm.parse_hookimpl_opts(plugin, attr) is not None
-                and not hasattr(hookspecs, attr)
-            ]
-            if unknown:
-                hooks = ", ".join(sorted(set(KINDS.values()) | {"register_commands"}))
-                raise PluginError(
-                    f"implements unknown hook {', '.join(unknown)} (known hooks: {hooks})"
-                )
             self.pm.register(plugin, name=name)
-        except Exception as exc:
-            self._fail(info, str(exc) if isinstance(exc, PluginError) else repr(exc), exc)
-            return info
-        info.hooks = sorted(
-            caller.name for caller in self.pm.get_hookcallers(plugin) or ()
-        )
-        self.info[name] = info
+        except Exception as exc:  # pluggy's validation: wrong argument names and the like
+            return self._fail(name, info, str(exc), exc)
+        info.hooks = sorted(hooks)
         implementations: list[Implementation] = []
         for kind, hook_name in KINDS.items():
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
@@ -207,15 +277,12 @@ class Plugins:
                     continue
                 try:
                     implementations.extend(self._call_register_hook(kind, impl, name))
-                except Exception as exc:
+                except (Exception, SystemExit) as exc:
                     self.pm.unregister(plugin)
-                    del self.info[name]
-                    reason = (
-                        str(exc) if isinstance(exc, PluginError)
-                        else f"{hook_name} raised {type(exc).__name__}: {exc}"
-                    )
-                    self._fail(info, reason, exc)
-                    return info
+                    reason = (str(exc) if isinstance(exc, PluginError)
+                              else f"{hook_name} raised {type(exc).__name__}: {exc}")
+                    return self._fail(name, info, reason, exc)
+        self.info[name] = info
         self._implementations[name] = implementations
         for impl in implementations:
             info.registered.setdefault(impl.kind, []).append(impl.name)
@@ -235,8 +302,11 @@ class Plugins:
         found: list[Implementation] = []
 
         def register(name: str, cls: type | str) -> None:
-            if not isinstance(name, str) or not name:
-                raise PluginError(f"registered a {kind} with an invalid name {name!r}")
+            if not isinstance(name, str) or not name or name != name.strip() or " " in name:
+                raise PluginError(f"registered a {kind} with an invalid name {name!r}; "
+                                  "use a word such as 'my-cell'")
+            if any(f.name == name for f in found):
+                raise PluginError(f"registered {kind} {name!r} twice")
             if not isinstance(cls, str):
                 problem = interface_problem(kind, cls)
                 if problem:
@@ -250,21 +320,33 @@ class Plugins:
         impl.function(**{arg: register for arg in impl.argnames})
         return found
 
-    def _fail(self, info: PluginInfo, reason: str, exc: BaseException) -> None:
+    def _fail(
+        self, key: str, info: PluginInfo, reason: str, exc: BaseException | None = None
+    ) -> PluginInfo:
         info.error = reason
-        self.info[info.name] = info
+        self.info[key] = info
+        self._implementations.pop(key, None)
+        message = f"plugin {info.describe()} failed: {reason}"
         if _raise_errors():
-            raise PluginError(f"plugin {info.describe()} failed: {reason}") from exc
-        self._stderr(f"seqlm: plugin {info.describe()} failed: {reason}")
+            raise PluginError(message) from exc
+        self._stderr(f"seqlm: {message}")
+        return info
 
     def add_commands(self, cli: Any) -> None:
-        """Let every plugin add its commands to the click group ``cli``, one by one."""
+        """Let every plugin add its commands to the click group ``cli``, one by one.
+
+        A plugin whose hook raises is reported and left out, commands and components.
+        """
         for impl in self.pm.hook.register_commands.get_hookimpls():
+            before = dict(cli.commands)
             try:
                 impl.function(**{arg: cli for arg in impl.argnames})
-            except Exception as exc:
-                info = self.info[impl.plugin_name]
-                self._fail(info, f"register_commands raised {type(exc).__name__}: {exc}", exc)
+            except (Exception, SystemExit) as exc:
+                cli.commands.clear()
+                cli.commands.update(before)
+                self.pm.unregister(impl.plugin)
+                self._fail(impl.plugin_name, self.info[impl.plugin_name],
+                           f"register_commands raised {type(exc).__name__}: {exc}", exc)
 
     # -- lookup --------------------------------------------------------------------------
 
@@ -288,23 +370,41 @@ class Plugins:
         found = self.implementations(kind).get(name)
         if not found:
             choices = ", ".join(self.choices(kind)) or "(none registered)"
-            raise UsageError(f"{kind} {name!r} not recognized. Choose one of: {choices}")
+            raise UsageError(f"--{kind} {name!r} not recognized. Choose one of: {choices} "
+                             f"(seqlm list {kind}s describes them)")
         if len(found) > 1:
-            owners = " and ".join(f"{self.info[i.plugin].describe()}" for i in found)
-            raise UsageError(
-                f"{kind} {name!r} is registered by more than one plugin: {owners}. "
-                "Uninstall one, or choose which distributions load with SEQLM_LOAD_PLUGINS."
-            )
-        return found[0].load()
+            raise UsageError(self._conflict_message(kind, name, found))
+        impl = found[0]
+        try:
+            return impl.load()
+        except PluginError as exc:
+            raise PluginError(f"plugin {self.info[impl.plugin].describe()} failed: {exc}") from exc
+
+    def _conflict_message(self, kind: str, name: str, impls: list[Implementation]) -> str:
+        owners = [self.info[i.plugin] for i in impls]
+        others = sorted({o.distribution for o in owners if not o.builtin})
+        return (
+            f"{kind} {name!r} is registered by more than one plugin: "
+            f"{' and '.join(o.describe() for o in owners)}. Disable one: uninstall it "
+            f"(pip uninstall {others[-1] if others else 'DIST'}) or set SEQLM_LOAD_PLUGINS "
+            "to the distributions to load, leaving it out"
+        )
 
     def conflicts(self) -> dict[tuple[str, str], list[str]]:
-        """Names registered by more than one plugin: (kind, name) -> plugin names."""
+        """Names registered by more than one plugin: (kind, name) -> plugin keys."""
         return {
             (kind, name): [i.plugin for i in impls]
             for kind in KINDS
             for name, impls in self.implementations(kind).items()
             if len(impls) > 1
         }
+
+    def report_conflicts(self) -> None:
+        """Print one line on stderr for each name registered by more than one plugin."""
+        for kind in KINDS:
+            for name, impls in sorted(self.implementations(kind).items()):
+                if len(impls) > 1:
+                    self._stderr(f"seqlm: {self._conflict_message(kind, name, impls)}")
 
 
 _plugins: Plugins | None = None
@@ -318,11 +418,7 @@ def get_plugins() -> Plugins:
         env = os.environ.get("SEQLM_LOAD_PLUGINS")
         allowed = None if env is None else [p.strip() for p in env.split(",") if p.strip()]
         plugins.load_entry_points(allowed)
-        for (kind, name), owners in plugins.conflicts().items():
-            plugins._stderr(
-                f"seqlm: {kind} {name!r} is registered by plugins {' and '.join(owners)}; "
-                "uninstall one or set SEQLM_LOAD_PLUGINS to choose."
-            )
+        plugins.report_conflicts()
         _plugins = plugins
     return _plugins
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -22,7 +21,7 @@ from seqlm.metrics import EpochMetrics
 from seqlm.model import RNNModel
 from seqlm.outputs import MetricsWriter, prepare_run_dir, write_json_atomic
 from seqlm.plot import plot_perplexity
-from seqlm.plugins import get_plugins
+from seqlm.plugins import check_options, get_plugins
 from seqlm.progress import make_progress
 from seqlm.vocab import Vocab
 
@@ -68,15 +67,9 @@ def build_cell(cls: type, name: str, input_size: int, config: RunConfig) -> Recu
     options: dict[str, Any] = dict(config.cell_options)
     if config.bidirectional:
         options["bidirectional"] = True
-    accepted = inspect.signature(cls).parameters
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
-    unknown = [k for k in options if k not in accepted and not takes_any]
-    if unknown:
-        known = [k for k in accepted if k not in ("self", "input_size", "hidden_size",
-                                                  "num_layers")]
-        flag = "--bidirectional" if unknown == ["bidirectional"] else f"option {unknown[0]!r}"
-        raise UsageError(f"cell {name!r} does not accept {flag}; its options: "
-                         f"{', '.join(known) or '(none)'}")
+    check_options("cell", name, cls, options,
+                  fixed=("input_size", "hidden_size", "num_layers"),
+                  flags={"bidirectional": "--bidirectional"})
     return cls(input_size=input_size, hidden_size=config.hidden,
                num_layers=config.num_layers, **options)
 
@@ -104,7 +97,8 @@ def run(
         random.seed(config.seed)
         torch.manual_seed(config.seed)
 
-    tokenizer = tokenizer_cls()
+    check_options("tokenizer", config.tokenizer, tokenizer_cls, config.tokenizer_options)
+    tokenizer = tokenizer_cls(**config.tokenizer_options)
     corpus = build_corpus(load_text(config.data, config.encoding), tokenizer,
                           clean=config.clean, max_tokens=config.max_tokens)
     sampler = sampler_cls(batch_size=config.batch_size, num_steps=config.num_steps)
