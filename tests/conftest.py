@@ -1,0 +1,42 @@
+"""Shared fixtures: the book, small texts, and a quiet, repeatable torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+BOOK = Path(__file__).resolve().parents[2] / "shared" / "data" / "timemachine.txt"
+
+
+@pytest.fixture(scope="session")
+def book_path() -> Path:
+    """The Time Machine, as laid beside the repository (never committed into it)."""
+    if not BOOK.is_file():
+        pytest.fail(f"the book is expected at {BOOK}; see README (Tests)")
+    return BOOK
+
+
+@pytest.fixture(autouse=True)
+def _seeded_single_thread():
+    """Seed torch for every test; one thread keeps small tests fast on shared cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def small_text(tmp_path: Path) -> Path:
+    """A short English text file of a few thousand characters."""
+    text = (
+        "The Time Traveller (for so it will be convenient to speak of him) was expounding "
+        "a recondite matter to us. His grey eyes shone and twinkled, and his usually pale "
+        "face was flushed and animated.\n"
+    ) * 12
+    path = tmp_path / "small.txt"
+    path.write_text(text, encoding="utf-8")
+    return path
