@@ -1,4 +1,4 @@
-"""Built-in trainer: ``default``."""
+"""Built-in trainers: ``default`` and ``ddp`` (data-parallel, started by torchrun)."""
 
 from seqlm.hookspecs import hookimpl
 
@@ -6,3 +6,4 @@ from seqlm.hookspecs import hookimpl
 @hookimpl
 def register_trainers(register):
     register("default", "seqlm.training:DefaultTrainer")
+    register("ddp", "seqlm.distributed:DDPTrainer")
