@@ -21,34 +21,54 @@ RUNS_DIR = Path("runs")
 def prepare_run_dir(out: str | Path | None, force: bool = False) -> Path:
     """Create and return the run folder, refusing to overwrite a previous run.
 
-    Without ``out``, a fresh timestamped folder under ``runs/``. An existing non-empty
-    ``out`` is refused unless ``force``; an unwritable one is refused before training.
+    Without ``out``, a fresh timestamped folder under ``runs/``, never one that exists.
+    An existing non-empty ``out`` is refused unless ``force``; one that cannot be written
+    is refused here, before any training, so no time is lost on a run that cannot be kept.
     """
     if out is None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = RUNS_DIR / stamp
-        n = 1
-        while path.exists():
-            n += 1
-            path = RUNS_DIR / f"{stamp}-{n}"
-    else:
-        path = Path(out)
-        if path.exists() and not path.is_dir():
-            raise UsageError(f"--out {path}: exists and is not a folder; choose another path")
+        return _new_timestamped_dir(RUNS_DIR)
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {path}: exists and is not a folder; choose another path")
+    try:
         if path.is_dir() and any(path.iterdir()) and not force:
             raise UsageError(
                 f"--out {path}: folder is not empty (a previous run?); choose another "
                 "folder or pass --force to write into it"
             )
-    try:
         path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
+        _check_writable(path)
     except OSError as exc:
         raise UsageError(
             f"--out {path}: cannot write there ({exc.strerror}); choose a writable folder"
         ) from None
     return path
+
+
+def _new_timestamped_dir(parent: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):
+            path = parent / (stamp if n == 1 else f"{stamp}-{n}")
+            try:
+                # exist_ok=False: two runs started in the same second get different folders.
+                path.mkdir()
+            except FileExistsError:
+                continue
+            _check_writable(path)
+            return path
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create a run folder in {parent.resolve()} ({exc.strerror}); "
+            "pass --out with a writable folder"
+        ) from None
+    raise UsageError(f"{parent} holds too many runs named {stamp}*; pass --out")
+
+
+def _check_writable(path: Path) -> None:
+    with tempfile.TemporaryFile(dir=path):
+        pass
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

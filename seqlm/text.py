@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Callable
 from pathlib import Path
 
-from seqlm.errors import DataError
+from seqlm.errors import DataError, UsageError
 
 _NON_LETTERS = re.compile("[^A-Za-z]+")
 
@@ -26,27 +27,55 @@ CLEANERS: dict[str, Callable[[str], str]] = {"letters": clean_letters, "none": c
 
 
 def read_text(path: str | Path, encoding: str = "utf-8") -> str:
-    """Read a whole text file, with errors that say what is wrong and how to fix it."""
-    path = Path(path)
-    if not path.exists():
+    """Read a whole text file, with errors that say what is wrong and how to fix it.
+
+    Raises :class:`DataError` for a missing, unreadable, empty or undecodable file and
+    :class:`UsageError` for an unknown ``encoding``.
+    """
+    check_encoding(encoding)
+    path = Path(path).expanduser()
+    try:
+        exists = path.exists()
+    except OSError:  # a name too long for the file system, say
+        exists = False
+    if not exists:
         raise DataError(f"--data {path}: no such file; give the path of a text file")
     if path.is_dir():
-        raise DataError(f"--data {path}: is a directory; give the path of a text file")
+        raise DataError(f"--data {path}: is a folder; give the path of a text file in it")
+    if not path.is_file():
+        # A pipe or a device could block or never end.
+        raise DataError(f"--data {path}: is not a regular file; save the text to a file first")
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise DataError(f"--data {path}: cannot be read ({exc.strerror}); check permissions")
+        raise DataError(f"--data {path}: cannot be read ({exc.strerror}); "
+                        "check its permissions") from None
     if not raw.strip():
-        raise DataError(f"--data {path}: the file is empty; give a file with some text")
+        what = "is empty" if not raw else "holds only white space"
+        raise DataError(f"--data {path}: the file {what}; give a file with some text")
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        hint = ("pass --encoding (for example --encoding latin-1) or convert the file to UTF-8"
+                if codecs.lookup(encoding).name == "utf-8" else
+                "pass the file's real encoding with --encoding")
         raise DataError(
-            f"--data {path}: not valid {encoding} at byte offset {exc.start}; "
-            "convert it to UTF-8 or pass --encoding (for example --encoding latin-1)"
+            f"--data {path}: not valid {encoding} at byte offset {exc.start} (line {line}, "
+            f"byte 0x{raw[exc.start]:02x}); {hint}"
         ) from None
-    except LookupError:
-        raise DataError(f"--encoding {encoding}: unknown encoding; try utf-8 or latin-1") from None
+
+
+def check_encoding(encoding: str) -> None:
+    """Raise :class:`UsageError` unless ``encoding`` is a text encoding Python knows."""
+    try:
+        info = codecs.lookup(encoding)
+    except (LookupError, TypeError, ValueError):
+        info = None
+    # Codecs such as "base64" or "rot13" exist but do not turn bytes into text.
+    if info is None or not getattr(info, "_is_text_encoding", True):
+        raise UsageError(f"--encoding {encoding!r}: unknown text encoding; "
+                         "try utf-8, latin-1 or cp1252")
 
 
 def clean_lines(text: str, clean: str = "letters") -> list[str]:
