@@ -24,16 +24,44 @@ def _debug_requested(ctx: click.Context) -> bool:
     return bool(ctx.params.get("debug")) or os.environ.get("SEQLM_DEBUG", "") not in ("", "0")
 
 
+def _one_line(text: str, limit: int = 500) -> str:
+    """Squeeze a message onto one line, so that an error never spreads over the screen."""
+    line = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def describe_unexpected(error: BaseException) -> str:
+    """A one-line message for an error seqlm did not foresee, with what to try."""
+    text = str(error)
+    if isinstance(error, MemoryError) or "out of memory" in text.lower() or (
+        "can't allocate memory" in text
+    ):
+        return ("out of memory; try a smaller --hidden, --batch-size, --num-steps or "
+                "--num-layers, or another --device")
+    if isinstance(error, OSError) and error.strerror:
+        where = f" {error.filename}" if error.filename else ""
+        return (f"cannot access{where}: {error.strerror}; check the path, its permissions "
+                "and the free disk space")
+    return (f"unexpected {type(error).__name__}: {_one_line(text, 300)} "
+            "(run with --debug for the traceback)")
+
+
 class SeqlmGroup(click.Group):
-    """A click group that turns seqlm's errors into one line and an exit status."""
+    """A click group that turns seqlm's errors into one line and an exit status.
+
+    :class:`SeqlmError` exits with its ``exit_code`` (2 for usage errors), Ctrl-C with
+    130 and anything else with 1; ``--debug`` or ``SEQLM_DEBUG=1`` shows the traceback
+    instead.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Run the command, turning its errors into one line on stderr."""
         try:
             return super().invoke(ctx)
         except SeqlmError as error:
             if _debug_requested(ctx):
                 raise
-            click.echo(f"Error: {error}", err=True)
+            click.echo(f"Error: {_one_line(str(error), 2000)}", err=True)
             sys.exit(error.exit_code)
         except KeyboardInterrupt:
             if _debug_requested(ctx):
@@ -45,8 +73,7 @@ class SeqlmGroup(click.Group):
         except Exception as error:
             if _debug_requested(ctx):
                 raise
-            click.echo(f"Error: unexpected {type(error).__name__}: {error} "
-                       "(run with --debug for the traceback)", err=True)
+            click.echo(f"Error: {describe_unexpected(error)}", err=True)
             sys.exit(1)
 
 
