@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -126,10 +127,16 @@ class DDPTrainer(DefaultTrainer):
     the CPU. ``--batch-size`` is the global batch: each rank trains on its share of the
     rows. Losses and token counts are summed over the ranks once per epoch, so every
     rank reports the metrics of the whole batch; rank 0 alone writes the outputs.
+    Options (optimizer, schedule, ...) are those of :class:`DefaultTrainer`.
     """
 
     def __init__(
-        self, lr: float, clip: float, epochs: int, device: torch.device | str = "cpu"
+        self,
+        lr: float,
+        clip: float,
+        epochs: int,
+        device: torch.device | str = "cpu",
+        **options: Any,
     ) -> None:
         self.launch = launch_info()
         self.timeout = collective_timeout()
@@ -145,7 +152,7 @@ class DDPTrainer(DefaultTrainer):
         elif device.type != "cpu":
             raise UsageError(f"--trainer ddp runs on CUDA or the CPU, not {device.type}; "
                              "pass --device cpu or --device cuda")
-        super().__init__(lr=lr, clip=clip, epochs=epochs, device=device)
+        super().__init__(lr=lr, clip=clip, epochs=epochs, device=device, **options)
         self.backend = "nccl" if device.type == "cuda" else "gloo"
         self.is_main_process = self.launch.rank == 0
 

@@ -1,0 +1,213 @@
+"""The ``ddp`` trainer: two CPU processes with gloo train as one process with the whole batch.
+
+The multi-process tests start real processes (torchrun, or two plain ``python``
+processes with the variables torchrun would set) on a tiny model, each under a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from seqlm.distributed import collective_timeout, launch_info, rank_rows
+from seqlm.errors import UsageError
+from seqlm.runner import run
+
+TINY = {"hidden": 32, "max_tokens": 3000, "batch_size": 8, "num_steps": 10, "predict": 10}
+LAUNCH_TIMEOUT_S = 150
+
+# Run by each rank: trains with TINY settings given as JSON, each rank writing (if it
+# writes at all) to its own folder, so a file from rank 1 could not hide among rank 0's.
+WORKER = """
+import json, os, sys, time
+from seqlm.callbacks import Callback
+from seqlm.runner import run
+
+settings = json.loads(sys.argv[1])
+stall_rank = settings.pop("stall_rank", None)
+
+class Stall(Callback):
+    def on_epoch_end(self, trainer, metrics):
+        if trainer.launch.rank == stall_rank:
+            time.sleep(120)
+
+if settings.get("resume") is None:
+    settings["out"] = os.path.join(settings["out"], "rank" + os.environ["RANK"])
+run(**settings, callbacks=[Stall()])
+"""
+
+
+def _cli_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE",
+                                                                     "LOCAL_", "MASTER_"))}
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", *args]
+    done = subprocess.run(command, cwd=cwd, env=_cli_env(), capture_output=True, text=True,
+                          timeout=LAUNCH_TIMEOUT_S)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def _metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _assert_same_losses(rows: list[dict], history: list) -> None:
+    assert [r["epoch"] for r in rows] == [m.epoch for m in history]
+    for row, m in zip(rows, history, strict=True):
+        assert row["train_loss"] == pytest.approx(m.train_loss, abs=1e-5), row["epoch"]
+        if m.val_loss is not None:
+            assert row["val_loss"] == pytest.approx(m.val_loss, abs=1e-5), row["epoch"]
+        # Every rank's tokens count: the epoch covers the whole global batch.
+        assert row["tokens"] == m.tokens
+
+
+# -- launch settings and row split (no processes) -------------------------------------
+
+LAUNCHED = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": "29500"}
+
+
+def test_launch_info_reads_torchrun_variables():
+    info = launch_info({**LAUNCHED, "LOCAL_WORLD_SIZE": "2"})
+    assert (info.rank, info.world_size, info.local_rank, info.local_world_size) == (1, 2, 1, 2)
+
+
+@pytest.mark.parametrize("env, words", [
+    ({}, ["torchrun --nproc_per_node", "missing RANK"]),
+    ({**LAUNCHED, "RANK": "one"}, ["whole numbers"]),
+    ({**LAUNCHED, "RANK": "2"}, ["outside WORLD_SIZE=2"]),
+])
+def test_launch_info_explains_a_bad_launch(env, words):
+    with pytest.raises(UsageError) as caught:
+        launch_info(env)
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_timeout_comes_from_the_environment():
+    assert collective_timeout({}).total_seconds() == 300
+    assert collective_timeout({"SEQLM_DDP_TIMEOUT": "7.5"}).total_seconds() == 7.5
+    with pytest.raises(UsageError, match="SEQLM_DDP_TIMEOUT='soon'"):
+        collective_timeout({"SEQLM_DDP_TIMEOUT": "soon"})
+    with pytest.raises(UsageError, match="above 0"):
+        collective_timeout({"SEQLM_DDP_TIMEOUT": "0"})
+
+
+@pytest.mark.parametrize("batch_size, world_size", [(8, 1), (8, 2), (12, 4), (6, 6)])
+def test_ranks_take_disjoint_blocks_covering_the_batch(batch_size, world_size):
+    rows = list(range(batch_size))
+    blocks = [rows[rank_rows(batch_size, r, world_size)] for r in range(world_size)]
+    assert [i for block in blocks for i in block] == rows
+    assert {len(block) for block in blocks} == {batch_size // world_size}
+
+
+def test_batch_must_split_evenly_over_ranks():
+    with pytest.raises(UsageError, match="--batch-size 10 .* 4 processes; use a multiple of 4"):
+        rank_rows(10, 0, 4)
+
+
+def test_ddp_trainer_outside_torchrun_is_a_usage_error(small_text, tmp_path, monkeypatch):
+    for name in LAUNCHED:
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(UsageError, match="start it with torchrun"):
+        run(trainer="ddp", data=small_text, epochs=1, device="cpu", out=tmp_path / "o", **TINY)
+    assert not (tmp_path / "o").exists()
+
+
+def test_ddp_trainer_refuses_apple_mps(monkeypatch):
+    from seqlm.distributed import DDPTrainer
+
+    for name, value in LAUNCHED.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(UsageError, match="--device cpu"):
+        DDPTrainer(lr=1.0, clip=1.0, epochs=1, device="mps")
+
+
+# -- two processes ---------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_match_one_process_with_the_whole_batch(book_path, tmp_path):
+    epochs = 4
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    done = _torchrun(["-m", "seqlm", "run", "--trainer", "ddp", "--data", str(book_path),
+                      "--epochs", str(epochs), "--device", "cpu", "--out", "ddp", *flags],
+                     cwd=tmp_path)
+    single = run(data=book_path, epochs=epochs, device="cpu", out=tmp_path / "single", **TINY)
+
+    _assert_same_losses(_metrics(tmp_path / "ddp" / "metrics.jsonl"), single.history)
+    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert summary["sample"] == single.sample
+    assert summary["config"]["trainer"] == "ddp"
+    # Rank 0 alone printed, and nothing was written outside --out (no runs/ from rank 1).
+    assert done.stdout.count("final perplexity") == 1, done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "single"]
+    assert (tmp_path / "ddp" / "checkpoint.json").is_file()
+
+
+@pytest.mark.slow
+def test_random_sampling_checkpoints_from_rank_0_alone_and_resumes(book_path, tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    settings = {**TINY, "sampler": "random", "data": str(book_path), "device": "cpu",
+                "trainer": "ddp", "checkpoint_every": 1}
+    first = {**settings, "epochs": 2, "out": str(tmp_path)}
+    _torchrun([str(script), json.dumps(first)], cwd=tmp_path)
+
+    assert not (tmp_path / "rank1").exists()
+    saved = tmp_path / "rank0"
+    assert (saved / "checkpoint.json").is_file()
+    assert len(list(saved.glob("checkpoint-*.safetensors"))) == 1
+
+    # Every rank resumes from rank 0's checkpoint and carries on to epoch 4.
+    _torchrun([str(script), json.dumps({**settings, "epochs": 4, "resume": str(saved)})],
+              cwd=tmp_path)
+    assert not (tmp_path / "rank1").exists()
+    single = run(**{**settings, "trainer": "default"}, epochs=4, out=tmp_path / "single")
+    _assert_same_losses(_metrics(saved / "metrics.jsonl"), single.history)
+
+
+@pytest.mark.slow
+def test_a_stalled_rank_ends_the_others_with_a_clear_message(book_path, tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = {**TINY, "data": str(book_path), "device": "cpu", "trainer": "ddp",
+                "epochs": 50, "out": str(tmp_path), "stall_rank": 1}
+    env = {**_cli_env(), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(port), "SEQLM_DDP_TIMEOUT": "5"}
+    # Plain processes, without torchrun's agent, which would kill the survivor itself:
+    # here the survivor must notice on its own, within the timeout.
+    procs = [
+        subprocess.Popen([sys.executable, str(script), json.dumps(settings)], cwd=tmp_path,
+                         env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for r in range(2)
+    ]
+    try:
+        started = time.monotonic()
+        _, err = procs[0].communicate(timeout=LAUNCH_TIMEOUT_S)
+        waited = time.monotonic() - started
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.communicate()
+    assert procs[0].returncode != 0
+    last = err.strip().splitlines()[-1]
+    assert "TrainingError: rank 0 of 2 lost contact with the other processes" in last, err
+    assert "SEQLM_DDP_TIMEOUT" in last
+    assert waited < 90
