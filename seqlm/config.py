@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from seqlm.errors import UsageError
+from seqlm.text import check_encoding
 
 
 @dataclass
@@ -64,6 +66,14 @@ class RunConfig:
         ):
             raise UsageError(f"--device {self.device!r} not recognized. "
                              "Choose one of: auto, cpu, cuda, cuda:N, mps")
+        if self.lr is not None and not math.isfinite(self.lr):
+            raise UsageError(f"--lr must be a finite number greater than 0, got {self.lr!r}")
+        if not self.prefix.strip():
+            raise UsageError("--prefix is empty; give some text for the model to continue, "
+                             "for example --prefix 'time traveller'")
+        if self.seed is not None and not -(2**63) <= self.seed < 2**64:
+            raise UsageError(f"--seed must be a whole number from 0 to 2**64 - 1, got {self.seed}")
+        check_encoding(self.encoding)
         return self
 
     def to_dict(self) -> dict[str, Any]:
