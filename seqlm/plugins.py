@@ -123,7 +123,8 @@ class PluginInfo:
 
     def describe(self) -> str:
         """``NAME (DIST VERSION)``, as used in messages."""
-        return f"{self.name} ({' '.join(filter(None, (self.distribution, self.version)))})"
+        origin = " ".join(filter(None, (self.distribution, self.version)))
+        return f"{self.name} ({origin or 'registered in code'})"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, as ``seqlm plugins --json`` prints it."""
@@ -245,7 +246,7 @@ class Plugins:
             )
 
     def add(
-        self, plugin: Any, name: str, *, distribution: str = "(registered in code)",
+        self, plugin: Any, name: str, *, distribution: str = "",
         version: str = "", display: str | None = None,
     ) -> PluginInfo:
         """Register one plugin object (a module or any object with hook functions).
@@ -381,7 +382,8 @@ class Plugins:
             raise PluginError(f"plugin {self.info[impl.plugin].describe()} failed: {exc}") from exc
 
     def _conflict_message(self, kind: str, name: str, impls: list[Implementation]) -> str:
-        owners = [self.info[i.plugin] for i in impls]
+        owners = sorted((self.info[i.plugin] for i in impls),
+                        key=lambda info: (not info.builtin, info.describe()))
         others = sorted({o.distribution for o in owners if not o.builtin})
         return (
             f"{kind} {name!r} is registered by more than one plugin: "
