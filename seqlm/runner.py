@@ -14,7 +14,7 @@ from rich.console import Console
 from seqlm.callbacks import Callback
 from seqlm.config import RunConfig
 from seqlm.corpus import build_corpus, load_text
-from seqlm.errors import DataError, UsageError
+from seqlm.errors import UsageError
 from seqlm.generate import generate
 from seqlm.interfaces import RecurrentCell, Tokenizer
 from seqlm.metrics import EpochMetrics
@@ -22,6 +22,7 @@ from seqlm.model import RNNModel
 from seqlm.outputs import MetricsWriter, prepare_run_dir, write_json_atomic
 from seqlm.plot import plot_perplexity
 from seqlm.plugins import check_options, get_plugins
+from seqlm.preflight import check_corpus_fits, check_prefix
 from seqlm.progress import make_progress
 from seqlm.vocab import Vocab
 
@@ -101,14 +102,13 @@ def run(
     tokenizer = tokenizer_cls(**config.tokenizer_options)
     corpus = build_corpus(load_text(config.data, config.encoding), tokenizer,
                           clean=config.clean, max_tokens=config.max_tokens)
+    check_corpus_fits(sampler_cls, config.batch_size, config.num_steps, len(corpus),
+                      sampler_name=config.sampler,
+                      truncated=0 < config.max_tokens <= len(corpus))
+    prefix_warning = check_prefix(config.prefix, tokenizer, corpus.vocab, config.clean)
+    if prefix_warning:
+        console.print(f"warning: {prefix_warning}", highlight=False, markup=False)
     sampler = sampler_cls(batch_size=config.batch_size, num_steps=config.num_steps)
-    if len(corpus) < sampler.min_tokens():
-        raise DataError(
-            f"the corpus has {len(corpus)} tokens but batches of {config.batch_size} x "
-            f"{config.num_steps} with the {config.sampler} sampler need at least "
-            f"{sampler.min_tokens()}; use more text (--max-tokens 0 for all of it) or a "
-            "smaller --batch-size/--num-steps"
-        )
     model = RNNModel(build_cell(cell_cls, config.cell, len(corpus.vocab), config),
                      len(corpus.vocab))
     trainer = trainer_cls(lr=config.lr, clip=config.clip, epochs=config.epochs, device=device)

@@ -1,0 +1,167 @@
+"""The error paths of the library functions, and the real `seqlm` executable."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seqlm.errors import DataError, UsageError
+from seqlm.outputs import prepare_run_dir, write_json_atomic
+from seqlm.preflight import check_corpus_fits, check_prefix
+from seqlm.samplers import RandomSampler, SequentialSampler
+from seqlm.text import read_text
+from seqlm.tokenizers import CharTokenizer, WordTokenizer
+from seqlm.vocab import Vocab
+
+SEQLM = Path(sys.executable).with_name("seqlm")
+
+
+# -- reading the text ------------------------------------------------------------------
+
+
+def test_not_utf8_names_the_offset_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"ok\nstill ok\nbad \xff here\n")
+    with pytest.raises(DataError) as caught:
+        read_text(path)
+    message = str(caught.value)
+    assert "byte offset 16" in message and "line 3" in message and "0xff" in message
+    assert "--encoding" in message
+
+
+def test_other_encodings_read(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_bytes("na\u00efve\n".encode("cp1252"))
+    assert read_text(path, encoding="cp1252") == "na\u00efve\n"
+
+
+def test_a_codec_that_is_not_a_text_encoding_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_text("hello\n")
+    with pytest.raises(UsageError, match="--encoding 'rot13'"):
+        read_text(path, encoding="rot13")
+
+
+def test_a_device_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not a regular file"):
+        read_text("/dev/zero")
+
+
+# -- fitting the corpus to the batches ---------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [SequentialSampler, RandomSampler])
+def test_corpus_check_agrees_with_min_tokens(cls) -> None:
+    needed = cls(batch_size=4, num_steps=5).min_tokens()
+    check_corpus_fits(cls, 4, 5, needed)
+    with pytest.raises(DataError) as caught:
+        check_corpus_fits(cls, 4, 5, needed - 1)
+    message = str(caught.value)
+    assert f"has {needed - 1} tokens" in message and f"at least {needed}" in message
+
+
+def test_corpus_check_suggests_a_batch_size_that_fits() -> None:
+    with pytest.raises(DataError) as caught:
+        check_corpus_fits(SequentialSampler, 32, 35, 500, truncated=True)
+    message = str(caught.value)
+    suggested = int(message.split("--batch-size ")[1].split()[0])
+    assert SequentialSampler(batch_size=suggested, num_steps=35).min_tokens() <= 500
+    assert SequentialSampler(batch_size=suggested + 1, num_steps=35).min_tokens() > 500
+    assert "--max-tokens" in message
+
+
+def test_corpus_check_suggests_shorter_steps_when_no_batch_size_fits() -> None:
+    with pytest.raises(DataError, match=r"--batch-size 1 --num-steps 4\b") as caught:
+        check_corpus_fits(SequentialSampler, 8, 35, 10)
+    assert "--max-tokens" not in str(caught.value)
+
+
+# -- the prefix --------------------------------------------------------------------------
+
+
+def _vocab(text: str, tokenizer) -> Vocab:
+    return Vocab(tokenizer.tokenize([text]))
+
+
+def test_prefix_of_known_tokens_is_fine() -> None:
+    char = CharTokenizer()
+    assert check_prefix("time", char, _vocab("the time machine", char), "letters") is None
+
+
+def test_prefix_with_some_unknown_tokens_warns_with_the_cleaned_form() -> None:
+    char = CharTokenizer()
+    warning = check_prefix("The Time", char, _vocab("the time machine", char), "letters")
+    assert warning is not None and "'T'" in warning and "--prefix 'the time'" in warning
+
+
+def test_prefix_with_no_known_token_is_refused() -> None:
+    word = WordTokenizer()
+    with pytest.raises(UsageError, match="none of its tokens occurs"):
+        check_prefix("zorblax", word, _vocab("the time machine", word), "letters")
+
+
+def test_prefix_with_no_tokens_is_refused() -> None:
+    word = WordTokenizer()
+    with pytest.raises(UsageError, match="gives no tokens"):
+        check_prefix("   ", word, _vocab("the time machine", word), "none")
+
+
+# -- the run folder ----------------------------------------------------------------------
+
+
+def test_run_folders_made_in_the_same_second_differ(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    made = {prepare_run_dir(None) for _ in range(3)}
+    assert len(made) == 3 and all(p.is_dir() for p in made)
+
+
+def test_out_is_checked_writable_and_left_alone(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    with pytest.raises(UsageError, match="exists and is not a folder"):
+        prepare_run_dir(afile)
+    with pytest.raises(UsageError, match="cannot write there"):
+        prepare_run_dir(afile / "run")
+    assert afile.read_text() == "mine"
+
+
+def test_failing_json_write_keeps_the_previous_file(tmp_path: Path) -> None:
+    path = tmp_path / "summary.json"
+    write_json_atomic(path, {"run": 1})
+    with pytest.raises(TypeError):
+        write_json_atomic(path, {"run": object()})  # not JSON: fails half way
+    assert json.loads(path.read_text()) == {"run": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+
+
+# -- the real executable -----------------------------------------------------------------
+
+
+def _seqlm(*args: str, **env: str) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "SEQLM_DEBUG": "", **env}
+    return subprocess.run([str(SEQLM), *args], capture_output=True, text=True, env=full_env,
+                          timeout=120)
+
+
+def test_executable_prints_one_line_and_exit_status(tmp_path: Path) -> None:
+    missing = _seqlm("run", "--data", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "o"))
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == [
+        f"Error: --data {tmp_path / 'nope.txt'}: no such file; give the path of a text file"]
+    usage = _seqlm("run", "--epochs", "0")
+    assert usage.returncode == 2
+    assert usage.stderr.strip() == "Error: --epochs must be a whole number of at least 1, got 0"
+    assert not (tmp_path / "o").exists()
+
+
+def test_executable_debug_shows_the_traceback(tmp_path: Path) -> None:
+    for args, env in ((["--debug", "run"], {}), (["run"], {"SEQLM_DEBUG": "1"})):
+        result = _seqlm(*args, "--data", str(tmp_path / "nope.txt"), **env)
+        assert result.returncode == 1
+        assert "Traceback (most recent call last)" in result.stderr
+        assert "seqlm.errors.DataError" in result.stderr
