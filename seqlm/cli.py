@@ -136,8 +136,24 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
               metavar="KEY=VALUE",
               help="Extra option for the tokenizer's constructor (for example "
               "vocab_size=2000 with --tokenizer bpe); repeatable.")
+@click.option("--embedding-dim", type=int, default=DEFAULTS.embedding_dim, show_default=True,
+              help="Learn token embeddings of this size; 0 feeds one-hot vectors (the seed's).")
+@click.option("--dropout", type=float, default=DEFAULTS.dropout, show_default=True,
+              help="Dropout on the embeddings, between stacked layers and before the head.")
+@click.option("--val-fraction", type=float, default=DEFAULTS.val_fraction, show_default=True,
+              help="Hold out this fraction at the end of the text for validation; 0 for none.")
 @click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True)
-@click.option("--lr", type=float, default=DEFAULTS.lr, show_default=True, help="Learning rate.")
+@click.option("--lr", type=float, default=None,
+              help="Learning rate [default: 1 for sgd, 0.002 for adam and adamw].")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]),
+              default=DEFAULTS.optimizer, show_default=True)
+@click.option("--weight-decay", type=float, default=None,
+              help="Weight decay [default: the optimizer's own, 0.01 for adamw, else 0].")
+@click.option("--schedule", type=click.Choice(["constant", "cosine"]),
+              default=DEFAULTS.schedule, show_default=True,
+              help="Learning rate over the epochs: constant, or cosine decay to 5%.")
+@click.option("--warmup-epochs", type=int, default=DEFAULTS.warmup_epochs, show_default=True,
+              help="Raise the learning rate linearly over this many first epochs.")
 @click.option("--clip", type=float, default=DEFAULTS.clip, show_default=True,
               help="Clip the global gradient norm to this; 0 turns clipping off.")
 @click.option("--device", default=DEFAULTS.device, show_default=True,
@@ -151,6 +167,12 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Folder for the outputs [default: a new runs/TIMESTAMP].")
 @click.option("--force", is_flag=True, help="Write into a non-empty --out folder.")
+@click.option("--checkpoint-every", type=int, default=DEFAULTS.checkpoint_every,
+              show_default=True, help="Save a checkpoint every N epochs (also at the end and "
+              "on Ctrl-C); 0 for only those.")
+@click.option("--resume", type=click.Path(), default=None, metavar="DIR",
+              help="Continue the run saved in DIR where it stopped (--epochs may raise its "
+              "length).")
 def run(**options: Any) -> None:
     """Train a language model, plot its perplexity, and generate text."""
     from rich.console import Console
@@ -158,15 +180,85 @@ def run(**options: Any) -> None:
     from seqlm.runner import run as run_training
 
     console = Console()
-    result = run_training(RunConfig(**options), console=console)
+    if options["resume"] is not None:
+        # Only what was typed counts: the checkpoint supplies every other setting.
+        ctx = click.get_current_context()
+        typed = {k: v for k, v in options.items()
+                 if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
+        result = run_training(console=console, **typed)
+    else:
+        result = run_training(RunConfig(**options), console=console)
+    if result.out_dir is None:
+        return
     s = result.summary
+    val = ""
+    if s["final_val_ppl"] is not None:
+        val = (f", validation perplexity {s['final_val_ppl']:.4f} (best "
+               f"{s['best_val_ppl']:.4f} at epoch {s['best_epoch']})")
     console.print(
-        f"final perplexity {s['final_train_ppl']:.4f}, {s['tokens_per_s']:,.0f} tokens/s "
+        f"final perplexity {s['final_train_ppl']:.4f}{val}, {s['tokens_per_s']:,.0f} tokens/s "
         f"on {s['device']}", highlight=False,
     )
     console.print(f"sample: {result.sample}", highlight=False, markup=False)
     console.print(f"outputs in {result.out_dir}/ (summary.json, metrics.jsonl, "
-                  "perplexity.png)", highlight=False)
+                  "perplexity.png, checkpoint.json)", highlight=False)
+
+
+_WHICH = click.option(
+    "--checkpoint", "which", type=click.Choice(["best", "last"]), default="best",
+    show_default=True, help="best: lowest validation loss (the last one if the run held out "
+    "no text); last: where training stopped.")
+_DEVICE = click.option("--device", default="cpu", show_default=True,
+                       help="auto, cpu, cuda, cuda:N or mps.")
+
+
+@main.command()
+@click.argument("run_dir", metavar="DIR", type=click.Path())
+@click.option("--prefix", default=DEFAULTS.prefix, show_default=True, help="Text to continue.")
+@click.option("--length", type=click.IntRange(min=0), default=DEFAULTS.predict,
+              show_default=True, help="How many tokens to generate.")
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="Below 1 sharpens the distribution, above 1 flattens it.")
+@click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Draw only from the K most likely tokens; 0 for all.")
+@click.option("--greedy", is_flag=True, help="Always take the most likely token (the seed's "
+              "argmax); ignores --temperature and --top-k.")
+@click.option("--seed", type=int, default=None, help="Random seed, for repeatable samples.")
+@_WHICH
+@_DEVICE
+def generate(run_dir: str, prefix: str, length: int, temperature: float, top_k: int,
+             greedy: bool, seed: int | None, which: str, device: str) -> None:
+    """Continue --prefix with a trained model from the run folder DIR."""
+    from seqlm.inference import generate_text
+
+    text = generate_text(run_dir, prefix, length, which=which, device=device,
+                         temperature=temperature, top_k=top_k, greedy=greedy, seed=seed,
+                         warn=lambda line: click.echo(line, err=True))
+    click.echo(text)
+
+
+@main.command("eval")
+@click.argument("run_dir", metavar="DIR", type=click.Path())
+@click.option("--data", type=click.Path(dir_okay=False), required=True,
+              help="Text file to measure the model on.")
+@click.option("--encoding", default=DEFAULTS.encoding, show_default=True)
+@_WHICH
+@_DEVICE
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a sentence.")
+def eval_command(run_dir: str, data: str, encoding: str, which: str, device: str,
+                 as_json: bool) -> None:
+    """Perplexity and bits per token of a trained model (in DIR) on the text in --data."""
+    from seqlm.inference import evaluate_text
+
+    result = evaluate_text(run_dir, data, which=which, device=device, encoding=encoding)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    unknown = (f", {result['unknown_tokens']:,} of them unknown to the vocabulary (read as "
+               "<unk>)" if result["unknown_tokens"] else "")
+    click.echo(f"perplexity {result['perplexity']:.4f}, {result['bits_per_token']:.4f} bits "
+               f"per token over {result['tokens']:,} {result['tokenizer']} tokens{unknown} "
+               f"(checkpoint {result['checkpoint']}, epoch {result['epoch']})")
 
 
 def _escape(text: str) -> str:

@@ -10,6 +10,10 @@ from typing import Any
 from seqlm.errors import UsageError
 from seqlm.text import check_encoding
 
+#: The learning rate each optimizer starts from unless ``--lr`` is given: the seed's 1
+#: for SGD, and the usual rate for Adam and AdamW on small recurrent models.
+OPTIMIZER_LR: dict[str, float] = {"sgd": 1.0, "adam": 0.002, "adamw": 0.002}
+
 
 @dataclass
 class RunConfig:
@@ -17,7 +21,9 @@ class RunConfig:
 
     The defaults are the seed's: a character-level ``nn.LSTM`` with 256 hidden units,
     sequential batches of 32 x 35 tokens, SGD at learning rate 1 with clipping at 1,
-    500 epochs on the first 10,000 characters of *The Time Machine*.
+    500 epochs on the first 10,000 characters of *The Time Machine*. One thing differs:
+    the last 10% of those characters are held out for validation (``val_fraction=0``
+    trains on all of them, exactly as the seed does).
     """
 
     cell: str = "lstm"
@@ -35,8 +41,15 @@ class RunConfig:
     bidirectional: bool = False
     cell_options: dict[str, Any] = field(default_factory=dict)
     tokenizer_options: dict[str, Any] = field(default_factory=dict)
+    embedding_dim: int = 0
+    dropout: float = 0.0
+    val_fraction: float = 0.1
     epochs: int = 500
-    lr: float = 1.0
+    lr: float | None = None
+    optimizer: str = "sgd"
+    weight_decay: float | None = None
+    schedule: str = "constant"
+    warmup_epochs: int = 0
     clip: float = 1.0
     device: str = "auto"
     seed: int | None = 0
@@ -44,6 +57,8 @@ class RunConfig:
     predict: int = 50
     out: str | Path | None = None
     force: bool = False
+    checkpoint_every: int = 10
+    resume: str | Path | None = None
 
     def validate(self) -> RunConfig:
         """Raise :class:`UsageError` naming the first out-of-range setting."""
@@ -53,8 +68,26 @@ class RunConfig:
             if not isinstance(value, int) or value < 1:
                 raise UsageError(f"--{_flag(name)} must be a whole number of at least 1, "
                                  f"got {value!r}")
-        if not self.lr > 0:
+        if self.lr is not None and not self.lr > 0:
             raise UsageError(f"--lr must be greater than 0, got {self.lr!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise UsageError(f"--val-fraction must be at least 0 and below 1 (0.1 holds out "
+                             f"the last 10%), got {self.val_fraction!r}")
+        if not 0 <= self.dropout < 1:
+            raise UsageError(f"--dropout must be at least 0 and below 1, got {self.dropout!r}")
+        for name in ("embedding_dim", "checkpoint_every", "warmup_epochs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise UsageError(f"--{_flag(name)} must be a whole number, 0 or more, "
+                                 f"got {value!r}")
+        if self.optimizer not in OPTIMIZER_LR:
+            raise UsageError(f"--optimizer {self.optimizer!r} not recognized. "
+                             f"Choose one of: {', '.join(OPTIMIZER_LR)}")
+        if self.schedule not in ("constant", "cosine"):
+            raise UsageError(f"--schedule {self.schedule!r} not recognized. "
+                             "Choose one of: constant, cosine")
+        if self.weight_decay is not None and not self.weight_decay >= 0:
+            raise UsageError(f"--weight-decay must be 0 or more, got {self.weight_decay!r}")
         if not self.clip >= 0:
             raise UsageError(f"--clip must be 0 (off) or more, got {self.clip!r}")
         if self.max_tokens < 0:
@@ -76,13 +109,24 @@ class RunConfig:
         check_encoding(self.encoding)
         return self
 
+    @property
+    def learning_rate(self) -> float:
+        """``lr``, or the chosen optimizer's usual rate when ``lr`` is None."""
+        return self.lr if self.lr is not None else OPTIMIZER_LR.get(self.optimizer, 1.0)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings (paths as strings)."""
         data = asdict(self)
-        for key in ("data", "out"):
+        for key in ("data", "out", "resume"):
             if data[key] is not None:
                 data[key] = str(data[key])
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Settings from :meth:`to_dict` output; keys this version does not know are dropped."""
+        known = set(cls.field_names())
+        return cls(**{k: v for k, v in data.items() if k in known})
 
     @classmethod
     def field_names(cls) -> list[str]:

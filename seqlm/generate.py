@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from seqlm.errors import UsageError
 from seqlm.interfaces import Tokenizer
 from seqlm.model import RNNModel
 from seqlm.vocab import Vocab
@@ -27,11 +28,12 @@ def generate(
     The prefix warms up the state (tokens unknown to the vocabulary read as ``<unk>``);
     each next token is the most likely one when ``greedy`` (the seed's argmax), otherwise
     drawn from the softmax at ``temperature``, restricted to the ``top_k`` most likely
-    tokens when ``top_k > 0``.
+    tokens when ``top_k > 0``. Sampling never draws ``<unk>``, which stands for no
+    particular text.
     """
     prefix_tokens = tokenizer.tokenize([prefix])[0]
     if not prefix_tokens:
-        raise ValueError("the prefix has no tokens; give a non-empty --prefix")
+        raise UsageError(f"the prefix {prefix!r} has no tokens; give a --prefix with some text")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -40,7 +42,11 @@ def generate(
     logits, state = model(ids, state)
     generated: list[int] = []
     for _ in range(length):
-        next_id = _pick(logits[-1], greedy, temperature, top_k, generator)
+        scores = logits[-1]
+        if not greedy and len(vocab) > 1:
+            scores = scores.clone()
+            scores[vocab.unk] = float("-inf")
+        next_id = _pick(scores, greedy, temperature, top_k, generator)
         generated.append(next_id)
         logits, state = model(torch.tensor([[next_id]], device=device), state)
     model.train(was_training)

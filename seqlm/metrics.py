@@ -7,19 +7,45 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 
+def perplexity(loss: float) -> float:
+    """exp of a mean cross-entropy in nats, or inf where that overflows."""
+    return math.exp(loss) if loss < 700 else math.inf
+
+
+def bits_per_token(loss: float) -> float:
+    """A mean cross-entropy in nats expressed in bits (log2 of the perplexity)."""
+    return loss / math.log(2)
+
+
 @dataclass
 class EpochMetrics:
-    """Loss, perplexity and speed of one epoch (one row of ``metrics.jsonl``)."""
+    """Loss, perplexity and speed of one epoch (one row of ``metrics.jsonl``).
+
+    ``val_loss`` is None when no text is held out (``--val-fraction 0``); ``lr`` is the
+    learning rate the epoch trained with, when the trainer reports it.
+    """
 
     epoch: int
     train_loss: float
     tokens: int
     seconds: float
+    val_loss: float | None = None
+    lr: float | None = None
 
     @property
     def train_ppl(self) -> float:
         """Training perplexity: exp of the mean cross-entropy per token."""
-        return math.exp(self.train_loss) if self.train_loss < 700 else math.inf
+        return perplexity(self.train_loss)
+
+    @property
+    def val_ppl(self) -> float | None:
+        """Validation perplexity on the held-out text, or None without one."""
+        return None if self.val_loss is None else perplexity(self.val_loss)
+
+    @property
+    def val_bits(self) -> float | None:
+        """Validation cross-entropy in bits per token, or None without held-out text."""
+        return None if self.val_loss is None else bits_per_token(self.val_loss)
 
     @property
     def tokens_per_s(self) -> float:
@@ -27,8 +53,21 @@ class EpochMetrics:
         return self.tokens / self.seconds if self.seconds > 0 else math.inf
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready row, derived values included."""
-        row = asdict(self)
+        """A JSON-ready row, derived values included; absent values are left out."""
+        row = {k: v for k, v in asdict(self).items() if v is not None}
         row["train_ppl"] = self.train_ppl
+        if self.val_loss is not None:
+            row["val_ppl"] = self.val_ppl
+            row["val_bits_per_token"] = self.val_bits
         row["tokens_per_s"] = self.tokens_per_s
         return row
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> EpochMetrics:
+        """Rebuild a row written by :meth:`to_dict` (derived values are recomputed)."""
+        return cls(
+            epoch=int(row["epoch"]), train_loss=float(row["train_loss"]),
+            tokens=int(row["tokens"]), seconds=float(row["seconds"]),
+            val_loss=None if row.get("val_loss") is None else float(row["val_loss"]),
+            lr=None if row.get("lr") is None else float(row["lr"]),
+        )

@@ -9,7 +9,7 @@ from seqlm.metrics import EpochMetrics
 
 
 def plot_perplexity(history: Sequence[EpochMetrics], path: Path, title: str = "") -> Path:
-    """Draw perplexity per epoch and save it as a PNG at ``path``."""
+    """Draw training (and, when measured, validation) perplexity per epoch as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")  # headless: no display is needed or opened
@@ -19,6 +19,10 @@ def plot_perplexity(history: Sequence[EpochMetrics], path: Path, title: str = ""
     try:
         epochs = [m.epoch for m in history]
         ax.plot(epochs, [m.train_ppl for m in history], label="train")
+        validated = [m for m in history if m.val_loss is not None]
+        if validated:
+            ax.plot([m.epoch for m in validated], [m.val_ppl for m in validated],
+                    label="validation")
         ax.set_xlabel("Epoch")
         ax.set_ylabel("Perplexity")
         if title:

@@ -33,6 +33,13 @@ class _Timer:
         return self.elapsed() / done * (total - done) if done else 0.0
 
 
+def _val_text(m: EpochMetrics) -> tuple[str, str]:
+    """Validation perplexity and bits per token as table cells ("-" without held-out text)."""
+    if m.val_loss is None:
+        return "-", "-"
+    return f"{m.val_ppl:.4f}", f"{m.val_bits:.3f}"
+
+
 def _log_every(epochs: int) -> int:
     """Log about ten rows per run: every 50 epochs for the default 500, like the seed."""
     return max(1, epochs // 10)
@@ -42,7 +49,8 @@ class RichProgress(Callback):
     """A live table refreshed every epoch; stopped cleanly on error or Ctrl-C.
 
     It shows one row every ``log_every`` epochs (50 of the default 500) and a last row
-    for the current epoch.
+    for the current epoch, with training perplexity and, when text is held out,
+    validation perplexity and bits per token.
     """
 
     def __init__(self, console: Console, title: str = "Training", log_every: int = 0) -> None:
@@ -54,6 +62,7 @@ class RichProgress(Callback):
 
     def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
         self.total = trainer.epochs
+        self.start = getattr(trainer, "start_epoch", 0)  # epochs done before a resume
         self.log_every = self.log_every or _log_every(self.total)
         self.timer = _Timer()
         self.live = Live(self._table(None), console=self.console, auto_refresh=False,
@@ -79,16 +88,19 @@ class RichProgress(Callback):
 
     def _table(self, current: EpochMetrics | None) -> Table:
         table = Table(title=self.title, title_justify="left")
-        for column in ("Epoch", "Perplexity", "Tokens/s", "Elapsed", "Remaining"):
+        for column in ("Epoch", "Train ppl", "Val ppl", "Val bits/token", "Tokens/s",
+                       "Elapsed", "Remaining"):
             table.add_column(column, justify="right")
         shown = list(self.rows)
         if current is not None and (not shown or shown[-1] is not current):
             shown.append(current)
         for m in shown:
             table.add_row(
-                f"{m.epoch}/{self.total}", f"{m.train_ppl:.4f}", f"{m.tokens_per_s:,.0f}",
+                f"{m.epoch}/{self.total}", f"{m.train_ppl:.4f}", *_val_text(m),
+                f"{m.tokens_per_s:,.0f}",
                 format_duration(self.timer.elapsed()) if m is shown[-1] else "",
-                format_duration(self.timer.remaining(m.epoch, self.total))
+                format_duration(self.timer.remaining(m.epoch - self.start,
+                                                     self.total - self.start))
                 if m is shown[-1] else "",
             )
         return table
@@ -103,17 +115,23 @@ class PlainProgress(Callback):
 
     def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
         self.total = trainer.epochs
+        self.start = getattr(trainer, "start_epoch", 0)  # epochs done before a resume
         self.log_every = self.log_every or _log_every(self.total)
         self.timer = _Timer()
 
     def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:  # noqa: D102
         if metrics.epoch % self.log_every and metrics.epoch != self.total:
             return
+        val = ""
+        if metrics.val_loss is not None:
+            val = (f"val perplexity {metrics.val_ppl:.4f}  val bits/token "
+                   f"{metrics.val_bits:.3f}  ")
+        remaining = self.timer.remaining(metrics.epoch - self.start, self.total - self.start)
         self.console.print(
-            f"epoch {metrics.epoch}/{self.total}  perplexity {metrics.train_ppl:.4f}  "
+            f"epoch {metrics.epoch}/{self.total}  perplexity {metrics.train_ppl:.4f}  {val}"
             f"{metrics.tokens_per_s:,.0f} tokens/s  elapsed "
             f"{format_duration(self.timer.elapsed())}  remaining "
-            f"{format_duration(self.timer.remaining(metrics.epoch, self.total))}",
+            f"{format_duration(remaining)}",
             highlight=False, soft_wrap=True,
         )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -11,10 +13,14 @@ from typing import Any
 import torch
 from rich.console import Console
 
+import seqlm
 from seqlm.callbacks import Callback
+from seqlm.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
+from seqlm.checkpointing import LAST, CheckpointCallback
 from seqlm.config import RunConfig
 from seqlm.corpus import build_corpus, load_text
-from seqlm.errors import UsageError
+from seqlm.errors import DataError, TrainingError, UsageError
+from seqlm.evaluation import hold_out
 from seqlm.generate import generate
 from seqlm.interfaces import RecurrentCell, Tokenizer
 from seqlm.metrics import EpochMetrics
@@ -24,7 +30,15 @@ from seqlm.plot import plot_perplexity
 from seqlm.plugins import check_options, get_plugins
 from seqlm.preflight import check_corpus_fits, check_prefix
 from seqlm.progress import make_progress
+from seqlm.summary import summarize
 from seqlm.vocab import Vocab
+
+#: Settings a resumed run may change; the others must stay as the checkpoint has them.
+RESUMABLE = ("epochs", "device", "checkpoint_every", "prefix", "predict", "resume", "force")
+
+#: Trainer options and their defaults; only changed ones are passed to the trainer.
+TRAINER_OPTIONS = {"optimizer": "sgd", "weight_decay": None, "schedule": "constant",
+                   "warmup_epochs": 0}
 
 
 @dataclass
@@ -63,16 +77,70 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def describe_device(device: torch.device, asked: str) -> str:
+    """One line saying which device runs the job and why."""
+    what = str(device)
+    if device.type == "cuda":
+        what += f" ({torch.cuda.get_device_name(device)})"
+    if asked == "auto":
+        reason = {"cuda": "CUDA is available", "mps": "Apple MPS is available",
+                  "cpu": "neither CUDA nor Apple MPS is available"}.get(device.type, "")
+        return f"device: {what} (auto: {reason})"
+    return f"device: {what}"
+
+
 def build_cell(cls: type, name: str, input_size: int, config: RunConfig) -> RecurrentCell:
-    """Build the cell with the size settings and any options the user passed."""
+    """Build the cell with the size settings and any options the user passed.
+
+    ``--dropout`` also applies between stacked layers when the cell takes a ``dropout``
+    option and the user did not set one with ``--cell-opt``.
+    """
     options: dict[str, Any] = dict(config.cell_options)
     if config.bidirectional:
         options["bidirectional"] = True
+    if (config.dropout > 0 and config.num_layers > 1 and "dropout" not in options
+            and "dropout" in inspect.signature(cls).parameters):
+        options["dropout"] = config.dropout
     check_options("cell", name, cls, options,
                   fixed=("input_size", "hidden_size", "num_layers"),
                   flags={"bidirectional": "--bidirectional"})
     return cls(input_size=input_size, hidden_size=config.hidden,
                num_layers=config.num_layers, **options)
+
+
+def build_model(cell_cls: type, config: RunConfig, vocab_size: int) -> RNNModel:
+    """The language model the settings describe, with fresh weights."""
+    input_size = config.embedding_dim or vocab_size
+    cell = build_cell(cell_cls, config.cell, input_size, config)
+    return RNNModel(cell, vocab_size, embedding_dim=config.embedding_dim,
+                    dropout=config.dropout)
+
+
+def _resumed_config(
+    checkpoint: dict[str, Any], resume: str | Path, overrides: dict[str, Any]
+) -> RunConfig:
+    saved = RunConfig.from_dict(checkpoint["config"])
+    def same(key: str, value: Any) -> bool:
+        old = getattr(saved, key, value)
+        if key == "data" and old is not None and value is not None:
+            return Path(old).resolve() == Path(value).resolve()
+        return old == value
+
+    changed = [k for k, v in overrides.items() if k not in RESUMABLE and not same(k, v)]
+    if changed:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in changed)
+        raise UsageError(f"{flags} cannot change when resuming (the checkpoint fixes it); "
+                         f"drop it, or start a new run with --out")
+    allowed = {k: v for k, v in overrides.items() if k in RESUMABLE and k != "resume"}
+    return replace(saved, **allowed, resume=resume, out=checkpoint_path(resume, LAST).parent)
+
+
+def _apply_trainer_options(trainer_cls: type, config: RunConfig) -> dict[str, Any]:
+    options = {k: getattr(config, k) for k, default in TRAINER_OPTIONS.items()
+               if getattr(config, k) != default}
+    check_options("trainer", config.trainer, trainer_cls, options,
+                  fixed=("lr", "clip", "epochs", "device"))
+    return options
 
 
 def run(
@@ -85,14 +153,22 @@ def run(
     """Train a language model as ``seqlm run`` does and return the result.
 
     ``run(epochs=20, cell="gru")`` overrides the defaults of :class:`RunConfig`.
+    ``run(resume="runs/x")`` continues the run saved in that folder exactly where its
+    last checkpoint left it (``epochs=`` may raise the number of epochs).
     """
-    config = replace(config or RunConfig(), **overrides).validate()
+    config = replace(config or RunConfig(), **overrides)
+    resumed: dict[str, Any] | None = None
+    if config.resume is not None:
+        resumed = load_checkpoint(config.resume, LAST)
+        config = _resumed_config(resumed, config.resume, overrides)
+    config.validate()
     console = console or Console()
     plugins = get_plugins()
     tokenizer_cls = plugins.get("tokenizer", config.tokenizer)
     sampler_cls = plugins.get("sampler", config.sampler)
     cell_cls = plugins.get("cell", config.cell)
     trainer_cls = plugins.get("trainer", config.trainer)
+    trainer_options = _apply_trainer_options(trainer_cls, config)
     device = resolve_device(config.device)
     if config.seed is not None:
         random.seed(config.seed)
@@ -102,51 +178,108 @@ def run(
     tokenizer = tokenizer_cls(**config.tokenizer_options)
     corpus = build_corpus(load_text(config.data, config.encoding), tokenizer,
                           clean=config.clean, max_tokens=config.max_tokens)
-    check_corpus_fits(sampler_cls, config.batch_size, config.num_steps, len(corpus),
-                      sampler_name=config.sampler,
+    if resumed is not None and corpus.vocab.to_dict() != resumed["vocab"]:
+        raise DataError(f"--data {config.data}: the text no longer gives the vocabulary "
+                        "the checkpoint was trained with; resume on the same text")
+    train_ids, val_ids = hold_out(corpus.ids, config.val_fraction)
+    check_corpus_fits(sampler_cls, config.batch_size, config.num_steps, len(train_ids),
+                      held_out=len(val_ids), sampler_name=config.sampler,
                       truncated=0 < config.max_tokens <= len(corpus))
     prefix_warning = check_prefix(config.prefix, tokenizer, corpus.vocab, config.clean)
     if prefix_warning:
         console.print(f"warning: {prefix_warning}", highlight=False, markup=False)
     sampler = sampler_cls(batch_size=config.batch_size, num_steps=config.num_steps)
-    model = RNNModel(build_cell(cell_cls, config.cell, len(corpus.vocab), config),
-                     len(corpus.vocab))
-    trainer = trainer_cls(lr=config.lr, clip=config.clip, epochs=config.epochs, device=device)
+    model = build_model(cell_cls, config, len(corpus.vocab))
+    trainer = trainer_cls(lr=config.learning_rate, clip=config.clip, epochs=config.epochs,
+                          device=device, **trainer_options)
+    if len(val_ids):
+        if hasattr(trainer, "val_corpus"):
+            trainer.val_corpus = val_ids
+        else:
+            console.print(f"note: trainer {config.trainer!r} does not validate; the last "
+                          f"{len(val_ids)} tokens are held out unused", highlight=False)
+    if resumed is not None:
+        _restore(model, trainer, resumed, config)
     # In a distributed run, rank 0 alone prints, generates and writes files.
     main = trainer.is_main_process
     if not main:
         console.quiet = True
-    out_dir = prepare_run_dir(config.out, config.force) if main else None
+    out_dir = None
+    if main:
+        out_dir = Path(config.out) if resumed is not None else prepare_run_dir(
+            config.out, config.force)
+    console.print(describe_device(device, config.device), highlight=False)
 
-    title = (f"seqlm: {config.cell} on {device.type}, {len(corpus):,} {config.tokenizer} "
-             f"tokens, vocabulary {len(corpus.vocab)}")
-    history = trainer.fit(
-        model, corpus.ids, sampler,
-        [make_progress(console, title), MetricsWriter(out_dir / "metrics.jsonl"), *callbacks]
-        if out_dir is not None else list(callbacks),
-    )
+    run_callbacks: list[Callback] = list(callbacks)
+    saver = None
+    if out_dir is not None:
+        saver = CheckpointCallback(
+            out_dir, model, lambda: _describe(config, corpus.vocab, tokenizer),
+            every=config.checkpoint_every,
+        )
+        metrics_path = out_dir / "metrics.jsonl"
+        # A resumed run's metrics restart from its checkpoint's, dropping later rows.
+        metrics_path.write_text("".join(
+            f"{json.dumps(m.to_dict())}\n" for m in getattr(trainer, "history", [])
+        ) if resumed is not None else "", encoding="utf-8")
+        title = (f"seqlm: {config.cell} on {device.type}, {len(train_ids):,} training + "
+                 f"{len(val_ids):,} held-out {config.tokenizer} tokens, vocabulary "
+                 f"{len(corpus.vocab)}")
+        run_callbacks = [make_progress(console, title), MetricsWriter(metrics_path), saver,
+                         *callbacks]
+    try:
+        history = trainer.fit(model, train_ids, sampler, run_callbacks)
+    except TrainingError as error:
+        kept = saver.saved_epoch if saver is not None else None
+        if kept:
+            raise TrainingError(f"{error}. The last good checkpoint, of epoch {kept}, is in "
+                                f"{out_dir}") from error
+        raise
+    except KeyboardInterrupt:
+        if saver is not None and saver.interrupted_at is not None:
+            Console(stderr=True).print(
+                f"Saved the checkpoint of epoch {saver.interrupted_at} (the last finished) "
+                f"in {out_dir}. Resume with: seqlm run --resume {out_dir}", highlight=False,
+                soft_wrap=True)
+        raise
     sample = generate(model, corpus.vocab, tokenizer, config.prefix, config.predict) if main else ""
-    seconds = sum(m.seconds for m in history)
-    summary = {
-        "cell": config.cell,
-        "sampler": config.sampler,
-        "tokenizer": config.tokenizer,
-        "trainer": config.trainer,
-        "device": str(device),
-        "epochs": len(history),
-        "final_train_loss": history[-1].train_loss,
-        "final_train_ppl": history[-1].train_ppl,
-        "tokens_per_s": sum(m.tokens for m in history) / seconds if seconds else None,
-        "train_seconds": seconds,
-        "corpus_tokens": len(corpus),
-        "vocab_size": len(corpus.vocab),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "sample": sample,
-        "config": config.to_dict(),
-    }
+    summary = summarize(config, device, history, sample, model,
+                        train_tokens=len(train_ids), val_tokens=len(val_ids),
+                        vocab_size=len(corpus.vocab))
     if out_dir is not None:
         write_json_atomic(out_dir / "summary.json", summary)
         plot_perplexity(history, out_dir / "perplexity.png",
                         title=f"{config.cell}, {config.sampler} sampling")
     return RunResult(config, out_dir, device, history, sample, summary, model,
                      corpus.vocab, tokenizer)
+
+
+def _describe(config: RunConfig, vocab: Vocab, tokenizer: Tokenizer) -> dict[str, Any]:
+    """The parts of a checkpoint that stay the same while the run trains."""
+    settings = config.to_dict()
+    if settings["data"] is not None:
+        # Absolute, so that --resume finds the text from any working directory.
+        settings["data"] = str(Path(settings["data"]).resolve())
+    settings["resume"] = None
+    return {
+        "seqlm_version": seqlm.__version__,
+        "config": settings,
+        "vocab": vocab.to_dict(),
+        "tokenizer": {"name": config.tokenizer, "state": tokenizer.state_dict()},
+        "cell": config.cell,
+        "sampler": config.sampler,
+        "trainer": config.trainer,
+    }
+
+
+def _restore(model: RNNModel, trainer: Any, checkpoint: dict[str, Any], config: RunConfig) -> None:
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"the weights in {config.out} do not fit the model its "
+                              f"settings describe ({str(exc).splitlines()[0]})") from None
+    state = checkpoint.get("trainer")
+    if state is None or not callable(getattr(trainer, "load_state_dict", None)):
+        raise UsageError(f"trainer {config.trainer!r} cannot resume from {config.out}: it "
+                         "keeps no state in checkpoints; start a new run")
+    trainer.load_state_dict(state)

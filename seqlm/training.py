@@ -1,41 +1,139 @@
-"""The default trainer: the seed's loop of minibatch SGD with gradient clipping."""
+"""The default trainer: the seed's loop of minibatch SGD with gradient clipping.
+
+Beyond the seed it offers Adam and AdamW, a cosine learning-rate schedule, validation on
+held-out text once per epoch, and a state (optimizer, schedule, epoch, metrics, random
+number generators) that a checkpoint stores so that a run can resume exactly.
+"""
 
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from seqlm.callbacks import Callback, CallbackList
-from seqlm.errors import DataError, TrainingError
+from seqlm.errors import DataError, TrainingError, UsageError
+from seqlm.evaluation import evaluate_loss
 from seqlm.interfaces import Sampler, Trainer, detach_state
 from seqlm.metrics import EpochMetrics
 
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "cosine")
+
+#: Validation reads the held-out text this many steps at a time (the state carries
+#: over, so the length only trades memory for fewer Python iterations).
+VAL_CHUNK_STEPS = 256
+
+
+def rng_state() -> dict[str, Any]:
+    """The states of the random number generators that training draws from."""
+    version, internal, gauss = random.getstate()
+    state: dict[str, Any] = {
+        "python": [version, list(internal), gauss],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned (CUDA states only where they fit)."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    torch.set_rng_state(state["torch"].cpu().to(torch.uint8))
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu().to(torch.uint8) for s in cuda])
+
+
+def cosine_factor(epoch: int, epochs: int, warmup: int = 0, floor: float = 0.05) -> float:
+    """Learning-rate multiplier for ``epoch`` (0-based): linear warm-up, then cosine decay.
+
+    The rate ends at ``floor`` times its peak rather than zero, so the last epoch still
+    learns something.
+    """
+    if epoch < warmup:
+        return (epoch + 1) / (warmup + 1)
+    span = max(1, epochs - warmup)
+    progress = min(1.0, (epoch - warmup) / span)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
 
 class DefaultTrainer(Trainer):
-    """Minibatch SGD, global-norm gradient clipping, perplexity per epoch.
+    """Minibatch SGD (or Adam/AdamW), global-norm gradient clipping, perplexity per epoch.
 
     With a contiguous sampler the hidden state carries over from batch to batch
     (detached, i.e. truncated backpropagation through time); otherwise each batch starts
     from a fresh state, as the seed does with random sampling. The loss is summed on the
     device and read once per epoch, so the loop never waits for the host.
+
+    Options: ``optimizer`` (sgd, adam, adamw), ``weight_decay`` (None: the optimizer's
+    default), ``schedule`` (constant, or cosine decay over the run) and ``warmup_epochs``.
+    Set :attr:`val_corpus` to validate on held-out token ids after every epoch.
     """
 
     def __init__(
-        self, lr: float, clip: float, epochs: int, device: torch.device | str = "cpu"
+        self,
+        lr: float,
+        clip: float,
+        epochs: int,
+        device: torch.device | str = "cpu",
+        optimizer: str = "sgd",
+        weight_decay: float | None = None,
+        schedule: str = "constant",
+        warmup_epochs: int = 0,
     ) -> None:
         super().__init__(lr=lr, clip=clip, epochs=epochs, device=device)
+        if optimizer not in OPTIMIZERS:
+            raise UsageError(f"--optimizer {optimizer!r} not recognized. "
+                             f"Choose one of: {', '.join(OPTIMIZERS)}")
+        if schedule not in SCHEDULES:
+            raise UsageError(f"--schedule {schedule!r} not recognized. "
+                             f"Choose one of: {', '.join(SCHEDULES)}")
+        self.optimizer_name = optimizer
+        self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.warmup_epochs = warmup_epochs
         self.history: list[EpochMetrics] = []
+        #: Held-out token ids to validate on after each epoch; None skips validation.
+        self.val_corpus: torch.Tensor | None = None
+        #: Epochs already done before this :meth:`fit` (non-zero when resuming).
+        self.start_epoch = 0
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        self._pending_state: dict[str, Any] | None = None
 
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        """Plain SGD over all trainable parameters, as in the seed."""
-        return torch.optim.SGD(
-            [p for p in model.parameters() if p.requires_grad], lr=self.lr, foreach=True
-        )
+        """The chosen optimizer over all trainable parameters (plain SGD in the seed)."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        kwargs: dict[str, Any] = {"lr": self.lr, "foreach": True}
+        if self.weight_decay is not None:
+            kwargs["weight_decay"] = self.weight_decay
+        cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam,
+               "adamw": torch.optim.AdamW}[self.optimizer_name]
+        return cls(params, **kwargs)
+
+    def make_scheduler(
+        self, optimizer: torch.optim.Optimizer
+    ) -> torch.optim.lr_scheduler.LRScheduler | None:
+        """The per-epoch learning-rate schedule, or None for a constant rate."""
+        if self.schedule == "constant" and self.warmup_epochs == 0:
+            return None
+        epochs, warmup = self.epochs, self.warmup_epochs
+        if self.schedule == "constant":
+            def factor(e: int) -> float:
+                return min(1.0, (e + 1) / (warmup + 1))
+        else:
+            def factor(e: int) -> float:
+                return cosine_factor(e, epochs, warmup)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
         """The module that runs the training steps; ``model`` itself here.
@@ -55,6 +153,45 @@ class DefaultTrainer(Trainer):
         """The epoch's summed loss and token count over all processes; this one's here."""
         return loss_sum.item(), tokens
 
+    # -- state for checkpoints -------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this run exactly after the last finished epoch."""
+        return {
+            "epoch": self.history[-1].epoch if self.history else self.start_epoch,
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "history": [m.to_dict() for m in self.history],
+            "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` at the next :meth:`fit`.
+
+        The optimizer's and schedule's states are applied once :meth:`fit` has built
+        them, and the random number generators are restored just before the first epoch.
+        """
+        self._pending_state = state
+        self.history = [EpochMetrics.from_dict(row) for row in state.get("history", [])]
+        self.start_epoch = int(state["epoch"])
+
+    def _apply_pending_state(self) -> None:
+        state, self._pending_state = self._pending_state, None
+        if state is None:
+            return
+        if state.get("optimizer") is not None and self.optimizer is not None:
+            try:
+                self.optimizer.load_state_dict(state["optimizer"])
+            except (ValueError, KeyError) as exc:
+                raise UsageError(f"the checkpoint's optimizer state does not fit --optimizer "
+                                 f"{self.optimizer_name} ({exc}); resume with the same "
+                                 "optimizer") from None
+        if state.get("scheduler") is not None and self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+
+    # -- training ----------------------------------------------------------------------
+
     def fit(
         self,
         model: nn.Module,
@@ -62,18 +199,26 @@ class DefaultTrainer(Trainer):
         sampler: Sampler,
         callbacks: Sequence[Callback] = (),
     ) -> list[EpochMetrics]:
-        """Train for ``self.epochs`` epochs; see :meth:`Trainer.fit`."""
+        """Train until epoch ``self.epochs``; see :meth:`Trainer.fit`."""
         model.to(self.device)
         corpus = corpus.to(self.device)
-        optimizer = self.make_optimizer(model)
+        val_corpus = self.val_corpus.to(self.device) if self.val_corpus is not None else None
+        self.optimizer = optimizer = self.make_optimizer(model)
+        self.scheduler = self.make_scheduler(optimizer)
         params = [p for p in model.parameters() if p.requires_grad]
         net = self.wrap_model(model)
+        if self._pending_state is None:
+            self.history, self.start_epoch = [], 0
+        self._apply_pending_state()
         hooks = CallbackList(callbacks)
-        self.history = []
         hooks.on_train_start(self)
         try:
-            for epoch in range(1, self.epochs + 1):
+            for epoch in range(self.start_epoch + 1, self.epochs + 1):
                 metrics = self._train_epoch(epoch, net, corpus, sampler, optimizer, params)
+                if val_corpus is not None:
+                    metrics.val_loss = self._validate(epoch, model, val_corpus, sampler)
+                if self.scheduler is not None:
+                    self.scheduler.step()
                 self.history.append(metrics)
                 hooks.on_epoch_end(self, metrics)
         except BaseException as error:
@@ -81,6 +226,19 @@ class DefaultTrainer(Trainer):
             raise
         hooks.on_train_end(self, self.history)
         return self.history
+
+    def _validate(
+        self, epoch: int, model: nn.Module, val_corpus: torch.Tensor, sampler: Sampler
+    ) -> float:
+        loss_sum, tokens = evaluate_loss(model, val_corpus, sampler.batch_size,
+                                         VAL_CHUNK_STEPS, self.device)
+        loss = loss_sum.item() / max(tokens, 1)
+        if not math.isfinite(loss):
+            raise TrainingError(
+                f"the validation loss became {loss} at epoch {epoch}; "
+                "try a smaller --lr or a smaller --clip"
+            )
+        return loss
 
     def _train_epoch(
         self,
@@ -93,6 +251,7 @@ class DefaultTrainer(Trainer):
     ) -> EpochMetrics:
         model.train()
         started = time.perf_counter()
+        lr = float(optimizer.param_groups[0]["lr"])
         loss_sum = torch.zeros((), device=self.device)
         tokens = 0
         state = None
@@ -122,9 +281,9 @@ class DefaultTrainer(Trainer):
         if not math.isfinite(mean_loss):
             raise TrainingError(
                 f"the loss became {mean_loss} at epoch {epoch}; "
-                "try a smaller --lr or a smaller --clip"
+                "try a smaller --lr (or --lr 0.002 with --optimizer adamw) or a smaller --clip"
             )
         return EpochMetrics(
             epoch=epoch, train_loss=mean_loss, tokens=tokens,
-            seconds=time.perf_counter() - started,
+            seconds=time.perf_counter() - started, lr=lr,
         )

@@ -1,0 +1,208 @@
+"""Reading and writing checkpoints: tensors in safetensors, everything else in JSON.
+
+A checkpoint named ``NAME`` in a run folder is two files:
+
+* ``NAME.json`` -- the format and version, the settings, vocabulary, epoch, metrics,
+  random-number states and the structure of the optimizer's state, in which every tensor
+  is replaced by a reference ``{"__tensor__": KEY}``; it also names the tensor file and
+  records its SHA-256;
+* ``NAME-XXXXXXXX.safetensors`` -- the tensors, weights and optimizer state included.
+
+Nothing is ever unpickled, so a checkpoint from a stranger cannot run code. Writing is
+atomic: the tensor file is written under a fresh name, then the JSON is written to a
+temporary file and renamed over the old one; that rename is the moment the new checkpoint
+replaces the old, so a write that fails at any point leaves the previous checkpoint whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seqlm.errors import SeqlmError
+
+FORMAT = "seqlm-checkpoint"
+#: Bumped when a change makes older seqlm versions misread new checkpoints.
+VERSION = 1
+
+_TENSOR = "__tensor__"
+_ITEMS = "__items__"  # a dict whose keys are not all strings (an optimizer's state)
+
+
+class CheckpointError(SeqlmError):
+    """A checkpoint is missing, unreadable, corrupt, or from an incompatible version."""
+
+
+def pack(obj: Any, tensors: dict[str, torch.Tensor], key: str = "") -> Any:
+    """Turn a nested structure into JSON-ready data, moving its tensors into ``tensors``."""
+    if isinstance(obj, torch.Tensor):
+        # A CPU clone: contiguous, and never sharing storage (safetensors refuses that).
+        tensors[key] = obj.detach().to("cpu", copy=True).contiguous()
+        return {_TENSOR: key}
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj):
+            return {k: pack(v, tensors, f"{key}.{k}" if key else k) for k, v in obj.items()}
+        return {_ITEMS: [[k, pack(v, tensors, f"{key}.{k}")] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return [pack(v, tensors, f"{key}.{i}") for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store a {type(obj).__name__} at {key or 'top level'} in a checkpoint")
+
+
+def unpack(data: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Undo :func:`pack`: put the tensors back where their references are."""
+    if isinstance(data, dict):
+        if set(data) == {_TENSOR}:
+            try:
+                return tensors[data[_TENSOR]]
+            except (KeyError, TypeError):
+                raise CheckpointError(f"the checkpoint refers to a tensor {data[_TENSOR]!r} "
+                                      "that its tensor file lacks; it is corrupt") from None
+        if set(data) == {_ITEMS}:
+            return {k: unpack(v, tensors) for k, v in data[_ITEMS]}
+        return {k: unpack(v, tensors) for k, v in data.items()}
+    if isinstance(data, list):
+        return [unpack(v, tensors) for v in data]
+    return data
+
+
+def _write_atomic(path: Path, write: Callable[[Any], None]) -> None:
+    """Write through ``write(file)`` into a temporary file, then rename it to ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(directory: str | Path, state: dict[str, Any], name: str = "checkpoint") -> Path:
+    """Write ``state`` (nested dicts, lists, numbers, strings and tensors) atomically.
+
+    Returns the path of the JSON file. On failure the previous checkpoint of that name is
+    left as it was and :class:`CheckpointError` says why.
+    """
+    from safetensors.torch import save
+
+    directory = Path(directory)
+    tensors: dict[str, torch.Tensor] = {}
+    meta = pack(state, tensors)
+    payload = save(tensors)
+    tensor_path = directory / f"{name}-{secrets.token_hex(4)}.safetensors"
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "tensors": tensor_path.name,
+        "tensors_sha256": hashlib.sha256(payload).hexdigest(),
+        "state": meta,
+    }
+    text = json.dumps(header, indent=1).encode("utf-8")
+    json_path = directory / f"{name}.json"
+    try:
+        _write_atomic(tensor_path, lambda f: f.write(payload))
+        _write_atomic(json_path, lambda f: f.write(text))
+    except OSError as exc:
+        tensor_path.unlink(missing_ok=True)
+        raise CheckpointError(
+            f"could not write the checkpoint {json_path} ({exc.strerror or exc}); the previous "
+            "one, if any, is unchanged. Free some disk space or choose another --out"
+        ) from None
+    # The JSON now points at the new tensors, so older tensor files of this name can go.
+    for old in directory.glob(f"{name}-*.safetensors"):
+        if old != tensor_path:
+            old.unlink(missing_ok=True)
+    return json_path
+
+
+def checkpoint_path(path: str | Path, name: str = "checkpoint") -> Path:
+    """The JSON file of checkpoint ``name`` in run folder ``path`` (or ``path`` itself)."""
+    path = Path(path)
+    if path.is_dir():
+        return path / f"{name}.json"
+    if path.suffix == ".json" or path.exists():
+        return path
+    return path / f"{name}.json"
+
+
+def read_header(json_path: Path) -> dict[str, Any]:
+    """Read and check a checkpoint's JSON, without touching its tensors."""
+    if not json_path.is_file():
+        where = json_path.parent
+        raise CheckpointError(
+            f"no checkpoint at {json_path}; give the folder of a run that saved one "
+            f"({where} has {'no such folder' if not where.is_dir() else 'none'})"
+        )
+    try:
+        header = json.loads(json_path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(
+            f"{json_path} is not a readable checkpoint (corrupt or truncated: {exc}); use "
+            "another checkpoint, or train again"
+        ) from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise CheckpointError(f"{json_path} is not a seqlm checkpoint; give the folder of a "
+                              "seqlm run")
+    version = header.get("version")
+    if version != VERSION:
+        newer = isinstance(version, int) and version > VERSION
+        raise CheckpointError(
+            f"{json_path} has checkpoint format version {version!r}, but this seqlm reads "
+            f"version {VERSION}; "
+            + ("upgrade seqlm to load it" if newer else "load it with the seqlm that wrote it")
+        )
+    if not isinstance(header.get("tensors"), str) or "/" in header["tensors"] or not isinstance(
+        header.get("state"), dict
+    ):
+        raise CheckpointError(f"{json_path} is a damaged seqlm checkpoint; train again")
+    return header
+
+
+def load_checkpoint(
+    path: str | Path, name: str = "checkpoint", device: torch.device | str = "cpu"
+) -> dict[str, Any]:
+    """Read checkpoint ``name`` of a run folder (or a checkpoint's JSON file).
+
+    The tensor file's SHA-256 must match the one recorded, so a truncated or altered
+    file is refused before it is parsed; it is then parsed by safetensors, which reads
+    raw numbers and never executes anything. Tensors land on ``device`` (the CPU by
+    default, whatever device wrote them).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    json_path = checkpoint_path(path, name)
+    header = read_header(json_path)
+    tensor_path = json_path.parent / header["tensors"]
+    try:
+        payload = tensor_path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(
+            f"{tensor_path}, the tensors of {json_path.name}, cannot be read "
+            f"({exc.strerror}); the checkpoint is incomplete"
+        ) from None
+    if hashlib.sha256(payload).hexdigest() != header.get("tensors_sha256"):
+        raise CheckpointError(
+            f"{tensor_path} does not match the checksum in {json_path.name}: the file is "
+            "truncated or corrupt; use another checkpoint (best/last) or train again"
+        )
+    try:
+        tensors = load(payload)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{tensor_path} is not a valid safetensors file ({exc}); "
+                              "the checkpoint is corrupt") from None
+    if torch.device(device).type != "cpu":
+        tensors = {k: t.to(device) for k, t in tensors.items()}
+    return unpack(header["state"], tensors)

@@ -1,0 +1,144 @@
+"""Using a trained run: load its checkpoint, generate text, measure it on a text.
+
+This is the library behind ``seqlm generate`` and ``seqlm eval``. Everything needed to
+rebuild the model (settings, vocabulary, tokenizer state, component names) comes from
+the checkpoint's JSON, and the weights from its safetensors file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seqlm.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
+from seqlm.checkpointing import BEST, LAST
+from seqlm.config import RunConfig
+from seqlm.errors import DataError
+from seqlm.evaluation import evaluate_loss
+from seqlm.interfaces import Tokenizer
+from seqlm.metrics import bits_per_token
+from seqlm.model import RNNModel
+from seqlm.plugins import get_plugins
+from seqlm.vocab import UNK, Vocab
+
+
+@dataclass
+class TrainedModel:
+    """A model rebuilt from a checkpoint, with what it needs to read and write text."""
+
+    model: RNNModel
+    vocab: Vocab
+    tokenizer: Tokenizer
+    config: RunConfig
+    epoch: int
+    name: str  # "best" or "checkpoint"
+
+
+def load_trained(
+    run_dir: str | Path, which: str = "best", device: str = "cpu"
+) -> TrainedModel:
+    """Rebuild the model saved in ``run_dir``: ``which`` is ``best`` or ``last``.
+
+    ``best`` falls back to the last checkpoint when the run kept no best one (it held
+    out no text). Weights load on the CPU first, whatever device wrote them, then move
+    to ``device``.
+    """
+    from seqlm.runner import build_model, resolve_device
+
+    name = LAST if which == "last" else BEST
+    if name == BEST and not checkpoint_path(run_dir, BEST).is_file():
+        name = LAST
+    state = load_checkpoint(run_dir, name)
+    try:
+        config = RunConfig.from_dict(state["config"])
+        vocab = Vocab.from_dict(state["vocab"])
+        tokenizer_info = state["tokenizer"]
+        weights = state["model"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"the checkpoint in {run_dir} lacks what a model needs ({exc}); "
+                              "it is damaged") from None
+    plugins = get_plugins()
+    tokenizer = plugins.get("tokenizer", tokenizer_info["name"])(**config.tokenizer_options)
+    tokenizer.load_state_dict(tokenizer_info.get("state") or {})
+    model = build_model(plugins.get("cell", state.get("cell", config.cell)), config, len(vocab))
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise CheckpointError(f"the weights in {run_dir} do not fit the model its settings "
+                              f"describe ({str(exc).splitlines()[0]})") from None
+    model.to(resolve_device(device)).eval()
+    return TrainedModel(model, vocab, tokenizer, config, int(state.get("epoch", 0)), name)
+
+
+def generate_text(
+    run_dir: str | Path,
+    prefix: str,
+    length: int,
+    *,
+    which: str = "best",
+    device: str = "cpu",
+    temperature: float = 1.0,
+    top_k: int = 0,
+    greedy: bool = False,
+    seed: int | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> str:
+    """Continue ``prefix`` with ``length`` tokens from the model in ``run_dir``.
+
+    Sampling draws from a generator seeded with ``seed``, so a seed gives the same text
+    every time. Prefix tokens missing from the vocabulary read as ``<unk>``; ``warn``
+    hears about them.
+    """
+    from seqlm.generate import generate
+
+    trained = load_trained(run_dir, which, device)
+    tokens = trained.tokenizer.tokenize([prefix])[0] if prefix else []
+    unknown = sorted({t for t in tokens if t not in trained.vocab})
+    if unknown and warn is not None:
+        shown = ", ".join(repr(t) for t in unknown[:10])
+        warn(f"note: the prefix has tokens the model never saw, read as {UNK}: {shown}")
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    return generate(trained.model, trained.vocab, trained.tokenizer, prefix, length,
+                    greedy=greedy, temperature=temperature, top_k=top_k, generator=generator)
+
+
+def evaluate_text(
+    run_dir: str | Path,
+    data: str | Path,
+    *,
+    which: str = "best",
+    device: str = "cpu",
+    encoding: str = "utf-8",
+) -> dict[str, Any]:
+    """Perplexity and bits per token of the model in ``run_dir`` on the text in ``data``.
+
+    The text is cleaned and tokenized as the run's training text was; tokens the
+    vocabulary lacks count as ``<unk>`` (and are reported).
+    """
+    from seqlm.text import clean_lines, read_text
+
+    trained = load_trained(run_dir, which, device)
+    lines = clean_lines(read_text(data, encoding=encoding), trained.config.clean)
+    tokens = [t for line in trained.tokenizer.tokenize(lines) for t in line]
+    if len(tokens) < 2:
+        raise DataError(f"--data {data}: fewer than two tokens after --clean "
+                        f"{trained.config.clean}; give a longer text")
+    ids = torch.tensor(trained.vocab[tokens], dtype=torch.long)
+    unknown = sum(1 for t in tokens if t not in trained.vocab)
+    loss_sum, count = evaluate_loss(trained.model, ids, trained.config.batch_size)
+    loss = loss_sum.item() / count
+    return {
+        "perplexity": math.exp(loss) if loss < 700 else math.inf,
+        "bits_per_token": bits_per_token(loss),
+        "loss": loss,
+        "tokens": count,
+        "unknown_tokens": unknown,
+        "tokenizer": trained.config.tokenizer,
+        "checkpoint": "best" if trained.name == BEST else "last",
+        "epoch": trained.epoch,
+    }

@@ -1,0 +1,189 @@
+"""Checkpoints: round trip, atomic writes, and refusal of damaged or foreign files."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+import seqlm
+from seqlm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from seqlm.inference import load_trained
+from seqlm.vocab import Vocab
+
+TINY = dict(hidden=16, max_tokens=2000, batch_size=8, num_steps=10, predict=5,
+            checkpoint_every=1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, book_path):
+    """A tiny AdamW run with embeddings, saved after each of its 3 epochs."""
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("ckpt") / "run"
+    result = seqlm.run(data=book_path, out=out, epochs=3, optimizer="adamw",
+                       embedding_dim=8, **TINY)
+    return result
+
+
+def _state(tmp_path: Path) -> dict:
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    return {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 4,
+            "note": "ok", "nested": [1.5, None, {"x": torch.arange(3)}]}
+
+
+def test_round_trip_restores_weights_vocabulary_and_optimizer(trained):
+    saved = load_checkpoint(trained.out_dir, "checkpoint")
+    assert saved["epoch"] == 3
+    for key, value in trained.model.state_dict().items():
+        assert torch.equal(saved["model"][key], value.cpu()), key
+    assert Vocab.from_dict(saved["vocab"]).idx_to_token == trained.vocab.idx_to_token
+    # The optimizer state loads into a fresh AdamW and matches the live one exactly.
+    optimizer = torch.optim.AdamW(trained.model.parameters(), lr=0.002)
+    optimizer.load_state_dict(saved["trainer"]["optimizer"])
+    live = trained.model.state_dict()  # same parameters; compare Adam's moments
+    assert live
+    state = optimizer.state_dict()["state"]
+    assert len(state) == len(list(trained.model.parameters()))
+    assert all(int(s["step"]) == saved["trainer"]["optimizer"]["state"][i]["step"].item()
+               for i, s in state.items())
+    assert [m["epoch"] for m in saved["trainer"]["history"]] == [1, 2, 3]
+
+
+def test_reloaded_model_gives_the_same_outputs(trained):
+    rebuilt = load_trained(trained.out_dir, "last")
+    X = torch.randint(0, len(trained.vocab), (2, 7))
+    trained.model.eval()
+    expected, _ = trained.model(X, trained.model.begin_state(2, "cpu"))
+    got, _ = rebuilt.model(X, rebuilt.model.begin_state(2, "cpu"))
+    assert torch.equal(expected, got)
+    assert rebuilt.epoch == 3
+
+
+def test_nested_state_round_trips_exactly(tmp_path):
+    state = _state(tmp_path)
+    save_checkpoint(tmp_path, state)
+    back = load_checkpoint(tmp_path)
+    assert back["epoch"] == 4 and back["note"] == "ok"
+    assert torch.equal(back["nested"][2]["x"], torch.arange(3))
+    assert back["nested"][:2] == [1.5, None]
+    assert set(back["optimizer"]["state"]) == {0, 1}  # integer keys survive JSON
+    for k, v in state["model"].items():
+        assert torch.equal(back["model"][k], v)
+
+
+def _tensor_file(directory: Path, name: str = "checkpoint") -> Path:
+    header = json.loads((directory / f"{name}.json").read_text())
+    return directory / header["tensors"]
+
+
+def test_pickle_renamed_as_checkpoint_is_refused_without_running_it(tmp_path):
+    save_checkpoint(tmp_path, _state(tmp_path))
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    payload = pickle.dumps({"weights": Exploit()})
+    # Replace the tensor file with the pickle and make the checksum agree with it, as a
+    # deliberate attacker would; safetensors must still refuse to parse it.
+    tensor_file = _tensor_file(tmp_path)
+    tensor_file.write_bytes(payload)
+    header = json.loads((tmp_path / "checkpoint.json").read_text())
+    import hashlib
+
+    header["tensors_sha256"] = hashlib.sha256(payload).hexdigest()
+    (tmp_path / "checkpoint.json").write_text(json.dumps(header))
+    with pytest.raises(CheckpointError, match="not a valid safetensors file"):
+        load_checkpoint(tmp_path)
+    # A pickle in place of the JSON is refused too.
+    (tmp_path / "checkpoint.json").write_bytes(payload)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path)
+    assert not marker.exists()
+
+
+def test_truncated_tensor_file_is_refused(tmp_path):
+    save_checkpoint(tmp_path, _state(tmp_path))
+    tensor_file = _tensor_file(tmp_path)
+    data = tensor_file.read_bytes()
+    tensor_file.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(tmp_path)
+
+
+def test_truncated_json_is_refused(tmp_path):
+    save_checkpoint(tmp_path, _state(tmp_path))
+    path = tmp_path / "checkpoint.json"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(tmp_path)
+
+
+def test_corrupted_byte_is_refused(tmp_path):
+    save_checkpoint(tmp_path, _state(tmp_path))
+    tensor_file = _tensor_file(tmp_path)
+    data = bytearray(tensor_file.read_bytes())
+    data[-3] ^= 0xFF
+    tensor_file.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("version, hint", [(99, "upgrade seqlm"), (0, "the seqlm that wrote")])
+def test_incompatible_format_version_is_refused(tmp_path, version, hint):
+    save_checkpoint(tmp_path, _state(tmp_path))
+    path = tmp_path / "checkpoint.json"
+    header = json.loads(path.read_text())
+    header["version"] = version
+    path.write_text(json.dumps(header))
+    with pytest.raises(CheckpointError, match=hint):
+        load_checkpoint(tmp_path)
+
+
+def test_missing_checkpoint_names_the_folder(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "nowhere")
+
+
+def test_failing_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    save_checkpoint(tmp_path, {"epoch": 1, "w": torch.ones(3)})
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if str(dst).endswith(".json"):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(CheckpointError, match="previous one, if any, is unchanged"):
+        save_checkpoint(tmp_path, {"epoch": 2, "w": torch.zeros(3)})
+    monkeypatch.undo()
+    back = load_checkpoint(tmp_path)
+    assert back["epoch"] == 1 and torch.equal(back["w"], torch.ones(3))
+    # No half-written files are left beside it.
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".safetensors"]
+
+
+def test_cli_reports_a_damaged_checkpoint_in_one_line(trained, tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from seqlm.cli import main
+
+    copy = tmp_path / "copy"
+    shutil.copytree(trained.out_dir, copy)
+    tensor_file = _tensor_file(copy, "best")
+    tensor_file.write_bytes(tensor_file.read_bytes()[:50])
+    result = CliRunner().invoke(main, ["generate", str(copy), "--length", "3"])
+    assert result.exit_code == 1
+    assert "Error:" in result.output and "truncated or corrupt" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,111 @@
+"""Exact resume: an interrupted run, resumed, ends exactly where an unbroken one does."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import seqlm
+from seqlm.callbacks import Callback
+from seqlm.cli import main
+from seqlm.errors import TrainingError, UsageError
+from seqlm.training import DefaultTrainer
+
+# Dropout, AdamW and a cosine schedule: every piece of state a resume must restore.
+RECIPE = dict(hidden=16, max_tokens=2500, batch_size=8, num_steps=10, predict=5,
+              embedding_dim=8, dropout=0.2, num_layers=2, optimizer="adamw",
+              schedule="cosine", warmup_epochs=1, sampler="random", checkpoint_every=3)
+
+
+class StopAt(Callback):
+    """Presses Ctrl-C just after epoch ``epoch`` finishes."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, metrics):
+        if metrics.epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def _rows(path):
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in ("seconds", "tokens_per_s")} for r in rows]
+
+
+def test_ten_epochs_equal_five_plus_resumed_five(book_path, tmp_path, capsys):
+    whole = seqlm.run(data=book_path, out=tmp_path / "whole", epochs=10, **RECIPE)
+    with pytest.raises(KeyboardInterrupt):
+        seqlm.run(data=book_path, out=tmp_path / "split", epochs=10, callbacks=[StopAt(5)],
+                  **RECIPE)
+    assert "Resume with: seqlm run --resume" in capsys.readouterr().err
+    resumed = seqlm.run(resume=tmp_path / "split")
+    assert [m.epoch for m in resumed.history] == list(range(1, 11))
+    assert resumed.history[-1].train_loss == pytest.approx(whole.history[-1].train_loss,
+                                                           abs=1e-6)
+    assert resumed.history[-1].val_loss == pytest.approx(whole.history[-1].val_loss, abs=1e-6)
+    split_rows = _rows(tmp_path / "split" / "metrics.jsonl")
+    whole_rows = _rows(tmp_path / "whole" / "metrics.jsonl")
+    assert len(split_rows) == len(whole_rows) == 10
+    for got, want in zip(split_rows, whole_rows, strict=True):
+        assert got == pytest.approx(want, abs=1e-6)
+    for key, value in whole.model.state_dict().items():
+        assert torch.allclose(resumed.model.state_dict()[key], value, atol=1e-6), key
+    assert resumed.summary["best_val_ppl"] == pytest.approx(whole.summary["best_val_ppl"])
+
+
+def test_interrupt_mid_epoch_keeps_the_last_finished_epoch(book_path, tmp_path, monkeypatch):
+    real = DefaultTrainer._train_epoch
+
+    def interrupted(self, epoch, *args, **kwargs):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return real(self, epoch, *args, **kwargs)
+
+    monkeypatch.setattr(DefaultTrainer, "_train_epoch", interrupted)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, [
+        "run", "--data", str(book_path), "--out", str(out), "--epochs", "6", "--hidden", "8",
+        "--max-tokens", "1500", "--batch-size", "4", "--num-steps", "8",
+        "--checkpoint-every", "0",
+    ])
+    assert result.exit_code == 130
+    assert f"Resume with: seqlm run --resume {out}" in result.output
+    header = json.loads((out / "checkpoint.json").read_text())
+    assert header["state"]["epoch"] == 2
+    monkeypatch.undo()
+    resumed = CliRunner().invoke(main, ["run", "--resume", str(out)])
+    assert resumed.exit_code == 0, resumed.output
+    rows = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
+
+
+def test_nan_loss_stops_with_the_epoch_and_keeps_the_last_good_checkpoint(
+    book_path, tmp_path, monkeypatch
+):
+    real = DefaultTrainer.reduce_epoch_totals
+    calls = []
+
+    def poisoned(self, loss_sum, tokens):
+        calls.append(1)
+        total, tokens = real(self, loss_sum, tokens)
+        return (float("nan") if len(calls) == 3 else total), tokens
+
+    monkeypatch.setattr(DefaultTrainer, "reduce_epoch_totals", poisoned)
+    with pytest.raises(TrainingError, match=r"nan at epoch 3.*smaller --lr.*of epoch 2"):
+        seqlm.run(data=book_path, out=tmp_path / "nan", epochs=5, hidden=8, max_tokens=1500,
+                  batch_size=4, num_steps=8, checkpoint_every=0)
+    header = json.loads((tmp_path / "nan" / "checkpoint.json").read_text())
+    assert header["state"]["epoch"] == 2
+
+
+def test_resume_refuses_to_change_the_model(book_path, tmp_path):
+    seqlm.run(data=book_path, out=tmp_path / "r", epochs=1, hidden=8, max_tokens=1500,
+              batch_size=4, num_steps=8)
+    with pytest.raises(UsageError, match="--hidden cannot change when resuming"):
+        seqlm.run(resume=tmp_path / "r", hidden=16)
+    longer = seqlm.run(resume=tmp_path / "r", epochs=2)
+    assert [m.epoch for m in longer.history] == [1, 2]
