@@ -54,6 +54,33 @@ class SeqlmGroup(click.Group):
     instead.
     """
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Also accept ``--debug`` after the command (``seqlm run ... --debug``)."""
+        return super().parse_args(ctx, self._hoist_debug(ctx, args))
+
+    def _hoist_debug(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or args[0].startswith("-"):
+            return args
+        command = self.get_command(ctx, args[0])
+        if command is None or any("--debug" in p.opts for p in command.params):
+            return args  # unknown, or a command with a --debug of its own
+        # Options that take a value: "--prefix --debug" is a prefix, not the flag.
+        takes_value = {
+            opt for param in command.params if isinstance(param, click.Option)
+            and not param.is_flag and not param.count for opt in param.opts
+        }
+        rest: list[str] = []
+        found = False
+        for i, arg in enumerate(args[1:], start=1):
+            if arg == "--":
+                rest.extend(args[i:])
+                break
+            if arg == "--debug" and args[i - 1] not in takes_value:
+                found = True
+                continue
+            rest.append(arg)
+        return (["--debug"] if found else []) + [args[0], *rest]
+
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command, turning its errors into one line on stderr."""
         try:

@@ -181,3 +181,14 @@ def test_debug_flag_and_env_show_the_traceback(files):
         # With debugging on, the error itself propagates (click's runner keeps it).
         assert type(result.exception).__name__ == "DataError", result.output
         assert result.exc_info is not None
+
+
+def test_debug_flag_after_the_command_is_accepted(files):
+    result = CliRunner().invoke(main, ["run", "--data", str(files["empty"]), "--debug"],
+                                env={"SEQLM_DEBUG": ""})
+    assert type(result.exception).__name__ == "DataError", result.output
+
+
+def test_debug_as_the_value_of_an_option_is_a_value(files):
+    result = invoke("run", *TINY, "--data", str(files["empty"]), "--prefix", "--debug")
+    assert "the file is empty" in error_line(result)
