@@ -74,11 +74,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(b"not found", status=404)
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that gave up (the point of several tests) breaks the pipe; a
+        # traceback printed from the server thread would land in other tests' output.
+        pass
+
+
 @pytest.fixture
 def server(book_bytes: bytes) -> Iterator[str]:
     handler = type("Handler", (_Handler,), {"book": book_bytes, "hits": {}})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
+    httpd = _QuietServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
