@@ -35,7 +35,11 @@ class RNNModel(nn.Module):
     def forward(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Logits for the token after each input token, and the cell's new state."""
         steps_first = tokens.T
-        if self.embedding is None:
+        if self.embedding is None and getattr(self.cell, "accepts_token_ids", False):
+            # The cell looks up the rows of its input weights that the one-hot vectors
+            # would select: the same maths without the one-hot products.
+            inputs = steps_first
+        elif self.embedding is None:
             inputs = F.one_hot(steps_first, self.vocab_size).to(self.head.weight.dtype)
         else:
             inputs = self.dropout(self.embedding(steps_first))

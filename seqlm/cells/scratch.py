@@ -7,7 +7,12 @@ cell functions. Two things make them fast without hiding the algorithm:
 * each layer keeps its gates' weights side by side in one input matrix ``W_x`` and one
   recurrent matrix ``W_h``, so one product serves every gate;
 * the input products of all time steps are computed in one matrix product before the
-  loop, leaving one recurrent product per step.
+  loop, leaving one recurrent product per step;
+* by default each layer's time loop runs inside a hand-written backward pass
+  (:mod:`seqlm.cells.fused`), which computes the same gradients as autograd with far
+  fewer recorded operations. ``fused=False`` runs the plain autograd loop below
+  instead (needed for gradients of gradients); it is also used under autocast, where
+  the fused pass cannot apply.
 
 Gate order and equations follow torch's documentation (LSTM: input, forget, cell,
 output; GRU: reset, update, new, with the reset gate applied to ``W_hn h + b_hn``), so a
@@ -20,7 +25,9 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+from torch.nn.functional import embedding
 
+from seqlm.cells import fused
 from seqlm.interfaces import RecurrentCell, State
 
 
@@ -37,11 +44,19 @@ class _ScratchCell(RecurrentCell):
 
     num_gates: ClassVar[int]
     state_count: ClassVar[int] = 1  # 2 for LSTM's (h, c)
+    #: ``forward`` also takes int64 token ids shaped ``(num_steps, batch)`` in place of
+    #: their one-hot vectors; :class:`seqlm.model.RNNModel` then skips building them.
+    accepts_token_ids: ClassVar[bool] = True
+    #: Whether ``b_h`` simply adds to the gates, so the fused pass can fold it into the
+    #: input's share (not so for the GRU, whose reset gate multiplies it).
+    fold_b_h: ClassVar[bool] = True
 
     def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0
+        self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
+        fused: bool = True,
     ) -> None:
         super().__init__(input_size, hidden_size, num_layers)
+        self.fused = fused
         gates = self.num_gates * hidden_size
         self.W_x = nn.ParameterList(
             _normal(input_size if layer == 0 else hidden_size, gates)
@@ -59,30 +74,61 @@ class _ScratchCell(RecurrentCell):
         return states if self.state_count > 1 else states[0]
 
     def forward(self, inputs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """Run every layer over ``(num_steps, batch, input_size)`` inputs."""
+        """Run every layer over ``(num_steps, batch, input_size)`` inputs (or token ids)."""
         states = state if isinstance(state, tuple) else (state,)
         layer_input = inputs
         finals: list[tuple[torch.Tensor, ...]] = []
         for layer in range(self.num_layers):
             if layer > 0:
                 layer_input = self.dropout(layer_input)
-            # One product for every time step and gate at once.
-            x_gates = layer_input @ self.W_x[layer] + self.b_x[layer]
             layer_state = tuple(s[layer] for s in states)
-            outputs = []
-            for x_t in x_gates:
-                layer_state = self.step(x_t, layer_state, self.W_h[layer], self.b_h[layer])
-                outputs.append(layer_state[0])
-            layer_input = torch.stack(outputs)
+            fast = self.use_fused(layer_input)
+            # Biases the fused pass can add before the loop join the input's share.
+            bias = self.b_x[layer] + self.b_h[layer] if fast and self.fold_b_h else self.b_x[layer]
+            if layer == 0 and not layer_input.is_floating_point():
+                # Token ids: a one-hot vector times W_x is the row of W_x it selects.
+                x_gates = embedding(layer_input, self.W_x[0] + bias)
+            else:
+                # One product for every time step and gate at once.
+                x_gates = torch.addmm(bias, layer_input.flatten(0, 1), self.W_x[layer])
+                x_gates = x_gates.view(*layer_input.shape[:2], -1)
+            if fast:
+                layer_input, layer_state = self.fused_layer(
+                    x_gates, layer_state, self.W_h[layer], self.b_h[layer])
+            else:
+                outputs = []
+                for x_t in x_gates:
+                    layer_state = self.step(x_t, layer_state, self.W_h[layer], self.b_h[layer])
+                    outputs.append(layer_state[0])
+                layer_input = torch.stack(outputs)
             finals.append(layer_state)
-        new_state = tuple(torch.stack(parts) for parts in zip(*finals))
+        new_state = tuple(torch.stack(parts) for parts in zip(*finals, strict=True))
         return layer_input, new_state if self.state_count > 1 else new_state[0]
+
+    def use_fused(self, inputs: torch.Tensor) -> bool:
+        """Whether this call can take the hand-written backward pass.
+
+        Not under autocast, whose per-operation dtypes the fused pass's preallocated
+        buffers cannot follow. (The fused pass is differentiable once; code that needs
+        gradients of gradients builds the cell with ``fused=False``.)
+        """
+        return self.fused and not torch.is_autocast_enabled(inputs.device.type)
 
     def step(
         self, x_gates: torch.Tensor, state: tuple[torch.Tensor, ...], W_h: torch.Tensor,
         b_h: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
         """One time step of one layer, given the input's share of the gates."""
+        raise NotImplementedError
+
+    def fused_layer(
+        self, x_gates: torch.Tensor, state: tuple[torch.Tensor, ...], W_h: torch.Tensor,
+        b_h: torch.Tensor,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """All time steps of one layer at once: ``(outputs, final state)``.
+
+        ``x_gates`` already holds ``b_h`` when the class sets :attr:`fold_b_h`.
+        """
         raise NotImplementedError
 
 
@@ -99,16 +145,21 @@ class ScratchLSTM(_ScratchCell):
         I = torch.sigmoid(i)  # noqa: E741 - the gate's name in the equations
         F = torch.sigmoid(f)
         C_tilde = torch.tanh(g)
-        O = torch.sigmoid(o)
+        O = torch.sigmoid(o)  # noqa: E741
         C = F * C + I * C_tilde
         H = O * torch.tanh(C)
         return H, C
+
+    def fused_layer(self, x_gates, state, W_h, b_h):  # noqa: D102 - documented on the base
+        outputs, H, C = fused.LSTMLayer.apply(x_gates, state[0], state[1], W_h)
+        return outputs, (H, C)
 
 
 class ScratchGRU(_ScratchCell):
     """GRU from scratch: reset and update gates and a candidate state."""
 
     num_gates = 3
+    fold_b_h = False
 
     def step(self, x_gates, state, W_h, b_h):  # noqa: D102 - documented on the base
         (H,) = state
@@ -119,6 +170,10 @@ class ScratchGRU(_ScratchCell):
         H_tilde = torch.tanh(x_n + R * h_n)
         return (Z * H + (1 - Z) * H_tilde,)
 
+    def fused_layer(self, x_gates, state, W_h, b_h):  # noqa: D102 - documented on the base
+        outputs, H = fused.GRULayer.apply(x_gates, state[0], W_h, b_h)
+        return outputs, (H,)
+
 
 class ScratchRNN(_ScratchCell):
     """Elman RNN from scratch: ``H = tanh(X W_x + H W_h + b)``."""
@@ -128,3 +183,7 @@ class ScratchRNN(_ScratchCell):
     def step(self, x_gates, state, W_h, b_h):  # noqa: D102 - documented on the base
         (H,) = state
         return (torch.tanh(x_gates + H @ W_h + b_h),)
+
+    def fused_layer(self, x_gates, state, W_h, b_h):  # noqa: D102 - documented on the base
+        outputs, H = fused.RNNLayer.apply(x_gates, state[0], W_h)
+        return outputs, (H,)
