@@ -57,9 +57,12 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        hint = ("pass --encoding (for example --encoding latin-1) or convert the file to UTF-8"
-                if codecs.lookup(encoding).name == "utf-8" else
-                "pass the file's real encoding with --encoding")
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            hint = "the file starts with a UTF-16 mark; pass --encoding utf-16"
+        elif codecs.lookup(encoding).name == "utf-8":
+            hint = "pass --encoding (for example --encoding latin-1) or convert it to UTF-8"
+        else:
+            hint = "pass the file's real encoding with --encoding"
         raise DataError(
             f"--data {path}: not valid {encoding} at byte offset {exc.start} (line {line}, "
             f"byte 0x{raw[exc.start]:02x}); {hint}"

@@ -165,3 +165,39 @@ def test_executable_debug_shows_the_traceback(tmp_path: Path) -> None:
         assert result.returncode == 1
         assert "Traceback (most recent call last)" in result.stderr
         assert "seqlm.errors.DataError" in result.stderr
+
+
+def test_utf16_file_gets_the_utf16_hint(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_text("hello there\n", encoding="utf-16")
+    with pytest.raises(DataError, match="UTF-16 mark; pass --encoding utf-16"):
+        read_text(path)
+    assert read_text(path, encoding="utf-16") == "hello there\n"
+
+
+def test_unexpected_errors_are_one_line_with_a_hint() -> None:
+    from seqlm.cli import describe_unexpected
+
+    assert "out of memory; try a smaller --hidden" in describe_unexpected(MemoryError())
+    assert "out of memory" in describe_unexpected(
+        RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 4 GB"))
+    disk = describe_unexpected(OSError(28, "No space left on device", "/x/summary.json"))
+    assert disk.startswith("cannot access /x/summary.json: No space left on device")
+    other = describe_unexpected(ValueError("first\nsecond"))
+    assert other == "unexpected ValueError: first second (run with --debug for the traceback)"
+
+
+def test_cli_turns_an_unforeseen_error_into_one_line(monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    import seqlm.runner
+    from seqlm.cli import main
+
+    def broken(*args, **kwargs):
+        raise KeyError("line one\nline two")
+
+    monkeypatch.setattr(seqlm.runner, "run", broken)
+    result = CliRunner().invoke(main, ["run"], env={"SEQLM_DEBUG": ""})
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: unexpected KeyError: 'line one\\nline two' (run with --debug for the traceback)"]
