@@ -132,6 +132,10 @@ def _resumed_config(
         raise UsageError(f"{flags} cannot change when resuming (the checkpoint fixes it); "
                          f"drop it, or start a new run with --out")
     allowed = {k: v for k, v in overrides.items() if k in RESUMABLE and k != "resume"}
+    done = int(checkpoint.get("epoch", 0))
+    if allowed.get("epochs", saved.epochs) < done:
+        raise UsageError(f"--epochs {allowed['epochs']} is fewer than the {done} epochs the "
+                         f"checkpoint in {resume} has done; give more, or leave it out")
     return replace(saved, **allowed, resume=resume, out=checkpoint_path(resume, LAST).parent)
 
 
@@ -236,11 +240,13 @@ def run(
                                 f"{out_dir}") from error
         raise
     except KeyboardInterrupt:
-        if saver is not None and saver.interrupted_at is not None:
+        if saver is not None:
             Console(stderr=True).print(
                 f"Saved the checkpoint of epoch {saver.interrupted_at} (the last finished) "
-                f"in {out_dir}. Resume with: seqlm run --resume {out_dir}", highlight=False,
-                soft_wrap=True)
+                f"in {out_dir}. Resume with: seqlm run --resume {out_dir}"
+                if saver.interrupted_at is not None else
+                "Stopped before the first epoch finished; no checkpoint was saved.",
+                highlight=False, soft_wrap=True)
         raise
     sample = generate(model, corpus.vocab, tokenizer, config.prefix, config.predict) if main else ""
     summary = summarize(config, device, history, sample, model,
