@@ -27,6 +27,12 @@ import torch
 from torch.autograd.function import once_differentiable
 
 
+def _tanh_(x: torch.Tensor) -> torch.Tensor:
+    """tanh in place as ``2 sigmoid(2x) - 1``: on the CPU torch's sigmoid is several
+    times cheaper than its tanh (and as accurate, to float rounding)."""
+    return x.mul_(2).sigmoid_().mul_(2).sub_(1)
+
+
 class LSTMLayer(torch.autograd.Function):
     """One LSTM layer; ``x_gates`` already includes both biases."""
 
@@ -41,15 +47,17 @@ class LSTMLayer(torch.autograd.Function):
         tanh_c = x_gates.new_empty(T, B, H)
         hs[0] = h0
         cs[0] = c0
+        # With tanh as 2 sigmoid(2x) - 1 (see _tanh_), one sigmoid covers all four gates.
         for t in range(T):
             g = gates[t]
             torch.addmm(x_gates[t], hs[t], W_h, out=g)
-            g[:, :2 * H].sigmoid_()
-            g[:, 2 * H:3 * H].tanh_()
-            g[:, 3 * H:].sigmoid_()
+            cell_gate = g[:, 2 * H:3 * H]
+            cell_gate.mul_(2)
+            g.sigmoid_()
+            cell_gate.mul_(2).sub_(1)
             torch.mul(g[:, H:2 * H], cs[t], out=cs[t + 1])
-            cs[t + 1].addcmul_(g[:, :H], g[:, 2 * H:3 * H])
-            torch.tanh(cs[t + 1], out=tanh_c[t])
+            cs[t + 1].addcmul_(g[:, :H], cell_gate)
+            torch.mul(cs[t + 1], 2, out=tanh_c[t]).sigmoid_().mul_(2).sub_(1)  # tanh
             torch.mul(g[:, 3 * H:], tanh_c[t], out=hs[t + 1])
         ctx.save_for_backward(gates, hs, cs, tanh_c, W_h)
         return hs[1:], hs[T].clone(), cs[T].clone()
@@ -111,7 +119,7 @@ class GRULayer(torch.autograd.Function):
             torch.addmm(b_h, hs[t], W_h, out=hg)
             torch.add(x_gates[t, :, :2 * H], hg[:, :2 * H], out=rz[t]).sigmoid_()
             h_n[t] = hg[:, 2 * H:]
-            torch.addcmul(x_gates[t, :, 2 * H:], rz[t, :, :H], h_n[t], out=n[t]).tanh_()
+            _tanh_(torch.addcmul(x_gates[t, :, 2 * H:], rz[t, :, :H], h_n[t], out=n[t]))
             torch.lerp(n[t], hs[t], rz[t, :, H:], out=hs[t + 1])
         ctx.save_for_backward(rz, n, h_n, hs, W_h)
         return hs[1:], hs[T].clone()
@@ -154,7 +162,7 @@ class RNNLayer(torch.autograd.Function):
         hs = x_gates.new_empty(T + 1, B, H)
         hs[0] = h0
         for t in range(T):
-            torch.addmm(x_gates[t], hs[t], W_h, out=hs[t + 1]).tanh_()
+            _tanh_(torch.addmm(x_gates[t], hs[t], W_h, out=hs[t + 1]))
         ctx.save_for_backward(hs, W_h)
         return hs[1:], hs[T].clone()
 
