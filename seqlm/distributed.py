@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from seqlm.callbacks import Callback
 from seqlm.errors import TrainingError, UsageError
-from seqlm.interfaces import Sampler, State
+from seqlm.interfaces import Sampler, State, Trainer
 from seqlm.metrics import EpochMetrics
 from seqlm.training import DefaultTrainer
 
@@ -120,6 +120,30 @@ class RecurrentDDP(DistributedDataParallel):
         return self.module.begin_state(batch_size, device)
 
 
+class _ShareRandomState(Callback):
+    """Gives every rank rank 0's random state before each epoch.
+
+    The samplers draw from torch's global generator, so equal states mean equal global
+    batches, even without ``--seed``. Training draws from it too (dropout); the ranks
+    draw alike since they hold equally many rows, but sharing the state every epoch
+    (a few kilobytes) keeps them together whatever a cell or plugin draws.
+    """
+
+    def __init__(self, trainer: DDPTrainer) -> None:
+        self.device = trainer.device
+
+    def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
+        self._share()
+
+    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:  # noqa: D102
+        self._share()
+
+    def _share(self) -> None:
+        state = torch.get_rng_state().to(self.device)
+        dist.broadcast(state, src=0)
+        torch.set_rng_state(state.cpu())
+
+
 class DDPTrainer(DefaultTrainer):
     """Data-parallel training over the processes started by torchrun.
 
@@ -178,8 +202,7 @@ class DDPTrainer(DefaultTrainer):
                     self.backend, timeout=self.timeout, rank=self.launch.rank,
                     world_size=self.launch.world_size,
                 )
-            self._share_rng_state()
-            return super().fit(model, corpus, sampler, callbacks)
+            return super().fit(model, corpus, sampler, [*callbacks, _ShareRandomState(self)])
         except RuntimeError as error:
             if _is_communication_error(error):
                 raise self._lost_contact(error) from error
@@ -209,13 +232,6 @@ class DDPTrainer(DefaultTrainer):
         dist.all_reduce(totals)
         total_loss, total_tokens = totals.tolist()
         return total_loss, int(total_tokens)
-
-    def _share_rng_state(self) -> None:
-        # The samplers draw from torch's global generator; giving every rank rank 0's
-        # state makes them draw the same global batches even without --seed.
-        state = torch.get_rng_state().to(self.device)
-        dist.broadcast(state, src=0)
-        torch.set_rng_state(state.cpu())
 
     def _lost_contact(self, error: RuntimeError) -> TrainingError:
         return TrainingError(

@@ -25,13 +25,35 @@ LAUNCH_TIMEOUT_S = 150
 
 # Run by each rank: trains with TINY settings given as JSON, each rank writing (if it
 # writes at all) to its own folder, so a file from rank 1 could not hide among rank 0's.
-WORKER = """
+WORKER = r"""
 import json, os, sys, time
 from seqlm.callbacks import Callback
 from seqlm.runner import run
 
 settings = json.loads(sys.argv[1])
 stall_rank = settings.pop("stall_rank", None)
+log_dir = settings.pop("log_batches", None)
+
+if log_dir is not None:
+    from seqlm.hookspecs import hookimpl
+    from seqlm.plugins import get_plugins
+    from seqlm.samplers import SequentialSampler
+
+    class Logged(SequentialSampler):
+        # Writes the first token of every row of each global batch this rank draws.
+        def __call__(self, corpus):
+            path = os.path.join(log_dir, "batches" + os.environ["RANK"] + ".txt")
+            with open(path, "a") as log:
+                for X, Y in super().__call__(corpus):
+                    log.write(" ".join(map(str, X[:, 0].tolist())) + "\n")
+                    yield X, Y
+
+    class LoggedPlugin:
+        @hookimpl
+        def register_samplers(self, register):
+            register("logged", Logged)
+
+    get_plugins().add(LoggedPlugin(), "logged-sampler")
 
 class Stall(Callback):
     def on_epoch_end(self, trainer, metrics):
@@ -177,6 +199,21 @@ def test_random_sampling_checkpoints_from_rank_0_alone_and_resumes(book_path, tm
     assert not (tmp_path / "rank1").exists()
     single = run(**{**settings, "trainer": "default"}, epochs=4, out=tmp_path / "single")
     _assert_same_losses(_metrics(saved / "metrics.jsonl"), single.history)
+
+
+@pytest.mark.slow
+def test_ranks_draw_the_same_global_batches_without_a_seed(book_path, tmp_path):
+    # Unseeded, each rank's generator starts apart; rank 0's state is shared. Dropout
+    # draws from the samplers' generator too, during training.
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    settings = {**TINY, "sampler": "logged", "dropout": 0.3, "seed": None,
+                "data": str(book_path), "device": "cpu", "trainer": "ddp", "epochs": 3,
+                "out": str(tmp_path), "log_batches": str(tmp_path)}
+    _torchrun([str(script), json.dumps(settings)], cwd=tmp_path)
+    rank0 = (tmp_path / "batches0.txt").read_text().splitlines()
+    rank1 = (tmp_path / "batches1.txt").read_text().splitlines()
+    assert len(rank0) > 3 * 2 and rank0 == rank1
 
 
 @pytest.mark.slow
