@@ -47,18 +47,21 @@ class LSTMLayer(torch.autograd.Function):
         tanh_c = x_gates.new_empty(T, B, H)
         hs[0] = h0
         cs[0] = c0
+        # Per-step views made once: slicing inside the loop costs more than the maths
+        # of these small tensors.
+        g_all = gates.unbind(0)
+        i_, f_, cell_, o_ = (gates[..., k * H:(k + 1) * H].unbind(0) for k in range(4))
+        x_, h_, c_, tc_ = x_gates.unbind(0), hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
         # With tanh as 2 sigmoid(2x) - 1 (see _tanh_), one sigmoid covers all four gates.
         for t in range(T):
-            g = gates[t]
-            torch.addmm(x_gates[t], hs[t], W_h, out=g)
-            cell_gate = g[:, 2 * H:3 * H]
-            cell_gate.mul_(2)
-            g.sigmoid_()
-            cell_gate.mul_(2).sub_(1)
-            torch.mul(g[:, H:2 * H], cs[t], out=cs[t + 1])
-            cs[t + 1].addcmul_(g[:, :H], cell_gate)
-            torch.mul(cs[t + 1], 2, out=tanh_c[t]).sigmoid_().mul_(2).sub_(1)  # tanh
-            torch.mul(g[:, 3 * H:], tanh_c[t], out=hs[t + 1])
+            torch.addmm(x_[t], h_[t], W_h, out=g_all[t])
+            cell_[t].mul_(2)
+            g_all[t].sigmoid_()
+            cell_[t].mul_(2).sub_(1)
+            torch.mul(f_[t], c_[t], out=c_[t + 1])
+            c_[t + 1].addcmul_(i_[t], cell_[t])
+            torch.mul(c_[t + 1], 2, out=tc_[t]).sigmoid_().mul_(2).sub_(1)  # tanh
+            torch.mul(o_[t], tc_[t], out=h_[t + 1])
         ctx.save_for_backward(gates, hs, cs, tanh_c, W_h)
         return hs[1:], hs[T].clone(), cs[T].clone()
 
@@ -79,22 +82,22 @@ class LSTMLayer(torch.autograd.Function):
         torch.mul(i, 1 - g * g, out=local[..., 2 * H:3 * H])
         torch.mul(tanh_c, o * (1 - o), out=local[..., 3 * H:])
         dh_to_dc = o * (1 - tanh_c * tanh_c)
-        local4 = local.view(T, B, 4, H)
         grad_out = grad_out if grad_out is not None else hs.new_zeros(T, B, H)
         dh = grad_out[T - 1] if grad_hT is None else grad_out[T - 1] + grad_hT
         dc = torch.zeros_like(dh) if grad_cT is None else grad_cT
         W_hT = W_h.t().contiguous()
         d_gates = torch.empty_like(gates)
+        dg4 = d_gates.view(T, B, 4, H)
+        local4 = local.view(T, B, 4, H)
+        dg_ifg, dg_o = dg4[:, :, :3].unbind(0), dg4[:, :, 3].unbind(0)
+        local_ifg, local_o = local4[:, :, :3].unbind(0), local4[:, :, 3].unbind(0)
+        dg_, go_, f_, to_dc = d_gates.unbind(0), grad_out.unbind(0), f.unbind(0), dh_to_dc.unbind(0)
         for t in range(T - 1, -1, -1):
-            dc = torch.addcmul(dc, dh, dh_to_dc[t])
-            dg4 = d_gates[t].view(B, 4, H)
-            torch.mul(local4[t, :, :3], dc.unsqueeze(1), out=dg4[:, :3])
-            torch.mul(local4[t, :, 3], dh, out=dg4[:, 3])
-            dc = dc * f[t]
-            if t > 0:
-                dh = torch.addmm(grad_out[t - 1], d_gates[t], W_hT)
-            else:
-                dh = d_gates[t] @ W_hT
+            dc = torch.addcmul(dc, dh, to_dc[t])
+            torch.mul(local_ifg[t], dc.unsqueeze(1), out=dg_ifg[t])
+            torch.mul(local_o[t], dh, out=dg_o[t])
+            dc = dc * f_[t]
+            dh = torch.addmm(go_[t - 1], dg_[t], W_hT) if t > 0 else dg_[t] @ W_hT
         flat = d_gates.view(T * B, G)
         grad_W_h = hs[:-1].reshape(T * B, H).t() @ flat
         return d_gates, dh, dc, grad_W_h
