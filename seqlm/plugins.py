@@ -14,6 +14,7 @@ are imported only when used, which keeps ``seqlm --help`` free of torch.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import os
@@ -191,12 +192,12 @@ def _identify(ep: metadata.EntryPoint) -> tuple[str, str]:
     """The distribution name and version of an entry point, even with bare metadata."""
     dist = getattr(ep, "dist", None)
     name = version = None
-    if dist is not None:
+    with contextlib.suppress(Exception):  # unreadable metadata: fall back to the folder name
         name, version = dist.metadata["Name"], dist.version
-        if not name:  # a dist-info folder without METADATA: read its folder name
-            match = _DIST_INFO.match(Path(str(getattr(dist, "_path", ""))).name)
-            if match:
-                name, version = match["name"], version or match["version"]
+    if dist is not None and not name:  # a dist-info folder without METADATA: use its name
+        match = _DIST_INFO.match(Path(str(getattr(dist, "_path", ""))).name)
+        if match:
+            name, version = match["name"], version or match["version"]
     return name or "unknown", version or "?"
 
 
@@ -258,7 +259,11 @@ class Plugins:
         if name in self.info:
             raise PluginError(f"a plugin named {name!r} is already registered")
         info = PluginInfo(name=display or name, distribution=distribution, version=version)
-        hooks = [attr for attr in dir(plugin) if self.pm.parse_hookimpl_opts(plugin, attr)]
+        try:
+            hooks = [attr for attr in dir(plugin) if self.pm.parse_hookimpl_opts(plugin, attr)]
+        except Exception as exc:  # an attribute of the plugin object raised when read
+            return self._fail(name, info, f"cannot be inspected: {type(exc).__name__}: {exc}",
+                              exc)
         unknown = [hook for hook in hooks if hook not in HOOKS]
         if unknown:
             return self._fail(name, info, f"implements unknown hook {', '.join(unknown)} "
