@@ -308,7 +308,7 @@ def plugins(as_json: bool) -> None:
 
     table = Table(title="seqlm plugins", title_justify="left")
     for column in ("Plugin", "Distribution", "Version", "Registered", "Status"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a failure's reason is shown whole
     for row in rows:
         registered = "; ".join(
             f"{kind}s: {', '.join(names)}" for kind, names in row["registered"].items()
