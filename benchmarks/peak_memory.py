@@ -26,7 +26,6 @@ def main() -> None:
         "device": str(result.device),
         # Linux reports ru_maxrss in KiB.
         "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "tokens_per_s": round(result.summary["tokens_per_s"]),
     }
     if result.device.type == "cuda":
         report["cuda_max_allocated_mib"] = round(

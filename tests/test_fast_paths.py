@@ -6,6 +6,7 @@ from torch.nn import functional as F
 
 from seqlm.cells import fused
 from seqlm.cells.scratch import ScratchGRU, ScratchLSTM, ScratchRNN
+from seqlm.errors import UsageError
 from seqlm.model import RNNModel
 from seqlm.samplers import SequentialSampler
 from seqlm.training import DefaultTrainer
@@ -191,3 +192,8 @@ def test_training_fused_and_plain_give_the_same_losses(cls):
         histories.append([m.train_loss for m in trainer.fit(model, corpus,
                                                             SequentialSampler(4, 10))])
     assert histories[0] == pytest.approx(histories[1], rel=1e-4)
+
+
+def test_fused_option_must_be_a_boolean():
+    with pytest.raises(UsageError, match="fused must be true or false"):
+        ScratchLSTM(input_size=3, hidden_size=2, fused="no")

@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn.functional import embedding
 
 from seqlm.cells import fused
+from seqlm.errors import UsageError
 from seqlm.interfaces import RecurrentCell, State
 
 
@@ -56,6 +57,9 @@ class _ScratchCell(RecurrentCell):
         fused: bool = True,
     ) -> None:
         super().__init__(input_size, hidden_size, num_layers)
+        if not isinstance(fused, bool):
+            raise UsageError(f"cell option fused must be true or false, got {fused!r}; "
+                             "for example --cell-opt fused=false")
         self.fused = fused
         gates = self.num_gates * hidden_size
         self.W_x = nn.ParameterList(
