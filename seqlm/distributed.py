@@ -10,6 +10,7 @@ loss, so the run follows the same path as one process with the whole batch.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -202,7 +203,14 @@ class DDPTrainer(DefaultTrainer):
                     self.backend, timeout=self.timeout, rank=self.launch.rank,
                     world_size=self.launch.world_size,
                 )
-            return super().fit(model, corpus, sampler, [*callbacks, _ShareRandomState(self)])
+            history = super().fit(model, corpus, sampler, [*callbacks, _ShareRandomState(self)])
+            if owns_group:
+                # The DDP wrapper's reducer holds the process group; collect it (it sits in
+                # reference cycles) while the group is alive, then leave together, so that
+                # no rank tears gloo down under another one.
+                gc.collect()
+                dist.barrier()
+            return history
         except RuntimeError as error:
             if _is_communication_error(error):
                 raise self._lost_contact(error) from error

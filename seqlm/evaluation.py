@@ -8,6 +8,9 @@ from torch.nn import functional as F
 
 from seqlm.interfaces import State
 
+#: The shortest stream worth reading side by side with others (see :func:`evaluate_loss`).
+MIN_STREAM_TOKENS = 4096
+
 
 @torch.no_grad()
 def evaluate_loss(
@@ -19,18 +22,20 @@ def evaluate_loss(
 ) -> tuple[torch.Tensor, int]:
     """Summed cross-entropy (nats, a 0-d tensor left on the device) and token count.
 
-    The text is cut into ``batch_size`` equal streams read side by side, ``num_steps``
-    tokens at a time, with the state carried over between chunks, so every token but
-    the first of each stream is predicted with its full left context within the
-    stream. The sum stays on the device, so the caller decides when to wait for it.
-    Streams shrink to fit a short text; a text of fewer than two tokens gives ``(0, 0)``.
+    The text is cut into at most ``batch_size`` equal streams read side by side,
+    ``num_steps`` tokens at a time, with the state carried over between chunks, so every
+    token but the first of each stream is predicted with its full left context within
+    the stream. Each stream starts from a zero state, which costs its first tokens some
+    accuracy, so streams are kept at least ``MIN_STREAM_TOKENS`` long (a short text is
+    read as one stream). The sum stays on the device, so the caller decides when to wait
+    for it. A text of fewer than two tokens gives ``(0, 0)``.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     ids = ids.to(device)
     loss_sum = torch.zeros((), device=device)
     if len(ids) < 2:
         return loss_sum, 0
-    streams = max(1, min(batch_size, (len(ids) - 1) // 2))
+    streams = max(1, min(batch_size, (len(ids) - 1) // MIN_STREAM_TOKENS))
     length = (len(ids) - 1) // streams
     xs = ids[: streams * length].reshape(streams, length)
     ys = ids[1: streams * length + 1].reshape(streams, length)
