@@ -181,6 +181,9 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
               help="Learning rate over the epochs: constant, or cosine decay to 5%.")
 @click.option("--warmup-epochs", type=int, default=DEFAULTS.warmup_epochs, show_default=True,
               help="Raise the learning rate linearly over this many first epochs.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=DEFAULTS.precision,
+              show_default=True, help="bf16: compute the forward pass in bfloat16 "
+              "(autocast; weights stay float32). Faster on CPUs and GPUs with bf16 units.")
 @click.option("--clip", type=float, default=DEFAULTS.clip, show_default=True,
               help="Clip the global gradient norm to this; 0 turns clipping off.")
 @click.option("--device", default=DEFAULTS.device, show_default=True,

@@ -50,6 +50,7 @@ class RunConfig:
     weight_decay: float | None = None
     schedule: str = "constant"
     warmup_epochs: int = 0
+    precision: str = "fp32"
     clip: float = 1.0
     device: str = "auto"
     seed: int | None = 0

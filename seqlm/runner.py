@@ -38,7 +38,7 @@ RESUMABLE = ("epochs", "device", "checkpoint_every", "prefix", "predict", "resum
 
 #: Trainer options and their defaults; only changed ones are passed to the trainer.
 TRAINER_OPTIONS = {"optimizer": "sgd", "weight_decay": None, "schedule": "constant",
-                   "warmup_epochs": 0}
+                   "warmup_epochs": 0, "precision": "fp32"}
 
 
 @dataclass
@@ -104,8 +104,14 @@ def build_cell(cls: type, name: str, input_size: int, config: RunConfig) -> Recu
     check_options("cell", name, cls, options,
                   fixed=("input_size", "hidden_size", "num_layers"),
                   flags={"bidirectional": "--bidirectional"})
-    return cls(input_size=input_size, hidden_size=config.hidden,
-               num_layers=config.num_layers, **options)
+    try:
+        return cls(input_size=input_size, hidden_size=config.hidden,
+                   num_layers=config.num_layers, **options)
+    except (TypeError, ValueError) as exc:
+        if not config.cell_options:
+            raise  # nothing the user passed: a fault of the cell, shown as such
+        given = " ".join(f"--cell-opt {k}={v}" for k, v in config.cell_options.items())
+        raise UsageError(f"cell {name!r} rejected {given}: {exc}") from exc
 
 
 def build_model(cell_cls: type, config: RunConfig, vocab_size: int) -> RNNModel:

@@ -7,6 +7,7 @@ number generators) that a checkpoint stores so that a run can resume exactly.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -25,6 +26,7 @@ from seqlm.metrics import EpochMetrics
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("fp32", "bf16")
 
 #: Validation reads the held-out text this many steps at a time (the state carries
 #: over, so the length only trades memory for fewer Python iterations).
@@ -89,8 +91,13 @@ class DefaultTrainer(Trainer):
         weight_decay: float | None = None,
         schedule: str = "constant",
         warmup_epochs: int = 0,
+        precision: str = "fp32",
     ) -> None:
         super().__init__(lr=lr, clip=clip, epochs=epochs, device=device)
+        if precision not in PRECISIONS:
+            raise UsageError(f"--precision {precision!r} not recognized. "
+                             f"Choose one of: {', '.join(PRECISIONS)}")
+        self.precision = precision
         if optimizer not in OPTIMIZERS:
             raise UsageError(f"--optimizer {optimizer!r} not recognized. "
                              f"Choose one of: {', '.join(OPTIMIZERS)}")
@@ -227,6 +234,12 @@ class DefaultTrainer(Trainer):
         hooks.on_train_end(self, self.history)
         return self.history
 
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast for ``--precision bf16``; a no-op context for fp32."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
     def _validate(
         self, epoch: int, model: nn.Module, val_corpus: torch.Tensor, sampler: Sampler
     ) -> float:
@@ -261,9 +274,10 @@ class DefaultTrainer(Trainer):
                 state = model.begin_state(X.shape[0], self.device)
             else:
                 state = detach_state(state)
-            logits, state = model(X, state)
+            with self.autocast():
+                logits, state = model(X, state)
             targets = Y.T.reshape(-1)
-            loss = F.cross_entropy(logits, targets)
+            loss = F.cross_entropy(logits.float(), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.clip > 0:

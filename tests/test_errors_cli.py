@@ -192,3 +192,16 @@ def test_debug_flag_after_the_command_is_accepted(files):
 def test_debug_as_the_value_of_an_option_is_a_value(files):
     result = invoke("run", *TINY, "--data", str(files["empty"]), "--prefix", "--debug")
     assert "the file is empty" in error_line(result)
+
+
+def test_bad_cell_option_values_are_usage_errors(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("the time traveller was here and there " * 60, encoding="utf-8")
+    for cell, option in (("lstm", "dropout=2"), ("lstm-scratch", "dropout=-0.5"),
+                         ("gru", "dropout=abc")):
+        result = CliRunner().invoke(main, ["run", "--cell", cell, "--cell-opt", option,
+                                           "--data", str(text), "--out", str(tmp_path / cell)])
+        assert result.exit_code == 2, result.output
+        assert f"cell {cell!r} rejected --cell-opt {option.split('=')[0]}=" in result.output
+        assert "Traceback" not in result.output
+        assert not (tmp_path / cell).exists()

@@ -60,6 +60,8 @@ class _ScratchCell(RecurrentCell):
         if not isinstance(fused, bool):
             raise UsageError(f"cell option fused must be true or false, got {fused!r}; "
                              "for example --cell-opt fused=false")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be at least 0 and below 1, got {dropout!r}")
         self.fused = fused
         gates = self.num_gates * hidden_size
         self.W_x = nn.ParameterList(

@@ -23,6 +23,8 @@ class _TorchCell(RecurrentCell):
         dropout: float = 0.0,
     ) -> None:
         super().__init__(input_size, hidden_size, num_layers)
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be at least 0 and below 1, got {dropout!r}")
         self.rnn = self.module_class(
             input_size, hidden_size, num_layers,
             bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0,
