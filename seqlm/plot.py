@@ -25,6 +25,11 @@ def plot_perplexity(history: Sequence[EpochMetrics], path: Path, title: str = ""
                     label="validation")
         ax.set_xlabel("Epoch")
         ax.set_ylabel("Perplexity")
+        values = [v for line in ax.get_lines() for v in line.get_ydata() if v > 0]
+        if values and max(values) / min(values) > 20:
+            # Perplexities spanning decades (a memorising run near 1, its validation
+            # near 100) are only readable on a log scale.
+            ax.set_yscale("log")
         if title:
             ax.set_title(title)
         ax.grid(linestyle="--", alpha=0.7)
