@@ -127,6 +127,15 @@ def save_checkpoint(directory: str | Path, state: dict[str, Any], name: str = "c
     return json_path
 
 
+def load_weights(model: torch.nn.Module, weights: Any, where: str | Path) -> None:
+    """Load a checkpoint's model weights, with a clear error when they do not fit."""
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"the weights in {where} do not fit the model its settings "
+                              f"describe ({str(exc).splitlines()[0]})") from None
+
+
 def checkpoint_path(path: str | Path, name: str = "checkpoint") -> Path:
     """The JSON file of checkpoint ``name`` in run folder ``path`` (or ``path`` itself)."""
     path = Path(path)

@@ -33,6 +33,23 @@ def load_text(data: str | Path | None, encoding: str = "utf-8") -> str:
     return read_text(data, encoding=encoding)
 
 
+def text_tokens(
+    text: str, tokenizer: Tokenizer, clean: str = "letters", fit: bool = False
+) -> list[str]:
+    """Clean ``text`` and tokenize it into one stream (lines joined, as in the seed).
+
+    ``fit`` lets the tokenizer learn from the cleaned lines first (training text only).
+    """
+    lines = clean_lines(text, clean)
+    if not lines:
+        hint = " or use --clean none" if clean != "none" else ""
+        raise DataError(f"nothing is left of the text after --clean {clean}; "
+                        f"give a text with letters{hint}")
+    if fit:
+        tokenizer.fit(lines)
+    return [t for line in tokenizer.tokenize(lines) for t in line]
+
+
 def build_corpus(
     text: str,
     tokenizer: Tokenizer,
@@ -45,15 +62,9 @@ def build_corpus(
     As in the seed, the vocabulary is built from the whole text before truncation, and
     lines are concatenated into one stream of tokens. ``max_tokens=0`` keeps everything.
     """
-    lines = clean_lines(text, clean)
-    if not lines:
-        hint = " or use --clean none" if clean != "none" else ""
-        raise DataError(f"nothing is left of the text after --clean {clean}; "
-                        f"give a text with letters{hint}")
-    tokenizer.fit(lines)
-    token_lines = tokenizer.tokenize(lines)
-    vocab = Vocab(token_lines, min_freq=min_freq)
-    ids = [vocab.token_to_idx.get(t, 0) for line in token_lines for t in line]
+    tokens = text_tokens(text, tokenizer, clean, fit=True)
+    vocab = Vocab(tokens, min_freq=min_freq)
+    ids = vocab[tokens]
     if max_tokens > 0:
         ids = ids[:max_tokens]
     if not ids:

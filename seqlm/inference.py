@@ -7,7 +7,6 @@ the checkpoint's JSON, and the weights from its safetensors file.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +14,13 @@ from typing import Any
 
 import torch
 
-from seqlm.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
+from seqlm.checkpoint import CheckpointError, checkpoint_path, load_checkpoint, load_weights
 from seqlm.checkpointing import BEST, LAST
 from seqlm.config import RunConfig
 from seqlm.errors import DataError
 from seqlm.evaluation import evaluate_loss
 from seqlm.interfaces import Tokenizer
-from seqlm.metrics import bits_per_token
+from seqlm.metrics import bits_per_token, perplexity
 from seqlm.model import RNNModel
 from seqlm.plugins import get_plugins
 from seqlm.vocab import UNK, Vocab
@@ -66,11 +65,7 @@ def load_trained(
     tokenizer = plugins.get("tokenizer", tokenizer_info["name"])(**config.tokenizer_options)
     tokenizer.load_state_dict(tokenizer_info.get("state") or {})
     model = build_model(plugins.get("cell", state.get("cell", config.cell)), config, len(vocab))
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as exc:
-        raise CheckpointError(f"the weights in {run_dir} do not fit the model its settings "
-                              f"describe ({str(exc).splitlines()[0]})") from None
+    load_weights(model, weights, run_dir)
     model.to(resolve_device(device)).eval()
     return TrainedModel(model, vocab, tokenizer, config, int(state.get("epoch", 0)), name)
 
@@ -120,11 +115,17 @@ def evaluate_text(
     The text is cleaned and tokenized as the run's training text was; tokens the
     vocabulary lacks count as ``<unk>`` (and are reported).
     """
-    from seqlm.text import clean_lines, read_text
+    from seqlm.corpus import text_tokens
+    from seqlm.text import read_text
 
     trained = load_trained(run_dir, which, device)
-    lines = clean_lines(read_text(data, encoding=encoding), trained.config.clean)
-    tokens = [t for line in trained.tokenizer.tokenize(lines) for t in line]
+    text = read_text(data, encoding=encoding)
+    try:
+        tokens = text_tokens(text, trained.tokenizer, trained.config.clean)
+    except DataError:
+        # The cleaning is the run's (it cannot change here), so say so.
+        raise DataError(f"--data {data}: nothing is left after the run's cleaning "
+                        f"(--clean {trained.config.clean}); give a text with letters") from None
     if len(tokens) < 2:
         raise DataError(f"--data {data}: fewer than two tokens after --clean "
                         f"{trained.config.clean}; give a longer text")
@@ -133,7 +134,7 @@ def evaluate_text(
     loss_sum, count = evaluate_loss(trained.model, ids, trained.config.batch_size)
     loss = loss_sum.item() / count
     return {
-        "perplexity": math.exp(loss) if loss < 700 else math.inf,
+        "perplexity": perplexity(loss),
         "bits_per_token": bits_per_token(loss),
         "loss": loss,
         "tokens": count,

@@ -15,7 +15,7 @@ from rich.console import Console
 
 import seqlm
 from seqlm.callbacks import Callback
-from seqlm.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
+from seqlm.checkpoint import checkpoint_path, load_checkpoint, load_weights
 from seqlm.checkpointing import LAST, CheckpointCallback
 from seqlm.config import RunConfig
 from seqlm.corpus import build_corpus, load_text
@@ -285,11 +285,7 @@ def _describe(config: RunConfig, vocab: Vocab, tokenizer: Tokenizer) -> dict[str
 
 
 def _restore(model: RNNModel, trainer: Any, checkpoint: dict[str, Any], config: RunConfig) -> None:
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except (RuntimeError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"the weights in {config.out} do not fit the model its "
-                              f"settings describe ({str(exc).splitlines()[0]})") from None
+    load_weights(model, checkpoint.get("model"), config.out)
     state = checkpoint.get("trainer")
     if state is None or not callable(getattr(trainer, "load_state_dict", None)):
         raise UsageError(f"trainer {config.trainer!r} cannot resume from {config.out}: it "
