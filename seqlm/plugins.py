@@ -397,15 +397,6 @@ class Plugins:
             "to the distributions to load, leaving it out"
         )
 
-    def conflicts(self) -> dict[tuple[str, str], list[str]]:
-        """Names registered by more than one plugin: (kind, name) -> plugin keys."""
-        return {
-            (kind, name): [i.plugin for i in impls]
-            for kind in KINDS
-            for name, impls in self.implementations(kind).items()
-            if len(impls) > 1
-        }
-
     def report_conflicts(self) -> None:
         """Print one line on stderr for each name registered by more than one plugin."""
         for kind in KINDS:
@@ -434,8 +425,3 @@ def reset_plugins() -> None:
     """Forget the loaded plugins so that the next :func:`get_plugins` loads them again."""
     global _plugins
     _plugins = None
-
-
-def get_component(kind: str, name: str) -> type:
-    """Shortcut for ``get_plugins().get(kind, name)``."""
-    return get_plugins().get(kind, name)
