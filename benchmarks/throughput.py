@@ -57,6 +57,7 @@ class Row:
     device: str
     cell: str
     size: str
+    precision: str
     seed_tokens_per_s: float | None
     seqlm_tokens_per_s: float
     seed_best: float | None
@@ -101,7 +102,8 @@ class SeqlmRun:
                                        num_layers=num_layers), vocab)
         self.corpus = corpus
         self.sampler = SequentialSampler(batch_size or args.batch_size, args.num_steps)
-        self.trainer = DefaultTrainer(lr=args.lr, clip=1.0, epochs=1, device=device)
+        self.trainer = DefaultTrainer(lr=args.lr, clip=1.0, epochs=1, device=device,
+                                      precision=args.precision)
         self.last_loss = math.nan
 
     def epochs(self, count: int) -> int:
@@ -137,7 +139,7 @@ def compare(cell: str, corpus, args, device: torch.device) -> Row:
     seed_median = statistics.median(seed_speeds)
     seqlm_median = statistics.median(seqlm_speeds)
     return Row(
-        device=device.type, cell=cell, size="seed",
+        device=device.type, cell=cell, size="seed", precision=args.precision,
         seed_tokens_per_s=seed_median, seqlm_tokens_per_s=seqlm_median,
         seed_best=max(seed_speeds), seqlm_best=max(seqlm_speeds),
         ratio=seqlm_median / seed_median,
@@ -153,7 +155,7 @@ def compute_bound(cell: str, corpus, args, device: torch.device) -> Row:
                    hidden=1024, num_layers=2, batch_size=256)
     run.epochs(1)
     speeds = [timed(run, 1, device) for _ in range(args.repeats)]
-    return Row(device=device.type, cell=cell, size="b256-h1024-l2-book",
+    return Row(device=device.type, cell=cell, size="b256-h1024-l2-book", precision=args.precision,
                seed_tokens_per_s=None, seqlm_tokens_per_s=statistics.median(speeds),
                seed_best=None, seqlm_best=max(speeds), ratio=None, seed_ppl=None,
                seqlm_ppl=math.exp(run.last_loss), epochs=1 + args.repeats)
@@ -184,13 +186,15 @@ def print_table(rows: list[Row]) -> None:
     def fmt(x: float | None, spec: str = ",.0f") -> str:
         return "-" if x is None else format(x, spec)
 
-    header = (f"{'device':6} {'cell':13} {'size':19} {'seed tok/s':>11} {'seqlm tok/s':>12} "
+    header = (f"{'device':6} {'cell':13} {'size':19} {'seqlm dtype':11} {'seed tok/s':>11} "
+              f"{'seqlm tok/s':>12} "
               f"{'ratio':>6} {'seed best':>10} {'seqlm best':>11} {'seed ppl':>9} "
               f"{'seqlm ppl':>9}")
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r.device:6} {r.cell:13} {r.size:19} {fmt(r.seed_tokens_per_s):>11} "
+        print(f"{r.device:6} {r.cell:13} {r.size:19} {r.precision:11} "
+              f"{fmt(r.seed_tokens_per_s):>11} "
               f"{fmt(r.seqlm_tokens_per_s):>12} {fmt(r.ratio, '.2f'):>6} "
               f"{fmt(r.seed_best):>10} {fmt(r.seqlm_best):>11} {fmt(r.seed_ppl, '.2f'):>9} "
               f"{fmt(r.seqlm_ppl, '.2f'):>9}")
@@ -211,6 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-tokens", type=int, default=10000)
     parser.add_argument("--lr", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="seqlm's --precision (the seed's side always runs in float32)")
     parser.add_argument("--data", default=None, help="text file (default: The Time Machine)")
     parser.add_argument("--memory-epochs", type=int, default=5,
                         help="epochs of the default seqlm run for peak memory (0: skip)")

@@ -167,6 +167,13 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
               help="Learn token embeddings of this size; 0 feeds one-hot vectors (the seed's).")
 @click.option("--dropout", type=float, default=DEFAULTS.dropout, show_default=True,
               help="Dropout on the embeddings, between stacked layers and before the head.")
+@click.option("--activation-reg", type=float, default=DEFAULTS.activation_reg,
+              show_default=True, metavar="ALPHA",
+              help="Add ALPHA times the mean square of the last layer's outputs to the "
+              "training loss (AR).")
+@click.option("--temporal-reg", type=float, default=DEFAULTS.temporal_reg, show_default=True,
+              metavar="BETA", help="Add BETA times the mean square of the outputs' change "
+              "between steps to the training loss (TAR).")
 @click.option("--val-fraction", type=float, default=DEFAULTS.val_fraction, show_default=True,
               help="Hold out this fraction at the end of the text for validation; 0 for none.")
 @click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True)

@@ -43,6 +43,8 @@ class RunConfig:
     tokenizer_options: dict[str, Any] = field(default_factory=dict)
     embedding_dim: int = 0
     dropout: float = 0.0
+    activation_reg: float = 0.0
+    temporal_reg: float = 0.0
     val_fraction: float = 0.1
     epochs: int = 500
     lr: float | None = None
@@ -76,6 +78,10 @@ class RunConfig:
                              f"the last 10%), got {self.val_fraction!r}")
         if not 0 <= self.dropout < 1:
             raise UsageError(f"--dropout must be at least 0 and below 1, got {self.dropout!r}")
+        for name in ("activation_reg", "temporal_reg"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise UsageError(f"--{_flag(name)} must be 0 (off) or more, got {value!r}")
         for name in ("embedding_dim", "checkpoint_every", "warmup_epochs"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:

@@ -15,10 +15,21 @@ class RNNModel(nn.Module):
     ``forward(X, state)`` takes token ids shaped ``(batch, num_steps)`` and returns
     logits shaped ``(num_steps * batch, vocab_size)`` in time-major order (row
     ``t * batch + b`` is step ``t`` of sequence ``b``) together with the new state.
+
+    ``activation_reg`` and ``temporal_reg`` (AR and TAR of AWD-LSTM) penalise, during
+    training, the mean square of the cell's outputs (after dropout) and of their change
+    from one step to the next (before dropout); each training forward pass leaves the
+    penalty in :attr:`penalty` for the trainer to add to the loss.
     """
 
     def __init__(
-        self, cell: RecurrentCell, vocab_size: int, embedding_dim: int = 0, dropout: float = 0.0
+        self,
+        cell: RecurrentCell,
+        vocab_size: int,
+        embedding_dim: int = 0,
+        dropout: float = 0.0,
+        activation_reg: float = 0.0,
+        temporal_reg: float = 0.0,
     ) -> None:
         super().__init__()
         self.cell = cell
@@ -26,6 +37,10 @@ class RNNModel(nn.Module):
         self.embedding = nn.Embedding(vocab_size, embedding_dim) if embedding_dim > 0 else None
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.head = nn.Linear(cell.output_size, vocab_size)
+        self.activation_reg = activation_reg
+        self.temporal_reg = temporal_reg
+        #: The last training forward pass's activation penalty (a 0-d tensor), or None.
+        self.penalty: torch.Tensor | None = None
 
     @property
     def input_size(self) -> int:
@@ -44,8 +59,24 @@ class RNNModel(nn.Module):
         else:
             inputs = self.dropout(self.embedding(steps_first))
         outputs, state = self.cell(inputs, state)
-        logits = self.head(self.dropout(outputs).reshape(-1, outputs.shape[-1]))
+        dropped = self.dropout(outputs)
+        self.penalty = None
+        if self.training and (self.activation_reg or self.temporal_reg):
+            self.penalty = self.activation_penalty(outputs, dropped)
+        logits = self.head(dropped.reshape(-1, outputs.shape[-1]))
         return logits, state
+
+    def activation_penalty(self, outputs: torch.Tensor, dropped: torch.Tensor) -> torch.Tensor:
+        """``activation_reg * mean(dropped^2) + temporal_reg * mean((h[t+1] - h[t])^2)``.
+
+        Large activations and abrupt changes between steps are what a model uses to
+        memorise its training text; penalising them regularises the recurrence.
+        """
+        penalty = self.activation_reg * dropped.float().square().mean()
+        if self.temporal_reg and outputs.shape[0] > 1:
+            steps = outputs.float().diff(dim=0)
+            penalty = penalty + self.temporal_reg * steps.square().mean()
+        return penalty
 
     def begin_state(self, batch_size: int, device: torch.device | str) -> State:
         """The cell's initial state."""

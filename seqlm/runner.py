@@ -119,7 +119,8 @@ def build_model(cell_cls: type, config: RunConfig, vocab_size: int) -> RNNModel:
     input_size = config.embedding_dim or vocab_size
     cell = build_cell(cell_cls, config.cell, input_size, config)
     return RNNModel(cell, vocab_size, embedding_dim=config.embedding_dim,
-                    dropout=config.dropout)
+                    dropout=config.dropout, activation_reg=config.activation_reg,
+                    temporal_reg=config.temporal_reg)
 
 
 def _resumed_config(

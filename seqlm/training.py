@@ -221,7 +221,8 @@ class DefaultTrainer(Trainer):
         hooks.on_train_start(self)
         try:
             for epoch in range(self.start_epoch + 1, self.epochs + 1):
-                metrics = self._train_epoch(epoch, net, corpus, sampler, optimizer, params)
+                metrics = self._train_epoch(epoch, net, corpus, sampler, optimizer, params,
+                                            penalised=model)
                 if val_corpus is not None:
                     metrics.val_loss = self._validate(epoch, model, val_corpus, sampler)
                 if self.scheduler is not None:
@@ -261,7 +262,10 @@ class DefaultTrainer(Trainer):
         sampler: Sampler,
         optimizer: torch.optim.Optimizer,
         params: list[nn.Parameter],
+        penalised: nn.Module | None = None,
     ) -> EpochMetrics:
+        # ``model`` may be a wrapper (DDP); ``penalised`` is the model itself, whose
+        # forward pass leaves any activation penalty in its ``penalty`` attribute.
         model.train()
         started = time.perf_counter()
         lr = float(optimizer.param_groups[0]["lr"])
@@ -278,8 +282,11 @@ class DefaultTrainer(Trainer):
                 logits, state = model(X, state)
             targets = Y.T.reshape(-1)
             loss = F.cross_entropy(logits.float(), targets)
+            penalty = getattr(penalised, "penalty", None)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # The penalty shapes the gradient only; the reported loss stays the
+            # cross-entropy, so perplexities mean the same with or without it.
+            (loss if penalty is None else loss + penalty).backward()
             if self.clip > 0:
                 nn.utils.clip_grad_norm_(params, self.clip, foreach=True)
             optimizer.step()

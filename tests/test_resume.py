@@ -14,9 +14,11 @@ from seqlm.cli import main
 from seqlm.errors import TrainingError, UsageError
 from seqlm.training import DefaultTrainer
 
-# Dropout, AdamW and a cosine schedule: every piece of state a resume must restore.
+# Dropout (on activations and on recurrent weights), AdamW and a cosine schedule: every
+# piece of state a resume must restore.
 RECIPE = dict(hidden=16, max_tokens=2500, batch_size=8, num_steps=10, predict=5,
               embedding_dim=8, dropout=0.2, num_layers=2, optimizer="adamw",
+              cell_options={"weight_dropout": 0.2},
               schedule="cosine", warmup_epochs=1, sampler="random", checkpoint_every=3)
 
 

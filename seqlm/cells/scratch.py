@@ -2,7 +2,7 @@
 
 These follow the seed's from-scratch LSTM: weights drawn from N(0, 0.01^2), zero biases,
 one explicit loop over time steps. They never call torch's recurrent modules or fused
-cell functions. Two things make them fast without hiding the algorithm:
+cell functions. Three things make them fast without hiding the algorithm:
 
 * each layer keeps its gates' weights side by side in one input matrix ``W_x`` and one
   recurrent matrix ``W_h``, so one product serves every gate;
@@ -25,9 +25,10 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.functional import embedding
 
-from seqlm.cells import fused
+from seqlm.cells import check_dropout, fused
 from seqlm.errors import UsageError
 from seqlm.interfaces import RecurrentCell, State
 
@@ -41,7 +42,12 @@ def _zeros(*shape: int) -> nn.Parameter:
 
 
 class _ScratchCell(RecurrentCell):
-    """Stacked layers of one gated recurrence; subclasses write the step."""
+    """Stacked layers of one gated recurrence; subclasses write the step.
+
+    ``dropout`` applies between stacked layers; ``weight_dropout`` zeroes that fraction
+    of each layer's recurrent matrix ``W_h`` during training, one mask per batch shared
+    by every time step (DropConnect, as in AWD-LSTM).
+    """
 
     num_gates: ClassVar[int]
     state_count: ClassVar[int] = 1  # 2 for LSTM's (h, c)
@@ -54,15 +60,16 @@ class _ScratchCell(RecurrentCell):
 
     def __init__(
         self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
-        fused: bool = True,
+        fused: bool = True, weight_dropout: float = 0.0,
     ) -> None:
         super().__init__(input_size, hidden_size, num_layers)
         if not isinstance(fused, bool):
             raise UsageError(f"cell option fused must be true or false, got {fused!r}; "
                              "for example --cell-opt fused=false")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be at least 0 and below 1, got {dropout!r}")
+        check_dropout("dropout", dropout)
+        check_dropout("weight_dropout", weight_dropout)
         self.fused = fused
+        self.weight_dropout = float(weight_dropout)
         gates = self.num_gates * hidden_size
         self.W_x = nn.ParameterList(
             _normal(input_size if layer == 0 else hidden_size, gates)
@@ -89,6 +96,10 @@ class _ScratchCell(RecurrentCell):
                 layer_input = self.dropout(layer_input)
             layer_state = tuple(s[layer] for s in states)
             fast = self.use_fused(layer_input)
+            W_h = self.W_h[layer]
+            if self.training and self.weight_dropout > 0:
+                # DropConnect: one mask on the recurrent weights for all time steps.
+                W_h = F.dropout(W_h, self.weight_dropout)
             # Biases the fused pass can add before the loop join the input's share.
             bias = self.b_x[layer] + self.b_h[layer] if fast and self.fold_b_h else self.b_x[layer]
             if layer == 0 and not layer_input.is_floating_point():
@@ -100,11 +111,11 @@ class _ScratchCell(RecurrentCell):
                 x_gates = x_gates.view(*layer_input.shape[:2], -1)
             if fast:
                 layer_input, layer_state = self.fused_layer(
-                    x_gates, layer_state, self.W_h[layer], self.b_h[layer])
+                    x_gates, layer_state, W_h, self.b_h[layer])
             else:
                 outputs = []
                 for x_t in x_gates:
-                    layer_state = self.step(x_t, layer_state, self.W_h[layer], self.b_h[layer])
+                    layer_state = self.step(x_t, layer_state, W_h, self.b_h[layer])
                     outputs.append(layer_state[0])
                 layer_input = torch.stack(outputs)
             finals.append(layer_state)

@@ -6,11 +6,22 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+from torch.func import functional_call
+from torch.nn import functional as F
 
+from seqlm.cells import check_dropout
 from seqlm.interfaces import RecurrentCell, State
 
 
 class _TorchCell(RecurrentCell):
+    """A torch recurrent module, optionally with DropConnect on its recurrent weights.
+
+    ``weight_dropout`` zeroes that fraction of each hidden-to-hidden weight matrix during
+    training, one mask per batch shared by every time step (the weight-dropped LSTM of
+    AWD-LSTM). It regularises the recurrence itself, which dropout between layers cannot
+    reach, and leaves the module's own fast kernel in use.
+    """
+
     module_class: ClassVar[type[nn.RNNBase]]
     has_cell_state: ClassVar[bool] = False
 
@@ -21,16 +32,20 @@ class _TorchCell(RecurrentCell):
         num_layers: int = 1,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        weight_dropout: float = 0.0,
     ) -> None:
         super().__init__(input_size, hidden_size, num_layers)
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be at least 0 and below 1, got {dropout!r}")
+        check_dropout("dropout", dropout)
+        check_dropout("weight_dropout", weight_dropout)
+        self.weight_dropout = float(weight_dropout)
         self.rnn = self.module_class(
             input_size, hidden_size, num_layers,
             bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0,
         )
         self.num_directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.num_directions
+        self._recurrent_weights = [name for name, _ in self.rnn.named_parameters()
+                                   if name.startswith("weight_hh")]
 
     def begin_state(self, batch_size: int, device: torch.device | str) -> State:
         """Zeros shaped ``(num_layers * directions, batch, hidden)`` (two of them for LSTM)."""
@@ -40,6 +55,12 @@ class _TorchCell(RecurrentCell):
 
     def forward(self, inputs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Run the torch module over ``(num_steps, batch, input_size)`` inputs."""
+        if self.training and self.weight_dropout > 0:
+            # The module reads its weights by name, so handing it dropped copies for
+            # this call keeps its kernel; gradients flow back through the masks.
+            dropped = {name: F.dropout(getattr(self.rnn, name), self.weight_dropout)
+                       for name in self._recurrent_weights}
+            return functional_call(self.rnn, dropped, (inputs, state))
         return self.rnn(inputs, state)
 
 
