@@ -4,7 +4,8 @@ For every built-in cell this trains, in one process and on the same data, seqlm'
 model with its default trainer and a plain reference that follows the seed's code step
 by step (:mod:`benchmarks.seed_reference`). Timed chunks of epochs alternate between
 the two, so that a change in the machine's load hits both alike; the table reports the
-median over the chunks (and the best chunk) in tokens per second, the ratio, and each
+median over the chunks (and the best chunk) in tokens per second, the ratio, the ratio
+of all timed tokens over all timed seconds (``overall``), and each
 side's final training perplexity. On a CUDA machine the same runs repeat on the GPU,
 followed by the compute-bound size (batch 256, hidden 1024, 2 layers, whole book)
 where ``lstm-scratch`` is compared with ``lstm``. It also reports how long
@@ -62,6 +63,8 @@ class Row:
     seqlm_tokens_per_s: float
     seed_best: float | None
     seqlm_best: float
+    seed_overall: float | None  # all timed tokens over all timed seconds
+    seqlm_overall: float
     ratio: float | None
     seed_ppl: float | None
     seqlm_ppl: float
@@ -113,13 +116,19 @@ class SeqlmRun:
         return sum(m.tokens for m in history)
 
 
-def timed(run, epochs: int, device: torch.device) -> float:
-    """Tokens per second of ``epochs`` epochs of ``run``."""
+def timed(run, epochs: int, device: torch.device) -> tuple[int, float]:
+    """Tokens trained and seconds taken by ``epochs`` epochs of ``run``."""
     _sync(device)
     started = time.perf_counter()
     tokens = run.epochs(epochs)
     _sync(device)
-    return tokens / (time.perf_counter() - started)
+    return tokens, time.perf_counter() - started
+
+
+def _speeds(chunks: list[tuple[int, float]]) -> tuple[list[float], float]:
+    """Tokens per second of each chunk, and of all chunks together."""
+    overall = sum(t for t, _ in chunks) / sum(s for _, s in chunks)
+    return [t / s for t, s in chunks], overall
 
 
 def compare(cell: str, corpus, args, device: torch.device) -> Row:
@@ -132,16 +141,19 @@ def compare(cell: str, corpus, args, device: torch.device) -> Row:
     seqlm_run = SeqlmRun(cell, corpus.ids, vocab, args, device)
     seed_run.epochs(1)  # warm-up: allocator, kernels, lazy initialisation
     seqlm_run.epochs(1)
-    seed_speeds, seqlm_speeds = [], []
+    seed_chunks, seqlm_chunks = [], []
     for _ in range(args.repeats):
-        seed_speeds.append(timed(seed_run, args.chunk, device))
-        seqlm_speeds.append(timed(seqlm_run, args.chunk, device))
+        seed_chunks.append(timed(seed_run, args.chunk, device))
+        seqlm_chunks.append(timed(seqlm_run, args.chunk, device))
+    seed_speeds, seed_overall = _speeds(seed_chunks)
+    seqlm_speeds, seqlm_overall = _speeds(seqlm_chunks)
     seed_median = statistics.median(seed_speeds)
     seqlm_median = statistics.median(seqlm_speeds)
     return Row(
         device=device.type, cell=cell, size="seed", precision=args.precision,
         seed_tokens_per_s=seed_median, seqlm_tokens_per_s=seqlm_median,
         seed_best=max(seed_speeds), seqlm_best=max(seqlm_speeds),
+        seed_overall=seed_overall, seqlm_overall=seqlm_overall,
         ratio=seqlm_median / seed_median,
         seed_ppl=math.exp(seed_run.last_loss), seqlm_ppl=math.exp(seqlm_run.last_loss),
         epochs=1 + args.repeats * args.chunk,
@@ -154,10 +166,11 @@ def compute_bound(cell: str, corpus, args, device: torch.device) -> Row:
     run = SeqlmRun(cell, corpus.ids, len(corpus.vocab), args, device,
                    hidden=1024, num_layers=2, batch_size=256)
     run.epochs(1)
-    speeds = [timed(run, 1, device) for _ in range(args.repeats)]
+    speeds, overall = _speeds([timed(run, 1, device) for _ in range(args.repeats)])
     return Row(device=device.type, cell=cell, size="b256-h1024-l2-book", precision=args.precision,
                seed_tokens_per_s=None, seqlm_tokens_per_s=statistics.median(speeds),
-               seed_best=None, seqlm_best=max(speeds), ratio=None, seed_ppl=None,
+               seed_best=None, seqlm_best=max(speeds), seed_overall=None,
+               seqlm_overall=overall, ratio=None, seed_ppl=None,
                seqlm_ppl=math.exp(run.last_loss), epochs=1 + args.repeats)
 
 
@@ -188,15 +201,17 @@ def print_table(rows: list[Row]) -> None:
 
     header = (f"{'device':6} {'cell':13} {'size':19} {'seqlm dtype':11} {'seed tok/s':>11} "
               f"{'seqlm tok/s':>12} "
-              f"{'ratio':>6} {'seed best':>10} {'seqlm best':>11} {'seed ppl':>9} "
+              f"{'ratio':>6} {'seed best':>10} {'seqlm best':>11} {'overall':>7} {'seed ppl':>9} "
               f"{'seqlm ppl':>9}")
     print(header)
     print("-" * len(header))
     for r in rows:
+        overall = r.seqlm_overall / r.seed_overall if r.seed_overall else None
         print(f"{r.device:6} {r.cell:13} {r.size:19} {r.precision:11} "
               f"{fmt(r.seed_tokens_per_s):>11} "
               f"{fmt(r.seqlm_tokens_per_s):>12} {fmt(r.ratio, '.2f'):>6} "
-              f"{fmt(r.seed_best):>10} {fmt(r.seqlm_best):>11} {fmt(r.seed_ppl, '.2f'):>9} "
+              f"{fmt(r.seed_best):>10} {fmt(r.seqlm_best):>11} {fmt(overall, '.2f'):>7} "
+              f"{fmt(r.seed_ppl, '.2f'):>9} "
               f"{fmt(r.seqlm_ppl, '.2f'):>9}")
 
 
