@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import random
@@ -30,6 +31,7 @@ from seqlm.plot import plot_perplexity
 from seqlm.plugins import check_options, get_plugins
 from seqlm.preflight import check_corpus_fits, check_prefix
 from seqlm.progress import make_progress
+from seqlm.runlock import hold_run_folder
 from seqlm.summary import summarize
 from seqlm.vocab import Vocab
 
@@ -219,52 +221,55 @@ def run(
     if main:
         out_dir = Path(config.out) if resumed is not None else prepare_run_dir(
             config.out, config.force)
-    console.print(describe_device(device, config.device), highlight=False)
+    # Held until the run returns: nothing else may write this folder meanwhile.
+    with hold_run_folder(out_dir) if out_dir is not None else contextlib.nullcontext():
+        console.print(describe_device(device, config.device), highlight=False)
 
-    run_callbacks: list[Callback] = list(callbacks)
-    saver = None
-    if out_dir is not None:
-        saver = CheckpointCallback(
-            out_dir, model, lambda: _describe(config, corpus.vocab, tokenizer),
-            every=config.checkpoint_every,
-        )
-        metrics_path = out_dir / "metrics.jsonl"
-        # A resumed run's metrics restart from its checkpoint's, dropping later rows.
-        metrics_path.write_text("".join(
-            f"{json.dumps(m.to_dict())}\n" for m in getattr(trainer, "history", [])
-        ) if resumed is not None else "", encoding="utf-8")
-        title = (f"seqlm: {config.cell} on {device.type}, {len(train_ids):,} training + "
-                 f"{len(val_ids):,} held-out {config.tokenizer} tokens, vocabulary "
-                 f"{len(corpus.vocab)}")
-        run_callbacks = [make_progress(console, title), MetricsWriter(metrics_path), saver,
-                         *callbacks]
-    try:
-        history = trainer.fit(model, train_ids, sampler, run_callbacks)
-    except TrainingError as error:
-        kept = saver.saved_epoch if saver is not None else None
-        if kept:
-            raise TrainingError(f"{error}. The last good checkpoint, of epoch {kept}, is in "
-                                f"{out_dir}") from error
-        raise
-    except KeyboardInterrupt:
-        if saver is not None:
-            Console(stderr=True).print(
-                f"Saved the checkpoint of epoch {saver.interrupted_at} (the last finished) "
-                f"in {out_dir}. Resume with: seqlm run --resume {out_dir}"
-                if saver.interrupted_at is not None else
-                "Stopped before the first epoch finished; no checkpoint was saved.",
-                highlight=False, soft_wrap=True)
-        raise
-    sample = generate(model, corpus.vocab, tokenizer, config.prefix, config.predict) if main else ""
-    summary = summarize(config, device, history, sample, model,
-                        train_tokens=len(train_ids), val_tokens=len(val_ids),
-                        vocab_size=len(corpus.vocab))
-    if out_dir is not None:
-        write_json_atomic(out_dir / "summary.json", summary)
-        plot_perplexity(history, out_dir / "perplexity.png",
-                        title=f"{config.cell}, {config.sampler} sampling")
-    return RunResult(config, out_dir, device, history, sample, summary, model,
-                     corpus.vocab, tokenizer)
+        run_callbacks: list[Callback] = list(callbacks)
+        saver = None
+        if out_dir is not None:
+            saver = CheckpointCallback(
+                out_dir, model, lambda: _describe(config, corpus.vocab, tokenizer),
+                every=config.checkpoint_every,
+            )
+            metrics_path = out_dir / "metrics.jsonl"
+            # A resumed run's metrics restart from its checkpoint's, dropping later rows.
+            metrics_path.write_text("".join(
+                f"{json.dumps(m.to_dict())}\n" for m in getattr(trainer, "history", [])
+            ) if resumed is not None else "", encoding="utf-8")
+            title = (f"seqlm: {config.cell} on {device.type}, {len(train_ids):,} training + "
+                     f"{len(val_ids):,} held-out {config.tokenizer} tokens, vocabulary "
+                     f"{len(corpus.vocab)}")
+            run_callbacks = [make_progress(console, title), MetricsWriter(metrics_path), saver,
+                             *callbacks]
+        try:
+            history = trainer.fit(model, train_ids, sampler, run_callbacks)
+        except TrainingError as error:
+            kept = saver.saved_epoch if saver is not None else None
+            if kept:
+                raise TrainingError(f"{error}. The last good checkpoint, of epoch {kept}, is in "
+                                    f"{out_dir}") from error
+            raise
+        except KeyboardInterrupt:
+            if saver is not None:
+                Console(stderr=True).print(
+                    f"Saved the checkpoint of epoch {saver.interrupted_at} (the last finished) "
+                    f"in {out_dir}. Resume with: seqlm run --resume {out_dir}"
+                    if saver.interrupted_at is not None else
+                    "Stopped before the first epoch finished; no checkpoint was saved.",
+                    highlight=False, soft_wrap=True)
+            raise
+        sample = (generate(model, corpus.vocab, tokenizer, config.prefix, config.predict)
+                  if main else "")
+        summary = summarize(config, device, history, sample, model,
+                            train_tokens=len(train_ids), val_tokens=len(val_ids),
+                            vocab_size=len(corpus.vocab))
+        if out_dir is not None:
+            write_json_atomic(out_dir / "summary.json", summary)
+            plot_perplexity(history, out_dir / "perplexity.png",
+                            title=f"{config.cell}, {config.sampler} sampling")
+        return RunResult(config, out_dir, device, history, sample, summary, model,
+                         corpus.vocab, tokenizer)
 
 
 def _describe(config: RunConfig, vocab: Vocab, tokenizer: Tokenizer) -> dict[str, Any]:

@@ -1,0 +1,51 @@
+"""One writer per run folder: a second run (or resume) into a folder in use is refused.
+
+Two processes writing the same folder would interleave their metrics rows and replace
+each other's checkpoints. The lock is an advisory ``flock`` on ``.seqlm.lock`` in the
+folder: the operating system drops it when the holding process ends, however it ends,
+so a crashed run never leaves the folder locked. Where ``fcntl`` does not exist
+(Windows) the lock is skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from seqlm.errors import UsageError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+LOCK_NAME = ".seqlm.lock"
+
+
+@contextlib.contextmanager
+def hold_run_folder(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s lock for the duration of the ``with`` block.
+
+    Raises :class:`UsageError` naming the process that holds it, if another does.
+    """
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    path = Path(folder) / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise UsageError(
+                f"{folder} is in use by another seqlm run (process {holder}); wait for it "
+                "to finish, or choose another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the file releases the lock
