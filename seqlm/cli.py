@@ -195,6 +195,9 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
               help="Clip the global gradient norm to this; 0 turns clipping off.")
 @click.option("--device", default=DEFAULTS.device, show_default=True,
               help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")
+@click.option("--threads", type=int, default=DEFAULTS.threads, show_default=True,
+              help="CPU threads for torch; 0 keeps torch's default (one per core). Use 1 on "
+              "a machine busy with other jobs.")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True,
               help="Random seed, for repeatable runs.")
 @click.option("--prefix", default=DEFAULTS.prefix, show_default=True,

@@ -55,6 +55,7 @@ class RunConfig:
     precision: str = "fp32"
     clip: float = 1.0
     device: str = "auto"
+    threads: int = 0
     seed: int | None = 0
     prefix: str = "time traveller"
     predict: int = 50
@@ -82,7 +83,7 @@ class RunConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise UsageError(f"--{_flag(name)} must be 0 (off) or more, got {value!r}")
-        for name in ("embedding_dim", "checkpoint_every", "warmup_epochs"):
+        for name in ("embedding_dim", "checkpoint_every", "warmup_epochs", "threads"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise UsageError(f"--{_flag(name)} must be a whole number, 0 or more, "

@@ -36,7 +36,8 @@ from seqlm.summary import summarize
 from seqlm.vocab import Vocab
 
 #: Settings a resumed run may change; the others must stay as the checkpoint has them.
-RESUMABLE = ("epochs", "device", "checkpoint_every", "prefix", "predict", "resume", "force")
+RESUMABLE = ("epochs", "device", "threads", "checkpoint_every", "prefix", "predict", "resume",
+             "force")
 
 #: Trainer options and their defaults; only changed ones are passed to the trainer.
 TRAINER_OPTIONS = {"optimizer": "sgd", "weight_decay": None, "schedule": "constant",
@@ -183,6 +184,8 @@ def run(
     trainer_cls = plugins.get("trainer", config.trainer)
     trainer_options = _apply_trainer_options(trainer_cls, config)
     device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)  # for the whole process, as torch has it
     if config.seed is not None:
         random.seed(config.seed)
         torch.manual_seed(config.seed)
