@@ -160,14 +160,28 @@ def test_ddp_trainer_refuses_apple_mps(monkeypatch):
 
 # -- two processes ---------------------------------------------------------------------
 
+# The regularisers that act on whole batches must not change the equivalence: every rank
+# draws the same recurrent-weight mask (their random generators are shared, as one process
+# draws one mask per batch), and DDP's mean of per-rank mean penalties is the batch's.
+REGULARISED = {"cell_options": {"weight_dropout": 0.3}, "activation_reg": 2.0,
+               "temporal_reg": 1.0}
+
+
 @pytest.mark.slow
-def test_torchrun_two_ranks_match_one_process_with_the_whole_batch(book_path, tmp_path):
+@pytest.mark.parametrize("extra", [{}, REGULARISED], ids=["plain", "regularised"])
+def test_torchrun_two_ranks_match_one_process_with_the_whole_batch(book_path, tmp_path, extra):
     epochs = 4
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    for key, value in extra.items():
+        if key == "cell_options":
+            flags += [f"--cell-opt={k}={v}" for k, v in value.items()]
+        else:
+            flags.append(f"--{key.replace('_', '-')}={value}")
     done = _torchrun(["-m", "seqlm", "run", "--trainer", "ddp", "--data", str(book_path),
                       "--epochs", str(epochs), "--device", "cpu", "--out", "ddp", *flags],
                      cwd=tmp_path)
-    single = run(data=book_path, epochs=epochs, device="cpu", out=tmp_path / "single", **TINY)
+    single = run(data=book_path, epochs=epochs, device="cpu", out=tmp_path / "single", **TINY,
+                 **extra)
 
     _assert_same_losses(_metrics(tmp_path / "ddp" / "metrics.jsonl"), single.history)
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
