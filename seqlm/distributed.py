@@ -181,6 +181,10 @@ class DDPTrainer(DefaultTrainer):
         self.backend = "nccl" if device.type == "cuda" else "gloo"
         self.is_main_process = self.launch.rank == 0
 
+    def check(self, sampler: Sampler) -> None:
+        """The global batch must split evenly over the processes."""
+        rank_rows(sampler.batch_size, self.launch.rank, self.launch.world_size)
+
     def fit(
         self,
         model: nn.Module,
@@ -189,7 +193,7 @@ class DDPTrainer(DefaultTrainer):
         callbacks: Sequence[Callback] = (),
     ) -> list[EpochMetrics]:
         """Join the process group, train as :class:`DefaultTrainer` does, then leave it."""
-        rank_rows(sampler.batch_size, self.launch.rank, self.launch.world_size)
+        self.check(sampler)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         elif "OMP_NUM_THREADS" not in os.environ:

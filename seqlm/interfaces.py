@@ -123,6 +123,13 @@ class Trainer(ABC):
         self.epochs = epochs
         self.device = torch.device(device)
 
+    def check(self, sampler: Sampler) -> None:  # noqa: B027 - optional hook, no-op default
+        """Raise a usage error now if this trainer cannot train with ``sampler``.
+
+        Called before the run folder is made, so a setting the trainer cannot use costs
+        no folder and no time. Nothing to check by default.
+        """
+
     @abstractmethod
     def fit(
         self,

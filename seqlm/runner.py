@@ -208,6 +208,7 @@ def run(
     model = build_model(cell_cls, config, len(corpus.vocab))
     trainer = trainer_cls(lr=config.learning_rate, clip=config.clip, epochs=config.epochs,
                           device=device, **trainer_options)
+    trainer.check(sampler)
     if len(val_ids):
         if hasattr(trainer, "val_corpus"):
             trainer.val_corpus = val_ids

@@ -149,6 +149,16 @@ def test_ddp_trainer_outside_torchrun_is_a_usage_error(small_text, tmp_path, mon
     assert not (tmp_path / "o").exists()
 
 
+def test_uneven_batch_is_refused_before_the_run_folder_is_made(small_text, tmp_path,
+                                                               monkeypatch):
+    for name, value in {**LAUNCHED, "RANK": "0", "LOCAL_RANK": "0"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(UsageError, match="--batch-size 7 cannot be split evenly over 2"):
+        run(trainer="ddp", data=small_text, epochs=1, device="cpu", out=tmp_path / "o",
+            **{**TINY, "batch_size": 7})
+    assert not (tmp_path / "o").exists()
+
+
 def test_ddp_trainer_refuses_apple_mps(monkeypatch):
     from seqlm.distributed import DDPTrainer
 
