@@ -283,6 +283,8 @@ class DefaultTrainer(Trainer):
             targets = Y.T.reshape(-1)
             loss = F.cross_entropy(logits.float(), targets)
             penalty = getattr(penalised, "penalty", None)
+            if penalty is not None:
+                penalised.penalty = None  # keep no reference to this batch's graph
             optimizer.zero_grad(set_to_none=True)
             # The penalty shapes the gradient only; the reported loss stays the
             # cross-entropy, so perplexities mean the same with or without it.

@@ -60,6 +60,9 @@ def test_trainer_descends_the_penalised_loss_but_reports_cross_entropy():
     for (name, after), old in zip(model.named_parameters(), before.parameters(), strict=True):
         assert torch.allclose(after, old - lr * old.grad, atol=1e-6), name
     assert before.penalty.item() > 0.01  # large enough that leaving it out would show
+    # The trainer let go of the last batch's graph: the model copies and saves as usual.
+    assert model.penalty is None
+    copy.deepcopy(model)
 
 
 @pytest.mark.parametrize("setting, flag", [
