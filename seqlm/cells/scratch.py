@@ -26,7 +26,6 @@ from typing import ClassVar
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.functional import embedding
 
 from seqlm.cells import check_dropout, fused
 from seqlm.errors import UsageError
@@ -104,7 +103,7 @@ class _ScratchCell(RecurrentCell):
             bias = self.b_x[layer] + self.b_h[layer] if fast and self.fold_b_h else self.b_x[layer]
             if layer == 0 and not layer_input.is_floating_point():
                 # Token ids: a one-hot vector times W_x is the row of W_x it selects.
-                x_gates = embedding(layer_input, self.W_x[0] + bias)
+                x_gates = F.embedding(layer_input, self.W_x[0] + bias)
             else:
                 # One product for every time step and gate at once.
                 x_gates = torch.addmm(bias, layer_input.flatten(0, 1), self.W_x[layer])
