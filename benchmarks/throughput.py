@@ -59,6 +59,7 @@ class Row:
     cell: str
     size: str
     precision: str
+    cuda_graph: bool  # seqlm's step recorded and replayed as a CUDA graph
     seed_tokens_per_s: float | None
     seqlm_tokens_per_s: float
     seed_best: float | None
@@ -106,7 +107,8 @@ class SeqlmRun:
         self.corpus = corpus
         self.sampler = SequentialSampler(batch_size or args.batch_size, args.num_steps)
         self.trainer = DefaultTrainer(lr=args.lr, clip=1.0, epochs=1, device=device,
-                                      precision=args.precision)
+                                      precision=args.precision,
+                                      cuda_graph=not args.no_cuda_graph)
         self.last_loss = math.nan
 
     def epochs(self, count: int) -> int:
@@ -151,6 +153,7 @@ def compare(cell: str, corpus, args, device: torch.device) -> Row:
     seqlm_median = statistics.median(seqlm_speeds)
     return Row(
         device=device.type, cell=cell, size="seed", precision=args.precision,
+        cuda_graph=seqlm_run.trainer.use_static_step(),
         seed_tokens_per_s=seed_median, seqlm_tokens_per_s=seqlm_median,
         seed_best=max(seed_speeds), seqlm_best=max(seqlm_speeds),
         seed_overall=seed_overall, seqlm_overall=seqlm_overall,
@@ -168,7 +171,8 @@ def compute_bound(cell: str, corpus, args, device: torch.device) -> Row:
     run.epochs(1)
     speeds, overall = _speeds([timed(run, 1, device) for _ in range(args.repeats)])
     return Row(device=device.type, cell=cell, size="b256-h1024-l2-book", precision=args.precision,
-               seed_tokens_per_s=None, seqlm_tokens_per_s=statistics.median(speeds),
+               cuda_graph=run.trainer.use_static_step(), seed_tokens_per_s=None,
+               seqlm_tokens_per_s=statistics.median(speeds),
                seed_best=None, seqlm_best=max(speeds), seed_overall=None,
                seqlm_overall=overall, ratio=None, seed_ppl=None,
                seqlm_ppl=math.exp(run.last_loss), epochs=1 + args.repeats)
@@ -207,7 +211,8 @@ def print_table(rows: list[Row]) -> None:
     print("-" * len(header))
     for r in rows:
         overall = r.seqlm_overall / r.seed_overall if r.seed_overall else None
-        print(f"{r.device:6} {r.cell:13} {r.size:19} {r.precision:11} "
+        dtype = r.precision + (" graph" if r.cuda_graph else "")
+        print(f"{r.device:6} {r.cell:13} {r.size:19} {dtype:11} "
               f"{fmt(r.seed_tokens_per_s):>11} "
               f"{fmt(r.seqlm_tokens_per_s):>12} {fmt(r.ratio, '.2f'):>6} "
               f"{fmt(r.seed_best):>10} {fmt(r.seqlm_best):>11} {fmt(overall, '.2f'):>7} "
@@ -232,6 +237,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                         help="seqlm's --precision (the seed's side always runs in float32)")
+    parser.add_argument("--no-cuda-graph", action="store_true",
+                        help="on CUDA, run seqlm's step eagerly instead of replaying a CUDA graph")
     parser.add_argument("--data", default=None, help="text file (default: The Time Machine)")
     parser.add_argument("--memory-epochs", type=int, default=5,
                         help="epochs of the default seqlm run for peak memory (0: skip)")

@@ -53,6 +53,7 @@ class RunConfig:
     schedule: str = "constant"
     warmup_epochs: int = 0
     precision: str = "fp32"
+    cuda_graph: bool = False
     clip: float = 1.0
     device: str = "auto"
     threads: int = 0

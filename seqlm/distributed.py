@@ -163,6 +163,10 @@ class DDPTrainer(DefaultTrainer):
         device: torch.device | str = "cpu",
         **options: Any,
     ) -> None:
+        if options.get("cuda_graph"):
+            # Recording would also have to cover the gradient all-reduce of every rank.
+            raise UsageError("--cuda-graph does not work with --trainer ddp; "
+                             "drop one of them")
         self.launch = launch_info()
         self.timeout = collective_timeout()
         device = torch.device(device)

@@ -36,12 +36,12 @@ from seqlm.summary import summarize
 from seqlm.vocab import Vocab
 
 #: Settings a resumed run may change; the others must stay as the checkpoint has them.
-RESUMABLE = ("epochs", "device", "threads", "checkpoint_every", "prefix", "predict", "resume",
-             "force")
+RESUMABLE = ("epochs", "device", "threads", "cuda_graph", "checkpoint_every", "prefix",
+             "predict", "resume", "force")
 
 #: Trainer options and their defaults; only changed ones are passed to the trainer.
 TRAINER_OPTIONS = {"optimizer": "sgd", "weight_decay": None, "schedule": "constant",
-                   "warmup_epochs": 0, "precision": "fp32"}
+                   "warmup_epochs": 0, "precision": "fp32", "cuda_graph": False}
 
 
 @dataclass

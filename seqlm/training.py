@@ -21,7 +21,8 @@ from torch.nn import functional as F
 from seqlm.callbacks import Callback, CallbackList
 from seqlm.errors import DataError, TrainingError, UsageError
 from seqlm.evaluation import evaluate_loss
-from seqlm.interfaces import Sampler, Trainer, detach_state
+from seqlm.graphs import StaticStep
+from seqlm.interfaces import Sampler, State, Trainer, detach_state
 from seqlm.metrics import EpochMetrics
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -77,7 +78,9 @@ class DefaultTrainer(Trainer):
     device and read once per epoch, so the loop never waits for the host.
 
     Options: ``optimizer`` (sgd, adam, adamw), ``weight_decay`` (None: the optimizer's
-    default), ``schedule`` (constant, or cosine decay over the run) and ``warmup_epochs``.
+    default), ``schedule`` (constant, or cosine decay over the run), ``warmup_epochs``,
+    ``precision`` (fp32, bf16) and ``cuda_graph`` (on CUDA, record each step once as a
+    CUDA graph and replay it for the following batches; see :mod:`seqlm.graphs`).
     Set :attr:`val_corpus` to validate on held-out token ids after every epoch.
     """
 
@@ -92,8 +95,16 @@ class DefaultTrainer(Trainer):
         schedule: str = "constant",
         warmup_epochs: int = 0,
         precision: str = "fp32",
+        cuda_graph: bool = False,
     ) -> None:
         super().__init__(lr=lr, clip=clip, epochs=epochs, device=device)
+        if not isinstance(cuda_graph, bool):
+            raise UsageError(f"cuda_graph must be true or false, got {cuda_graph!r}")
+        #: Record each training step on CUDA as a CUDA graph and replay it
+        #: (:mod:`seqlm.graphs`); ignored on other devices.
+        self.cuda_graph = cuda_graph
+        self._static: StaticStep | None = None
+        self._static_fresh_epoch = True
         if precision not in PRECISIONS:
             raise UsageError(f"--precision {precision!r} not recognized. "
                              f"Choose one of: {', '.join(PRECISIONS)}")
@@ -121,6 +132,8 @@ class DefaultTrainer(Trainer):
         """The chosen optimizer over all trainable parameters (plain SGD in the seed)."""
         params = [p for p in model.parameters() if p.requires_grad]
         kwargs: dict[str, Any] = {"lr": self.lr, "foreach": True}
+        if self.optimizer_name != "sgd" and self.use_static_step() and self.device.type != "cpu":
+            kwargs["capturable"] = True  # Adam's step count stays on the GPU, recordable
         if self.weight_decay is not None:
             kwargs["weight_decay"] = self.weight_decay
         cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam,
@@ -211,6 +224,7 @@ class DefaultTrainer(Trainer):
         corpus = corpus.to(self.device)
         val_corpus = self.val_corpus.to(self.device) if self.val_corpus is not None else None
         self.optimizer = optimizer = self.make_optimizer(model)
+        self._static = None
         self.scheduler = self.make_scheduler(optimizer)
         params = [p for p in model.parameters() if p.requires_grad]
         net = self.wrap_model(model)
@@ -235,11 +249,16 @@ class DefaultTrainer(Trainer):
         hooks.on_train_end(self, self.history)
         return self.history
 
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """bfloat16 autocast for ``--precision bf16``; a no-op context for fp32."""
+    def autocast(self, cache_enabled: bool = True) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast for ``--precision bf16``; a no-op context for fp32.
+
+        A step recorded as a CUDA graph must not use autocast's cache of cast weights
+        (the cache would outlive the recording), hence ``cache_enabled``.
+        """
         if self.precision == "fp32":
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              cache_enabled=cache_enabled)
 
     def _validate(
         self, epoch: int, model: nn.Module, val_corpus: torch.Tensor, sampler: Sampler
@@ -253,6 +272,79 @@ class DefaultTrainer(Trainer):
                 "try a smaller --lr or a smaller --clip"
             )
         return loss
+
+    def _step(
+        self,
+        X: torch.Tensor,
+        Y: torch.Tensor,
+        state: State,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        params: list[nn.Parameter],
+        penalised: nn.Module | None,
+        autocast_cache: bool = True,
+    ) -> tuple[torch.Tensor, State]:
+        """One optimisation step on one batch: ``(detached mean loss, new state)``."""
+        with self.autocast(cache_enabled=autocast_cache):
+            logits, state = model(X, state)
+        loss = F.cross_entropy(logits.float(), Y.T.reshape(-1))
+        penalty = getattr(penalised, "penalty", None)
+        if penalty is not None:
+            penalised.penalty = None  # keep no reference to this batch's graph
+        optimizer.zero_grad(set_to_none=True)
+        # The penalty shapes the gradient only; the reported loss stays the
+        # cross-entropy, so perplexities mean the same with or without it.
+        (loss if penalty is None else loss + penalty).backward()
+        if self.clip > 0:
+            nn.utils.clip_grad_norm_(params, self.clip, foreach=True)
+        optimizer.step()
+        return loss.detach(), state
+
+    def use_static_step(self) -> bool:
+        """Whether batches run through a :class:`~seqlm.graphs.StaticStep` (CUDA graphs)."""
+        return self.cuda_graph and self.device.type == "cuda"
+
+    def _static_batch(
+        self,
+        X: torch.Tensor,
+        Y: torch.Tensor,
+        sampler: Sampler,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        params: list[nn.Parameter],
+        penalised: nn.Module | None,
+    ) -> int:
+        """Train on one batch through the static step; returns its token count."""
+        rates = [float(group["lr"]) for group in optimizer.param_groups]
+        fresh = self._static_fresh_epoch or not sampler.contiguous
+        begin = model.begin_state(X.shape[0], self.device) if fresh else None
+        current = self._static
+        if current is None or not current.fits(X, Y, begin, rates):
+            # First batch, new shapes or new learning rates: record a new step. Mid-epoch
+            # a contiguous run carries its state over where the shapes allow it.
+            if begin is None:
+                begin = model.begin_state(X.shape[0], self.device)
+                if current is not None and current.holds(begin):
+                    begin = current.current_state()
+            pending = current.take_loss_sum() if current is not None else None
+
+            def step(inputs: torch.Tensor, targets: torch.Tensor,
+                     state: State) -> tuple[torch.Tensor, State]:
+                return self._step(inputs, targets, state, model, optimizer, params,
+                                  penalised, autocast_cache=False)
+
+            # Recording needs the optimizer's lazily made state and the libraries'
+            # workspaces to exist first: a few eager steps do that (fewer on re-records).
+            self._static = current = StaticStep(
+                step, X, Y, begin, rates, capture=self.device.type == "cuda",
+                warmup=3 if current is None else 1)
+            if pending is not None:
+                current.loss_sum += pending
+        if begin is not None:
+            current.set_state(begin)
+        self._static_fresh_epoch = False
+        current(X, Y)
+        return Y.numel()
 
     def _train_epoch(
         self,
@@ -272,28 +364,23 @@ class DefaultTrainer(Trainer):
         loss_sum = torch.zeros((), device=self.device)
         tokens = 0
         state = None
+        static = self.use_static_step()
+        self._static_fresh_epoch = True
         for batch in sampler(corpus):
             X, Y = self.local_batch(*batch)
+            if static:
+                tokens += self._static_batch(X, Y, sampler, model, optimizer, params,
+                                             penalised)
+                continue
             if state is None or not sampler.contiguous:
                 state = model.begin_state(X.shape[0], self.device)
             else:
                 state = detach_state(state)
-            with self.autocast():
-                logits, state = model(X, state)
-            targets = Y.T.reshape(-1)
-            loss = F.cross_entropy(logits.float(), targets)
-            penalty = getattr(penalised, "penalty", None)
-            if penalty is not None:
-                penalised.penalty = None  # keep no reference to this batch's graph
-            optimizer.zero_grad(set_to_none=True)
-            # The penalty shapes the gradient only; the reported loss stays the
-            # cross-entropy, so perplexities mean the same with or without it.
-            (loss if penalty is None else loss + penalty).backward()
-            if self.clip > 0:
-                nn.utils.clip_grad_norm_(params, self.clip, foreach=True)
-            optimizer.step()
-            loss_sum += loss.detach() * targets.numel()
-            tokens += targets.numel()
+            loss, state = self._step(X, Y, state, model, optimizer, params, penalised)
+            loss_sum += loss * Y.numel()
+            tokens += Y.numel()
+        if static and self._static is not None:
+            loss_sum += self._static.take_loss_sum()
         if tokens == 0:
             raise DataError(
                 f"the corpus ({len(corpus)} tokens) gives no batch of {sampler.batch_size} x "

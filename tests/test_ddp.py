@@ -272,3 +272,12 @@ def test_a_stalled_rank_ends_the_others_with_a_clear_message(book_path, tmp_path
     assert "TrainingError: rank 0 of 2 lost contact with the other processes" in last, err
     assert "SEQLM_DDP_TIMEOUT" in last
     assert waited < 90
+
+
+def test_ddp_refuses_cuda_graphs(small_text, tmp_path, monkeypatch):
+    for name, value in LAUNCHED.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(UsageError, match="--cuda-graph does not work with --trainer ddp"):
+        run(trainer="ddp", cuda_graph=True, data=small_text, epochs=1, device="cpu",
+            out=tmp_path / "o", **TINY)
+    assert not (tmp_path / "o").exists()

@@ -153,7 +153,7 @@ def test_model_passes_token_ids_only_to_cells_that_accept_them(monkeypatch):
 
 
 @pytest.mark.parametrize("cls", CELLS)
-def test_plain_path_runs_when_fused_is_off_or_under_autocast(cls, monkeypatch):
+def test_plain_path_runs_when_fused_is_off(cls, monkeypatch):
     def forbidden(*args):
         raise AssertionError("the fused pass ran")
 
@@ -161,12 +161,40 @@ def test_plain_path_runs_when_fused_is_off_or_under_autocast(cls, monkeypatch):
         monkeypatch.setattr(function, "apply", forbidden)
     fast, plain = twin_cells(cls)
     inputs = torch.randn(3, 2, 5)
-    plain(inputs, plain.begin_state(2, "cpu"))
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        outputs, _ = fast(inputs, fast.begin_state(2, "cpu"))
+    outputs, _ = plain(inputs, plain.begin_state(2, "cpu"))
     assert outputs.shape == (3, 2, 8)
     with pytest.raises(AssertionError, match="fused pass ran"):
         fast(inputs, fast.begin_state(2, "cpu"))
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_fused_pass_runs_in_float32_under_autocast(cls):
+    """bf16 autocast leaves the fused pass on, in float32: same outputs and gradients."""
+    fast, _ = twin_cells(cls)
+    inputs = torch.randn(3, 2, 5)
+    state = fast.begin_state(2, "cpu")
+    expected, expected_state = fast(inputs, state)
+    expected.sum().backward()
+    expected_grads = [p.grad.clone() for p in fast.parameters()]
+    fast.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs, new_state = fast(inputs.bfloat16(), state)
+    assert outputs.dtype == torch.float32
+    # The inputs were rounded to bfloat16 on the way in, nothing else.
+    reference, _ = fast(inputs.bfloat16().float(), state)
+    torch.testing.assert_close(outputs, reference, rtol=0, atol=0)
+    torch.testing.assert_close(outputs, expected, rtol=0.02, atol=0.02)
+    fast.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs, _ = fast(inputs, state)
+    outputs.sum().backward()
+    torch.testing.assert_close(outputs, expected, rtol=0, atol=0)
+    for param, grad in zip(fast.parameters(), expected_grads, strict=True):
+        torch.testing.assert_close(param.grad, grad, rtol=0, atol=0)
+    for part, want in zip(new_state if isinstance(new_state, tuple) else (new_state,),
+                          expected_state if isinstance(expected_state, tuple)
+                          else (expected_state,), strict=True):
+        assert part.dtype == torch.float32 and part.shape == want.shape
 
 
 def test_plain_path_gives_gradients_of_gradients():

@@ -11,8 +11,9 @@ cell functions. Three things make them fast without hiding the algorithm:
 * by default each layer's time loop runs inside a hand-written backward pass
   (:mod:`seqlm.cells.fused`), which computes the same gradients as autograd with far
   fewer recorded operations. ``fused=False`` runs the plain autograd loop below
-  instead (needed for gradients of gradients); it is also used under autocast, where
-  the fused pass cannot apply.
+  instead (needed for gradients of gradients). Under autocast (``--precision bf16``)
+  the fused pass still runs, in float32: its preallocated buffers have one dtype, and
+  the plain loop in bfloat16 is several times slower than the fused pass in float32.
 
 Gate order and equations follow torch's documentation (LSTM: input, forget, cell,
 output; GRU: reset, update, new, with the reset gate applied to ``W_hn h + b_hn``), so a
@@ -86,7 +87,24 @@ class _ScratchCell(RecurrentCell):
         return states if self.state_count > 1 else states[0]
 
     def forward(self, inputs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """Run every layer over ``(num_steps, batch, input_size)`` inputs (or token ids)."""
+        """Run every layer over ``(num_steps, batch, input_size)`` inputs (or token ids).
+
+        Under autocast the fused pass runs with autocast off, in float32, and returns
+        float32 outputs (the plain loop, ``fused=False``, follows autocast).
+        """
+        device_type = inputs.device.type
+        if self.fused and torch.is_autocast_enabled(device_type):
+            with torch.autocast(device_type, enabled=False):
+                if inputs.is_floating_point():
+                    inputs = inputs.float()
+                if isinstance(state, tuple):
+                    state = tuple(s.float() for s in state)
+                else:
+                    state = state.float()
+                return self._forward(inputs, state)
+        return self._forward(inputs, state)
+
+    def _forward(self, inputs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         states = state if isinstance(state, tuple) else (state,)
         layer_input = inputs
         finals: list[tuple[torch.Tensor, ...]] = []
@@ -94,7 +112,7 @@ class _ScratchCell(RecurrentCell):
             if layer > 0:
                 layer_input = self.dropout(layer_input)
             layer_state = tuple(s[layer] for s in states)
-            fast = self.use_fused(layer_input)
+            fast = self.fused
             W_h = self.W_h[layer]
             if self.training and self.weight_dropout > 0:
                 # DropConnect: one mask on the recurrent weights for all time steps.
@@ -120,15 +138,6 @@ class _ScratchCell(RecurrentCell):
             finals.append(layer_state)
         new_state = tuple(torch.stack(parts) for parts in zip(*finals, strict=True))
         return layer_input, new_state if self.state_count > 1 else new_state[0]
-
-    def use_fused(self, inputs: torch.Tensor) -> bool:
-        """Whether this call can take the hand-written backward pass.
-
-        Not under autocast, whose per-operation dtypes the fused pass's preallocated
-        buffers cannot follow. (The fused pass is differentiable once; code that needs
-        gradients of gradients builds the cell with ``fused=False``.)
-        """
-        return self.fused and not torch.is_autocast_enabled(inputs.device.type)
 
     def step(
         self, x_gates: torch.Tensor, state: tuple[torch.Tensor, ...], W_h: torch.Tensor,
