@@ -76,12 +76,17 @@ class LSTMLayer(torch.autograd.Function):
         # d(gate pre-activation) = upstream * partner * activation derivative; the
         # partner and derivative do not depend on the gradient, so take them for all
         # steps now: upstream is dc for i, f, g and dh for o.
+        # Each factor is written as x - x y with one addcmul (x(1 - y) would take two
+        # operations over all steps); h = o tanh(c) is already there from the forward.
         local = torch.empty_like(gates)
-        torch.mul(g, i * (1 - i), out=local[..., :H])
-        torch.mul(cs[:-1], f * (1 - f), out=local[..., H:2 * H])
-        torch.mul(i, 1 - g * g, out=local[..., 2 * H:3 * H])
-        torch.mul(tanh_c, o * (1 - o), out=local[..., 3 * H:])
-        dh_to_dc = o * (1 - tanh_c * tanh_c)
+        ig = i * g
+        torch.addcmul(ig, ig, i, value=-1, out=local[..., :H])  # g i (1 - i)
+        fc = f * cs[:-1]
+        torch.addcmul(fc, fc, f, value=-1, out=local[..., H:2 * H])  # c f (1 - f)
+        torch.addcmul(i, ig, g, value=-1, out=local[..., 2 * H:3 * H])  # i (1 - g^2)
+        h = hs[1:]
+        torch.addcmul(h, h, o, value=-1, out=local[..., 3 * H:])  # tanh(c) o (1 - o)
+        dh_to_dc = torch.addcmul(o, h, tanh_c, value=-1)  # o (1 - tanh(c)^2)
         grad_out = grad_out if grad_out is not None else hs.new_zeros(T, B, H)
         dh = grad_out[T - 1] if grad_hT is None else grad_out[T - 1] + grad_hT
         dc = torch.zeros_like(dh) if grad_cT is None else grad_cT
@@ -114,45 +119,61 @@ class GRULayer(torch.autograd.Function):
         H = G // 3
         rz = x_gates.new_empty(T, B, 2 * H)  # activated r, z
         n = x_gates.new_empty(T, B, H)
-        h_n = x_gates.new_empty(T, B, H)  # h W_hn + b_hn, which r multiplies
+        hg = x_gates.new_empty(T, B, G)  # h W_h + b_h of every step; r multiplies its n part
         hs = x_gates.new_empty(T + 1, B, H)
         hs[0] = h0
-        hg = x_gates.new_empty(B, G)
+        # tanh(a) = 2 sigmoid(2a) - 1 (see _tanh_): doubling the input's n share once
+        # here lets one addcmul per step give 2a directly.
+        x_n2 = x_gates[..., 2 * H:] * 2
+        x_rz_, hg_, rz_ = x_gates[..., :2 * H].unbind(0), hg.unbind(0), rz.unbind(0)
+        hg_rz_, hg_n_ = hg[..., :2 * H].unbind(0), hg[..., 2 * H:].unbind(0)
+        r_, z_, n_, h_, x_n2_ = (rz[..., :H].unbind(0), rz[..., H:].unbind(0), n.unbind(0),
+                                 hs.unbind(0), x_n2.unbind(0))
         for t in range(T):
-            torch.addmm(b_h, hs[t], W_h, out=hg)
-            torch.add(x_gates[t, :, :2 * H], hg[:, :2 * H], out=rz[t]).sigmoid_()
-            h_n[t] = hg[:, 2 * H:]
-            _tanh_(torch.addcmul(x_gates[t, :, 2 * H:], rz[t, :, :H], h_n[t], out=n[t]))
-            torch.lerp(n[t], hs[t], rz[t, :, H:], out=hs[t + 1])
-        ctx.save_for_backward(rz, n, h_n, hs, W_h)
+            torch.addmm(b_h, h_[t], W_h, out=hg_[t])
+            torch.add(x_rz_[t], hg_rz_[t], out=rz_[t]).sigmoid_()
+            torch.addcmul(x_n2_[t], r_[t], hg_n_[t], value=2, out=n_[t])
+            n_[t].sigmoid_().mul_(2).sub_(1)
+            torch.lerp(n_[t], h_[t], z_[t], out=h_[t + 1])
+        ctx.save_for_backward(rz, n, hg, hs, W_h)
         return hs[1:], hs[T].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: torch.Tensor | None, grad_hT: torch.Tensor | None):
-        rz, n, h_n, hs, W_h = ctx.saved_tensors
+        rz, n, hg, hs, W_h = ctx.saved_tensors
         T, B, H = n.shape
-        r, z = rz[..., :H], rz[..., H:]
-        # Per unit of dh: the gradient reaching each pre-activation (x side) and the
-        # recurrent product's output (h side); all independent of dh.
-        d_n = (1 - z) * (1 - n * n)
-        local_x = torch.cat([d_n * h_n * r * (1 - r), (hs[:-1] - n) * z * (1 - z), d_n], -1)
-        local_h = torch.cat([local_x[..., :2 * H], d_n * r], -1)
+        r, z, h_n = rz[..., :H], rz[..., H:], hg[..., 2 * H:]
+        # Per unit of dh (the gradient reaching a step's output), what reaches each part
+        # of the recurrent product h W_h + b_h; none of it depends on dh:
+        #   n: (1 - z)(1 - n^2) r,  r: (1 - z)(1 - n^2) h_n r (1 - r),  z: (h - n) z (1 - z)
+        # The input's share gets the same for r and z, and (1 - z)(1 - n^2) for n.
+        d_n = torch.mul(n, n).neg_().add_(1)
+        d_n.addcmul_(d_n, z, value=-1)  # (1 - z)(1 - n^2)
+        local = torch.empty(T, B, 3 * H, dtype=n.dtype, device=n.device)
+        torch.mul(d_n, h_n, out=local[..., :H]).mul_(torch.addcmul(r, r, r, value=-1))
+        torch.sub(hs[:-1], n, out=local[..., H:2 * H]).mul_(torch.addcmul(z, z, z, value=-1))
+        torch.mul(d_n, r, out=local[..., 2 * H:])
         grad_out = grad_out if grad_out is not None else hs.new_zeros(T, B, H)
         dh = grad_out[T - 1] if grad_hT is None else grad_out[T - 1] + grad_hT
         W_hT = W_h.t().contiguous()
         dhs = torch.empty_like(n)  # the full dh of every step
         d_hg = torch.empty(T, B, 3 * H, dtype=n.dtype, device=n.device)
+        local_, d_hg_ = local.view(T, B, 3, H).unbind(0), d_hg.unbind(0)
+        d_hg3_, z_, go_, dhs_ = d_hg.view(T, B, 3, H).unbind(0), z.unbind(0), \
+            grad_out.unbind(0), dhs.unbind(0)
         for t in range(T - 1, -1, -1):
-            dhs[t] = dh
-            torch.mul(local_h[t].view(B, 3, H), dh.unsqueeze(1), out=d_hg[t].view(B, 3, H))
-            dh = torch.addmm(dh * z[t], d_hg[t], W_hT)
-            if t > 0:
-                dh += grad_out[t - 1]
-        d_x = (local_x.view(T, B, 3, H) * dhs.unsqueeze(2)).view(T, B, 3 * H)
+            dhs_[t].copy_(dh)
+            torch.mul(local_[t], dh.unsqueeze(1), out=d_hg3_[t])
+            carried = torch.addcmul(go_[t - 1], dh, z_[t]) if t > 0 else dh * z_[t]
+            dh = torch.addmm(carried, d_hg_[t], W_hT)
         flat = d_hg.view(T * B, 3 * H)
         grad_W_h = hs[:-1].reshape(T * B, H).t() @ flat
-        return d_x, dh, grad_W_h, flat.sum(0)
+        grad_b_h = flat.sum(0)
+        # The input's share differs from the recurrent product's only in the n part
+        # (no factor r): overwrite that part, the weight gradients being taken.
+        torch.mul(d_n, dhs, out=d_hg[..., 2 * H:])
+        return d_hg, dh, grad_W_h, grad_b_h
 
 
 class RNNLayer(torch.autograd.Function):
