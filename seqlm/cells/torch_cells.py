@@ -1,7 +1,16 @@
-"""Cells backed by torch's own recurrent modules (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``)."""
+"""Cells backed by torch's own recurrent modules (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``).
+
+Each cell keeps torch's module, its parameters and its semantics. On the CPU, ``nn.GRU``
+and ``nn.RNN`` run their time loop as many small autograd operations, which cost more
+than their arithmetic; there the ``gru`` and ``rnn`` cells run the same equations
+through seqlm's hand-written backward pass instead (:mod:`seqlm.cells.fused`, the pass
+the scratch cells use), reading the module's own weights. ``fused=False`` keeps torch's
+kernel everywhere. ``nn.LSTM`` has a fast CPU kernel (oneDNN) and always uses it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -9,7 +18,8 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from seqlm.cells import check_dropout
+from seqlm.cells import check_dropout, fused
+from seqlm.errors import UsageError
 from seqlm.interfaces import RecurrentCell, State
 
 
@@ -24,6 +34,11 @@ class _TorchCell(RecurrentCell):
 
     module_class: ClassVar[type[nn.RNNBase]]
     has_cell_state: ClassVar[bool] = False
+    #: One layer of the hand-written pass, ``(x_gates, h0, W_hh, b_hh) -> (outputs, h)``,
+    #: used on the CPU; None keeps the module's kernel everywhere.
+    fused_layer: ClassVar[Callable[..., tuple[torch.Tensor, torch.Tensor]] | None] = None
+    #: Whether ``b_hh`` simply adds to the gates (so it joins the input's share).
+    fold_b_hh: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -33,10 +48,15 @@ class _TorchCell(RecurrentCell):
         bidirectional: bool = False,
         dropout: float = 0.0,
         weight_dropout: float = 0.0,
+        fused: bool = True,
     ) -> None:
         super().__init__(input_size, hidden_size, num_layers)
         check_dropout("dropout", dropout)
         check_dropout("weight_dropout", weight_dropout)
+        if not isinstance(fused, bool):
+            raise UsageError(f"cell option fused must be true or false, got {fused!r}; "
+                             "for example --cell-opt fused=false")
+        self.fused = fused
         self.weight_dropout = float(weight_dropout)
         self.rnn = self.module_class(
             input_size, hidden_size, num_layers,
@@ -54,14 +74,58 @@ class _TorchCell(RecurrentCell):
         return (h, torch.zeros(shape, device=device)) if self.has_cell_state else h
 
     def forward(self, inputs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """Run the torch module over ``(num_steps, batch, input_size)`` inputs."""
+        """Run the module over ``(num_steps, batch, input_size)`` inputs (or token ids
+        shaped ``(num_steps, batch)`` where the class sets :attr:`accepts_token_ids`)."""
+        dropped = {}
         if self.training and self.weight_dropout > 0:
-            # The module reads its weights by name, so handing it dropped copies for
-            # this call keeps its kernel; gradients flow back through the masks.
+            # One DropConnect mask per recurrent matrix for the whole batch; gradients
+            # flow back through the masks.
             dropped = {name: F.dropout(getattr(self.rnn, name), self.weight_dropout)
                        for name in self._recurrent_weights}
+        if self.use_fused(inputs):
+            device_type = inputs.device.type
+            if torch.is_autocast_enabled(device_type):
+                # The pass's buffers have one dtype: it runs in float32 under autocast.
+                with torch.autocast(device_type, enabled=False):
+                    inputs = inputs.float() if inputs.is_floating_point() else inputs
+                    return self._fused_forward(inputs, state.float(), dropped)
+            return self._fused_forward(inputs, state, dropped)
+        if not inputs.is_floating_point():
+            inputs = F.one_hot(inputs, self.input_size).to(self.rnn.weight_ih_l0.dtype)
+        if dropped:
+            # The module reads its weights by name, so handing it dropped copies for
+            # this call keeps its kernel.
             return functional_call(self.rnn, dropped, (inputs, state))
         return self.rnn(inputs, state)
+
+    def use_fused(self, inputs: torch.Tensor) -> bool:
+        """Whether this call runs the hand-written pass: a CPU, one direction, and a
+        class that has one (``fused=False`` turns it off, e.g. for double backward)."""
+        return (self.fused and self.fused_layer is not None and inputs.device.type == "cpu"
+                and self.num_directions == 1)
+
+    def _fused_forward(
+        self, inputs: torch.Tensor, state: torch.Tensor, dropped: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        layer_input, finals = inputs, []
+        for layer in range(self.num_layers):
+            if layer > 0:  # as the module does, and drawing the same random mask
+                layer_input = F.dropout(layer_input, self.rnn.dropout, self.training)
+            W_ih = getattr(self.rnn, f"weight_ih_l{layer}")
+            name = f"weight_hh_l{layer}"
+            W_hh = dropped.get(name, getattr(self.rnn, name))
+            b_ih = getattr(self.rnn, f"bias_ih_l{layer}")
+            b_hh = getattr(self.rnn, f"bias_hh_l{layer}")
+            bias = b_ih + b_hh if self.fold_b_hh else b_ih
+            if not layer_input.is_floating_point():
+                # Token ids: a one-hot vector times W_ih^T is the column of W_ih it selects.
+                x_gates = F.embedding(layer_input, W_ih.t() + bias)
+            else:
+                x_gates = torch.addmm(bias, layer_input.flatten(0, 1), W_ih.t())
+                x_gates = x_gates.view(*layer_input.shape[:2], -1)
+            layer_input, h = type(self).fused_layer(x_gates, state[layer], W_hh.t(), b_hh)
+            finals.append(h)
+        return layer_input, torch.stack(finals)
 
 
 class TorchLSTM(_TorchCell):
@@ -71,13 +135,28 @@ class TorchLSTM(_TorchCell):
     has_cell_state = True
 
 
+def _gru_layer(x_gates: torch.Tensor, h0: torch.Tensor, W_h: torch.Tensor,
+               b_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return fused.GRULayer.apply(x_gates, h0, W_h, b_h)
+
+
+def _rnn_layer(x_gates: torch.Tensor, h0: torch.Tensor, W_h: torch.Tensor,
+               b_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return fused.RNNLayer.apply(x_gates, h0, W_h)
+
+
 class TorchGRU(_TorchCell):
-    """Gated recurrent unit, torch's ``nn.GRU``."""
+    """Gated recurrent unit, torch's ``nn.GRU`` (on the CPU, through the fused pass)."""
 
     module_class = nn.GRU
+    fused_layer = staticmethod(_gru_layer)
+    fold_b_hh = False  # the reset gate multiplies h W_hn + b_hn
+    accepts_token_ids = True
 
 
 class TorchRNN(_TorchCell):
-    """Elman RNN with tanh, torch's ``nn.RNN``."""
+    """Elman RNN with tanh, torch's ``nn.RNN`` (on the CPU, through the fused pass)."""
 
     module_class = nn.RNN
+    fused_layer = staticmethod(_rnn_layer)
+    accepts_token_ids = True
