@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import torch
 
+from seqlm.errors import TrainingError
 from seqlm.interfaces import State
 
 
@@ -126,11 +127,21 @@ class StaticStep:
             torch.cuda.current_stream().wait_stream(side)
         else:
             if self._graph is None:
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph):
-                    self._run()
-                self._graph = graph  # recording ran nothing: replay this batch too
+                self._graph = self._record()  # recording ran nothing: replay this batch
             self._graph.replay()
+
+    def _record(self) -> torch.cuda.CUDAGraph:
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                self._run()
+        except RuntimeError as error:
+            # Typically an operation that reads a value back to the host, or one that
+            # CUDA cannot record; the eager loop runs the same step without recording.
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else "no reason"
+            raise TrainingError(f"the training step could not be recorded as a CUDA graph "
+                                f"({reason}); run without --cuda-graph") from error
+        return graph
 
     def _run(self) -> None:
         loss, new_state = self._step(self.inputs, self.targets,

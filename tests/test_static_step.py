@@ -14,7 +14,7 @@ import torch
 
 from seqlm.cells.scratch import ScratchGRU
 from seqlm.cells.torch_cells import TorchLSTM
-from seqlm.errors import UsageError
+from seqlm.errors import TrainingError, UsageError
 from seqlm.graphs import StaticStep, restructure, state_tensors
 from seqlm.model import RNNModel
 from seqlm.samplers import RandomSampler, SequentialSampler
@@ -181,3 +181,27 @@ def test_the_recorded_step_never_reads_a_tensor_on_the_host(make_model, monkeypa
     monkeypatch.setattr(StaticStep, "_run", run)
     losses, _ = _fit(True, monkeypatch, make_model, SequentialSampler(8, 10), epochs=2)
     assert all(loss > 0 for loss in losses)
+
+
+def test_a_step_that_cannot_be_recorded_is_a_clear_training_error(monkeypatch):
+    """What CUDA refuses to record ends the run with a one-line reason and the fix."""
+    class Refusing:
+        def __init__(self, graph):
+            pass
+
+        def __enter__(self):
+            raise RuntimeError("operation not permitted when stream is capturing\nmore")
+
+        def __exit__(self, *args):
+            return False
+
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: object())
+    monkeypatch.setattr(torch.cuda, "graph", Refusing)
+    inputs = torch.zeros(2, 3, dtype=torch.long)
+    step = StaticStep(lambda x, y, s: (torch.zeros(()), s), inputs, inputs,
+                      torch.zeros(1, 2, 4), [1.0], capture=True, warmup=0)
+    with pytest.raises(TrainingError) as caught:
+        step(inputs, inputs)
+    assert str(caught.value) == (
+        "the training step could not be recorded as a CUDA graph (operation not permitted "
+        "when stream is capturing); run without --cuda-graph")
