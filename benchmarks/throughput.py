@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-tokens", type=int, default=10000)
     parser.add_argument("--lr", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+    parser.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32",
                         help="seqlm's --precision (the seed's side always runs in float32)")
     parser.add_argument("--no-cuda-graph", action="store_true",
                         help="on CUDA, run seqlm's step eagerly instead of replaying a CUDA graph")

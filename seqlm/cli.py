@@ -188,9 +188,11 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
               help="Learning rate over the epochs: constant, or cosine decay to 5%.")
 @click.option("--warmup-epochs", type=int, default=DEFAULTS.warmup_epochs, show_default=True,
               help="Raise the learning rate linearly over this many first epochs.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=DEFAULTS.precision,
-              show_default=True, help="bf16: compute the forward pass in bfloat16 "
-              "(autocast; weights stay float32). Faster on CPUs and GPUs with bf16 units.")
+@click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]),
+              default=DEFAULTS.precision, show_default=True,
+              help="bf16: compute the forward pass in bfloat16 (autocast; weights stay "
+              "float32), faster on CPUs and GPUs with bf16 units. tf32: on CUDA, float32 "
+              "products on TensorFloat-32 tensor cores (elsewhere as fp32).")
 @click.option("--cuda-graph/--no-cuda-graph", default=DEFAULTS.cuda_graph, show_default=True,
               help="On CUDA, record the training step once as a CUDA graph and replay it "
               "for every batch (much faster for small models; same results).")

@@ -11,7 +11,7 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -27,7 +27,7 @@ from seqlm.metrics import EpochMetrics
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "tf32", "bf16")
 
 #: Validation reads the held-out text this many steps at a time (the state carries
 #: over, so the length only trades memory for fewer Python iterations).
@@ -56,6 +56,27 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu().to(torch.uint8) for s in cuda])
 
 
+@contextlib.contextmanager
+def float32_products(device: torch.device, precision: str) -> Iterator[None]:
+    """Let CUDA's float32 matrix products use TensorFloat-32 while training with ``tf32``.
+
+    cuDNN's recurrent kernels (``nn.LSTM`` and friends on a GPU) already use TF32 by
+    default; this gives the scratch cells' products and the output layer the same
+    tensor-core speed. The setting is torch's, for the whole process, so it is put back
+    when training ends. Nothing changes on other devices or precisions.
+    """
+    if precision != "tf32" or device.type != "cuda":
+        yield
+        return
+    matmul = torch.backends.cuda.matmul
+    before = matmul.fp32_precision
+    matmul.fp32_precision = "tf32"
+    try:
+        yield
+    finally:
+        matmul.fp32_precision = before
+
+
 def cosine_factor(epoch: int, epochs: int, warmup: int = 0, floor: float = 0.05) -> float:
     """Learning-rate multiplier for ``epoch`` (0-based): linear warm-up, then cosine decay.
 
@@ -79,8 +100,10 @@ class DefaultTrainer(Trainer):
 
     Options: ``optimizer`` (sgd, adam, adamw), ``weight_decay`` (None: the optimizer's
     default), ``schedule`` (constant, or cosine decay over the run), ``warmup_epochs``,
-    ``precision`` (fp32, bf16) and ``cuda_graph`` (on CUDA, record each step once as a
-    CUDA graph and replay it for the following batches; see :mod:`seqlm.graphs`).
+    ``precision`` (fp32; tf32: float32 with TensorFloat-32 products on CUDA, as cuDNN's
+    recurrent kernels use by default; bf16: bfloat16 autocast) and ``cuda_graph`` (on
+    CUDA, record each step once as a CUDA graph and replay it for the following
+    batches; see :mod:`seqlm.graphs`).
     Set :attr:`val_corpus` to validate on held-out token ids after every epoch.
     """
 
@@ -234,15 +257,16 @@ class DefaultTrainer(Trainer):
         hooks = CallbackList(callbacks)
         hooks.on_train_start(self)
         try:
-            for epoch in range(self.start_epoch + 1, self.epochs + 1):
-                metrics = self._train_epoch(epoch, net, corpus, sampler, optimizer, params,
-                                            penalised=model)
-                if val_corpus is not None:
-                    metrics.val_loss = self._validate(epoch, model, val_corpus, sampler)
-                if self.scheduler is not None:
-                    self.scheduler.step()
-                self.history.append(metrics)
-                hooks.on_epoch_end(self, metrics)
+            with float32_products(self.device, self.precision):
+                for epoch in range(self.start_epoch + 1, self.epochs + 1):
+                    metrics = self._train_epoch(epoch, net, corpus, sampler, optimizer,
+                                                params, penalised=model)
+                    if val_corpus is not None:
+                        metrics.val_loss = self._validate(epoch, model, val_corpus, sampler)
+                    if self.scheduler is not None:
+                        self.scheduler.step()
+                    self.history.append(metrics)
+                    hooks.on_epoch_end(self, metrics)
         except BaseException as error:
             hooks.on_exception(self, error)
             raise
@@ -255,7 +279,7 @@ class DefaultTrainer(Trainer):
         A step recorded as a CUDA graph must not use autocast's cache of cast weights
         (the cache would outlive the recording), hence ``cache_enabled``.
         """
-        if self.precision == "fp32":
+        if self.precision != "bf16":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16,
                               cache_enabled=cache_enabled)

@@ -7,7 +7,7 @@ from seqlm.cells.torch_cells import TorchLSTM
 from seqlm.errors import UsageError
 from seqlm.model import RNNModel
 from seqlm.samplers import SequentialSampler
-from seqlm.training import DefaultTrainer
+from seqlm.training import DefaultTrainer, float32_products
 
 
 def _train(precision: str) -> list[float]:
@@ -30,3 +30,21 @@ def test_bf16_learns_like_fp32():
 def test_unknown_precision_is_a_usage_error():
     with pytest.raises(UsageError, match="--precision 'fp8' not recognized"):
         DefaultTrainer(lr=1, clip=1, epochs=1, precision="fp8")
+
+
+def test_tf32_is_fp32_off_cuda():
+    assert _train("tf32") == _train("fp32")
+
+
+def test_tf32_turns_on_tensor_float_products_for_cuda_training_only():
+    matmul = torch.backends.cuda.matmul
+    before = matmul.fp32_precision
+    with float32_products(torch.device("cuda"), "tf32"):
+        assert matmul.fp32_precision == "tf32"
+    assert matmul.fp32_precision == before
+    for device, precision in (("cpu", "tf32"), ("cuda", "fp32"), ("cuda", "bf16")):
+        with float32_products(torch.device(device), precision):
+            assert matmul.fp32_precision == before
+    with pytest.raises(KeyError), float32_products(torch.device("cuda"), "tf32"):
+        raise KeyError("training stopped")
+    assert matmul.fp32_precision == before  # put back however training ends
