@@ -117,14 +117,31 @@ def test_the_cpu_uses_the_fused_pass_and_fused_false_the_kernel(cls, monkeypatch
 
 
 @pytest.mark.parametrize("cls", CELLS)
-def test_under_bf16_autocast_the_pass_runs_in_float32(cls):
+def test_under_bf16_autocast_only_the_products_are_bf16(cls):
     fast, _ = twins(cls, dtype=torch.float32)
     inputs = torch.randn(5, 3, 6).bfloat16().float()
     state = torch.randn(1, 3, 8)
-    expected = run(fast, inputs, state)
+    full = run(fast, inputs, state)
     got = run(fast, inputs.bfloat16(), state, autocast=True)
-    assert got[0].dtype == torch.float32
-    assert_same(got, expected, rtol=0, atol=0)
+    assert got[0].dtype == got[1].dtype == torch.float32
+    direct = run(_Direct(fast), inputs, state)
+    assert_same(got, direct, rtol=0, atol=0)
+    assert_same(got, full, rtol=0.05, atol=0.05)
+    assert not torch.equal(got[0], full[0])
+
+
+class _Direct(torch.nn.Module):
+    """The cell's fused pass with bfloat16 products, called without autocast."""
+
+    def __init__(self, cell):
+        super().__init__()
+        self.cell = cell
+
+    def forward(self, inputs, state):
+        return self.cell._fused_forward(inputs, state, {}, torch.bfloat16)
+
+    def named_parameters(self, *args, **kwargs):
+        return self.cell.named_parameters(*args, **kwargs)
 
 
 def test_fused_must_be_a_bool():

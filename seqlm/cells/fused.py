@@ -27,6 +27,39 @@ import torch
 from torch.autograd.function import once_differentiable
 
 
+class _Products:
+    """The per-step recurrent product ``add + h @ W``, optionally in a lower precision.
+
+    With ``dtype`` (bfloat16 under ``--precision bf16``) the two factors are rounded to
+    it and multiplied there, where the processor is faster (about a third less time per
+    step on a CPU with bfloat16 dot products, tensor cores on a GPU), while ``add``, the
+    result and everything elementwise stay in the buffers' precision.
+    """
+
+    def __init__(self, W: torch.Tensor, dtype: torch.dtype | None, rows: int) -> None:
+        self.W = W
+        self.low = None if dtype is None or dtype == W.dtype else W.to(dtype)
+        if self.low is not None:
+            self.h = W.new_empty(rows, W.shape[0], dtype=dtype)
+            self.product = W.new_empty(rows, W.shape[1], dtype=dtype)
+
+    def __call__(self, add: torch.Tensor, h: torch.Tensor,
+                 out: torch.Tensor | None = None) -> torch.Tensor:
+        if self.low is None:
+            return torch.addmm(add, h, self.W, out=out)
+        self.h.copy_(h)
+        torch.mm(self.h, self.low, out=self.product)
+        return torch.add(add, self.product, out=out)
+
+
+def _weight_grad(inputs: torch.Tensor, grads: torch.Tensor,
+                 dtype: torch.dtype | None) -> torch.Tensor:
+    """``inputs^T @ grads`` over all steps at once, in ``dtype`` where one is given."""
+    if dtype is None or dtype == grads.dtype:
+        return inputs.t() @ grads
+    return (inputs.to(dtype).t() @ grads.to(dtype)).to(grads.dtype)
+
+
 def _tanh_(x: torch.Tensor) -> torch.Tensor:
     """tanh in place as ``2 sigmoid(2x) - 1``: on the CPU torch's sigmoid is several
     times cheaper than its tanh (and as accurate, to float rounding)."""
@@ -38,7 +71,8 @@ class LSTMLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x_gates: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor,
-                W_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                W_h: torch.Tensor, product_dtype: torch.dtype | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         T, B, G = x_gates.shape
         H = G // 4
         gates = torch.empty_like(x_gates)  # activated i, f, g, o of every step
@@ -52,9 +86,10 @@ class LSTMLayer(torch.autograd.Function):
         g_all = gates.unbind(0)
         i_, f_, cell_, o_ = (gates[..., k * H:(k + 1) * H].unbind(0) for k in range(4))
         x_, h_, c_, tc_ = x_gates.unbind(0), hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
+        products = _Products(W_h, product_dtype, B)
         # With tanh as 2 sigmoid(2x) - 1 (see _tanh_), one sigmoid covers all four gates.
         for t in range(T):
-            torch.addmm(x_[t], h_[t], W_h, out=g_all[t])
+            products(x_[t], h_[t], out=g_all[t])
             cell_[t].mul_(2)
             g_all[t].sigmoid_()
             cell_[t].mul_(2).sub_(1)
@@ -63,6 +98,7 @@ class LSTMLayer(torch.autograd.Function):
             torch.mul(c_[t + 1], 2, out=tc_[t]).sigmoid_().mul_(2).sub_(1)  # tanh
             torch.mul(o_[t], tc_[t], out=h_[t + 1])
         ctx.save_for_backward(gates, hs, cs, tanh_c, W_h)
+        ctx.product_dtype = product_dtype
         return hs[1:], hs[T].clone(), cs[T].clone()
 
     @staticmethod
@@ -90,7 +126,7 @@ class LSTMLayer(torch.autograd.Function):
         grad_out = grad_out if grad_out is not None else hs.new_zeros(T, B, H)
         dh = grad_out[T - 1] if grad_hT is None else grad_out[T - 1] + grad_hT
         dc = torch.zeros_like(dh) if grad_cT is None else grad_cT
-        W_hT = W_h.t().contiguous()
+        products = _Products(W_h.t().contiguous(), ctx.product_dtype, B)
         d_gates = torch.empty_like(gates)
         dg4 = d_gates.view(T, B, 4, H)
         local4 = local.view(T, B, 4, H)
@@ -102,10 +138,10 @@ class LSTMLayer(torch.autograd.Function):
             torch.mul(local_ifg[t], dc.unsqueeze(1), out=dg_ifg[t])
             torch.mul(local_o[t], dh, out=dg_o[t])
             dc = dc * f_[t]
-            dh = torch.addmm(go_[t - 1], dg_[t], W_hT) if t > 0 else dg_[t] @ W_hT
+            dh = products(go_[t - 1] if t > 0 else torch.zeros_like(dh), dg_[t])
         flat = d_gates.view(T * B, G)
-        grad_W_h = hs[:-1].reshape(T * B, H).t() @ flat
-        return d_gates, dh, dc, grad_W_h
+        grad_W_h = _weight_grad(hs[:-1].reshape(T * B, H), flat, ctx.product_dtype)
+        return d_gates, dh, dc, grad_W_h, None
 
 
 class GRULayer(torch.autograd.Function):
@@ -114,7 +150,8 @@ class GRULayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x_gates: torch.Tensor, h0: torch.Tensor, W_h: torch.Tensor,
-                b_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                b_h: torch.Tensor, product_dtype: torch.dtype | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         T, B, G = x_gates.shape
         H = G // 3
         rz = x_gates.new_empty(T, B, 2 * H)  # activated r, z
@@ -129,13 +166,15 @@ class GRULayer(torch.autograd.Function):
         hg_rz_, hg_n_ = hg[..., :2 * H].unbind(0), hg[..., 2 * H:].unbind(0)
         r_, z_, n_, h_, x_n2_ = (rz[..., :H].unbind(0), rz[..., H:].unbind(0), n.unbind(0),
                                  hs.unbind(0), x_n2.unbind(0))
+        products = _Products(W_h, product_dtype, B)
         for t in range(T):
-            torch.addmm(b_h, h_[t], W_h, out=hg_[t])
+            products(b_h, h_[t], out=hg_[t])
             torch.add(x_rz_[t], hg_rz_[t], out=rz_[t]).sigmoid_()
             torch.addcmul(x_n2_[t], r_[t], hg_n_[t], value=2, out=n_[t])
             n_[t].sigmoid_().mul_(2).sub_(1)
             torch.lerp(n_[t], h_[t], z_[t], out=h_[t + 1])
         ctx.save_for_backward(rz, n, hg, hs, W_h)
+        ctx.product_dtype = product_dtype
         return hs[1:], hs[T].clone()
 
     @staticmethod
@@ -156,7 +195,7 @@ class GRULayer(torch.autograd.Function):
         torch.mul(d_n, r, out=local[..., 2 * H:])
         grad_out = grad_out if grad_out is not None else hs.new_zeros(T, B, H)
         dh = grad_out[T - 1] if grad_hT is None else grad_out[T - 1] + grad_hT
-        W_hT = W_h.t().contiguous()
+        products = _Products(W_h.t().contiguous(), ctx.product_dtype, B)
         dhs = torch.empty_like(n)  # the full dh of every step
         d_hg = torch.empty(T, B, 3 * H, dtype=n.dtype, device=n.device)
         local_, d_hg_ = local.view(T, B, 3, H).unbind(0), d_hg.unbind(0)
@@ -166,28 +205,30 @@ class GRULayer(torch.autograd.Function):
             dhs_[t].copy_(dh)
             torch.mul(local_[t], dh.unsqueeze(1), out=d_hg3_[t])
             carried = torch.addcmul(go_[t - 1], dh, z_[t]) if t > 0 else dh * z_[t]
-            dh = torch.addmm(carried, d_hg_[t], W_hT)
+            dh = products(carried, d_hg_[t])
         flat = d_hg.view(T * B, 3 * H)
-        grad_W_h = hs[:-1].reshape(T * B, H).t() @ flat
+        grad_W_h = _weight_grad(hs[:-1].reshape(T * B, H), flat, ctx.product_dtype)
         grad_b_h = flat.sum(0)
         # The input's share differs from the recurrent product's only in the n part
         # (no factor r): overwrite that part, the weight gradients being taken.
         torch.mul(d_n, dhs, out=d_hg[..., 2 * H:])
-        return d_hg, dh, grad_W_h, grad_b_h
+        return d_hg, dh, grad_W_h, grad_b_h, None
 
 
 class RNNLayer(torch.autograd.Function):
     """One tanh RNN layer; ``x_gates`` already includes both biases."""
 
     @staticmethod
-    def forward(ctx: Any, x_gates: torch.Tensor, h0: torch.Tensor,
-                W_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(ctx: Any, x_gates: torch.Tensor, h0: torch.Tensor, W_h: torch.Tensor,
+                product_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         T, B, H = x_gates.shape
         hs = x_gates.new_empty(T + 1, B, H)
         hs[0] = h0
+        products = _Products(W_h, product_dtype, B)
         for t in range(T):
-            _tanh_(torch.addmm(x_gates[t], hs[t], W_h, out=hs[t + 1]))
+            _tanh_(products(x_gates[t], hs[t], out=hs[t + 1]))
         ctx.save_for_backward(hs, W_h)
+        ctx.product_dtype = product_dtype
         return hs[1:], hs[T].clone()
 
     @staticmethod
@@ -198,11 +239,11 @@ class RNNLayer(torch.autograd.Function):
         local = 1 - hs[1:] * hs[1:]
         grad_out = grad_out if grad_out is not None else torch.zeros_like(hs[1:])
         dh = grad_out[T - 1] if grad_hT is None else grad_out[T - 1] + grad_hT
-        W_hT = W_h.t().contiguous()
+        products = _Products(W_h.t().contiguous(), ctx.product_dtype, hs.shape[1])
         d_pre = torch.empty_like(local)
         for t in range(T - 1, -1, -1):
             torch.mul(dh, local[t], out=d_pre[t])
-            dh = torch.addmm(grad_out[t - 1], d_pre[t], W_hT) if t > 0 else d_pre[t] @ W_hT
+            dh = products(grad_out[t - 1] if t > 0 else torch.zeros_like(dh), d_pre[t])
         H = hs.shape[-1]
-        grad_W_h = hs[:-1].reshape(-1, H).t() @ d_pre.view(-1, H)
-        return d_pre, dh, grad_W_h
+        grad_W_h = _weight_grad(hs[:-1].reshape(-1, H), d_pre.view(-1, H), ctx.product_dtype)
+        return d_pre, dh, grad_W_h, None

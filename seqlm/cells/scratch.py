@@ -12,8 +12,9 @@ cell functions. Three things make them fast without hiding the algorithm:
   (:mod:`seqlm.cells.fused`), which computes the same gradients as autograd with far
   fewer recorded operations. ``fused=False`` runs the plain autograd loop below
   instead (needed for gradients of gradients). Under autocast (``--precision bf16``)
-  the fused pass still runs, in float32: its preallocated buffers have one dtype, and
-  the plain loop in bfloat16 is several times slower than the fused pass in float32.
+  the fused pass still runs: its buffers, state and elementwise work stay float32 and
+  only its recurrent products use bfloat16 (the plain loop, op by op in bfloat16, is
+  several times slower).
 
 Gate order and equations follow torch's documentation (LSTM: input, forget, cell,
 output; GRU: reset, update, new, with the reset gate applied to ``W_hn h + b_hn``), so a
@@ -89,11 +90,13 @@ class _ScratchCell(RecurrentCell):
     def forward(self, inputs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Run every layer over ``(num_steps, batch, input_size)`` inputs (or token ids).
 
-        Under autocast the fused pass runs with autocast off, in float32, and returns
-        float32 outputs (the plain loop, ``fused=False``, follows autocast).
+        Under autocast the fused pass keeps its buffers, state and elementwise work in
+        float32 and takes its recurrent products in autocast's dtype; it returns float32
+        outputs (the plain loop, ``fused=False``, follows autocast op by op).
         """
         device_type = inputs.device.type
         if self.fused and torch.is_autocast_enabled(device_type):
+            product_dtype = torch.get_autocast_dtype(device_type)
             with torch.autocast(device_type, enabled=False):
                 if inputs.is_floating_point():
                     inputs = inputs.float()
@@ -101,10 +104,11 @@ class _ScratchCell(RecurrentCell):
                     state = tuple(s.float() for s in state)
                 else:
                     state = state.float()
-                return self._forward(inputs, state)
+                return self._forward(inputs, state, product_dtype)
         return self._forward(inputs, state)
 
-    def _forward(self, inputs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def _forward(self, inputs: torch.Tensor, state: State,
+                 product_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, State]:
         states = state if isinstance(state, tuple) else (state,)
         layer_input = inputs
         finals: list[tuple[torch.Tensor, ...]] = []
@@ -128,7 +132,7 @@ class _ScratchCell(RecurrentCell):
                 x_gates = x_gates.view(*layer_input.shape[:2], -1)
             if fast:
                 layer_input, layer_state = self.fused_layer(
-                    x_gates, layer_state, W_h, self.b_h[layer])
+                    x_gates, layer_state, W_h, self.b_h[layer], product_dtype)
             else:
                 outputs = []
                 for x_t in x_gates:
@@ -148,11 +152,12 @@ class _ScratchCell(RecurrentCell):
 
     def fused_layer(
         self, x_gates: torch.Tensor, state: tuple[torch.Tensor, ...], W_h: torch.Tensor,
-        b_h: torch.Tensor,
+        b_h: torch.Tensor, product_dtype: torch.dtype | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """All time steps of one layer at once: ``(outputs, final state)``.
 
-        ``x_gates`` already holds ``b_h`` when the class sets :attr:`fold_b_h`.
+        ``x_gates`` already holds ``b_h`` when the class sets :attr:`fold_b_h`;
+        ``product_dtype`` (e.g. bfloat16) is the dtype of the recurrent products.
         """
         raise NotImplementedError
 
@@ -175,8 +180,8 @@ class ScratchLSTM(_ScratchCell):
         H = O * torch.tanh(C)
         return H, C
 
-    def fused_layer(self, x_gates, state, W_h, b_h):  # noqa: D102 - documented on the base
-        outputs, H, C = fused.LSTMLayer.apply(x_gates, state[0], state[1], W_h)
+    def fused_layer(self, x_gates, state, W_h, b_h, product_dtype=None):  # noqa: D102
+        outputs, H, C = fused.LSTMLayer.apply(x_gates, state[0], state[1], W_h, product_dtype)
         return outputs, (H, C)
 
 
@@ -195,8 +200,8 @@ class ScratchGRU(_ScratchCell):
         H_tilde = torch.tanh(x_n + R * h_n)
         return (Z * H + (1 - Z) * H_tilde,)
 
-    def fused_layer(self, x_gates, state, W_h, b_h):  # noqa: D102 - documented on the base
-        outputs, H = fused.GRULayer.apply(x_gates, state[0], W_h, b_h)
+    def fused_layer(self, x_gates, state, W_h, b_h, product_dtype=None):  # noqa: D102
+        outputs, H = fused.GRULayer.apply(x_gates, state[0], W_h, b_h, product_dtype)
         return outputs, (H,)
 
 
@@ -209,6 +214,6 @@ class ScratchRNN(_ScratchCell):
         (H,) = state
         return (torch.tanh(x_gates + H @ W_h + b_h),)
 
-    def fused_layer(self, x_gates, state, W_h, b_h):  # noqa: D102 - documented on the base
-        outputs, H = fused.RNNLayer.apply(x_gates, state[0], W_h)
+    def fused_layer(self, x_gates, state, W_h, b_h, product_dtype=None):  # noqa: D102
+        outputs, H = fused.RNNLayer.apply(x_gates, state[0], W_h, product_dtype)
         return outputs, (H,)

@@ -30,12 +30,16 @@ class _TorchCell(RecurrentCell):
     training, one mask per batch shared by every time step (the weight-dropped LSTM of
     AWD-LSTM). It regularises the recurrence itself, which dropout between layers cannot
     reach, and leaves the module's own fast kernel in use.
+
+    ``fused`` (default true) lets a class with a :attr:`fused_layer` run it on the CPU;
+    false always calls the module (the fused pass is differentiable once only).
     """
 
     module_class: ClassVar[type[nn.RNNBase]]
     has_cell_state: ClassVar[bool] = False
-    #: One layer of the hand-written pass, ``(x_gates, h0, W_hh, b_hh) -> (outputs, h)``,
-    #: used on the CPU; None keeps the module's kernel everywhere.
+    #: One layer of the hand-written pass,
+    #: ``(x_gates, h0, W_hh, b_hh, product_dtype) -> (outputs, h)``, used on the CPU;
+    #: None keeps the module's kernel everywhere.
     fused_layer: ClassVar[Callable[..., tuple[torch.Tensor, torch.Tensor]] | None] = None
     #: Whether ``b_hh`` simply adds to the gates (so it joins the input's share).
     fold_b_hh: ClassVar[bool] = True
@@ -85,10 +89,11 @@ class _TorchCell(RecurrentCell):
         if self.use_fused(inputs):
             device_type = inputs.device.type
             if torch.is_autocast_enabled(device_type):
-                # The pass's buffers have one dtype: it runs in float32 under autocast.
+                # The pass keeps float32 buffers and takes its products in autocast's dtype.
+                product_dtype = torch.get_autocast_dtype(device_type)
                 with torch.autocast(device_type, enabled=False):
                     inputs = inputs.float() if inputs.is_floating_point() else inputs
-                    return self._fused_forward(inputs, state.float(), dropped)
+                    return self._fused_forward(inputs, state.float(), dropped, product_dtype)
             return self._fused_forward(inputs, state, dropped)
         if not inputs.is_floating_point():
             inputs = F.one_hot(inputs, self.input_size).to(self.rnn.weight_ih_l0.dtype)
@@ -105,7 +110,8 @@ class _TorchCell(RecurrentCell):
                 and self.num_directions == 1)
 
     def _fused_forward(
-        self, inputs: torch.Tensor, state: torch.Tensor, dropped: dict[str, torch.Tensor]
+        self, inputs: torch.Tensor, state: torch.Tensor, dropped: dict[str, torch.Tensor],
+        product_dtype: torch.dtype | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         layer_input, finals = inputs, []
         for layer in range(self.num_layers):
@@ -123,7 +129,8 @@ class _TorchCell(RecurrentCell):
             else:
                 x_gates = torch.addmm(bias, layer_input.flatten(0, 1), W_ih.t())
                 x_gates = x_gates.view(*layer_input.shape[:2], -1)
-            layer_input, h = type(self).fused_layer(x_gates, state[layer], W_hh.t(), b_hh)
+            layer_input, h = type(self).fused_layer(x_gates, state[layer], W_hh.t(), b_hh,
+                                                    product_dtype)
             finals.append(h)
         return layer_input, torch.stack(finals)
 
@@ -135,14 +142,14 @@ class TorchLSTM(_TorchCell):
     has_cell_state = True
 
 
-def _gru_layer(x_gates: torch.Tensor, h0: torch.Tensor, W_h: torch.Tensor,
-               b_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return fused.GRULayer.apply(x_gates, h0, W_h, b_h)
+def _gru_layer(x_gates: torch.Tensor, h0: torch.Tensor, W_h: torch.Tensor, b_h: torch.Tensor,
+               product_dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor]:
+    return fused.GRULayer.apply(x_gates, h0, W_h, b_h, product_dtype)
 
 
-def _rnn_layer(x_gates: torch.Tensor, h0: torch.Tensor, W_h: torch.Tensor,
-               b_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return fused.RNNLayer.apply(x_gates, h0, W_h)
+def _rnn_layer(x_gates: torch.Tensor, h0: torch.Tensor, W_h: torch.Tensor, b_h: torch.Tensor,
+               product_dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor]:
+    return fused.RNNLayer.apply(x_gates, h0, W_h, product_dtype)
 
 
 class TorchGRU(_TorchCell):
