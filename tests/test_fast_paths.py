@@ -173,9 +173,10 @@ def test_plain_path_runs_when_fused_is_off(cls, monkeypatch):
 
 
 @pytest.mark.parametrize("cls", CELLS)
-def test_under_autocast_the_fused_pass_takes_only_its_products_in_bf16(cls):
+def test_under_autocast_the_fused_pass_takes_only_its_products_in_bf16(cls, monkeypatch):
     """bf16 autocast keeps the fused pass, with float32 buffers, state and elementwise
     work, and bfloat16 recurrent products."""
+    monkeypatch.setattr(fused, "MIN_LOW_PRECISION_WORK", 0)  # these cells are tiny
     fast, _ = twin_cells(cls)
     inputs = torch.randn(6, 2, 5)
     state = random_state(fast, 2)
@@ -192,6 +193,16 @@ def test_under_autocast_the_fused_pass_takes_only_its_products_in_bf16(cls):
     for got, expected in zip(flatten(mixed), flatten(full), strict=True):
         torch.testing.assert_close(got, expected, rtol=0.05, atol=0.05)
     assert not torch.equal(mixed[0], full[0])
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_products_too_small_to_gain_stay_float32_under_autocast(cls):
+    fast, _ = twin_cells(cls)
+    inputs, state, weights = torch.randn(4, 2, 5), random_state(fast, 2), torch.randn(4, 2, 8)
+    full = run_and_backprop(fast, inputs, state, weights)
+    mixed = run_and_backprop(fast, inputs, state, weights, autocast=True)
+    for got, expected in zip(flatten(mixed), flatten(full), strict=True):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
 def flatten(result):
