@@ -69,12 +69,15 @@ def float32_products(device: torch.device, precision: str) -> Iterator[None]:
         yield
         return
     matmul = torch.backends.cuda.matmul
-    before = matmul.fp32_precision
-    matmul.fp32_precision = "tf32"
+    # torch 2.9 names the setting fp32_precision; earlier releases only allow_tf32.
+    name, value = (("fp32_precision", "tf32") if hasattr(matmul, "fp32_precision")
+                   else ("allow_tf32", True))
+    before = getattr(matmul, name)
+    setattr(matmul, name, value)
     try:
         yield
     finally:
-        matmul.fp32_precision = before
+        setattr(matmul, name, before)
 
 
 def cosine_factor(epoch: int, epochs: int, warmup: int = 0, floor: float = 0.05) -> float:

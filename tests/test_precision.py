@@ -1,5 +1,7 @@
 """--precision bf16: autocast training that follows the float32 run closely."""
 
+import types
+
 import pytest
 import torch
 
@@ -48,3 +50,11 @@ def test_tf32_turns_on_tensor_float_products_for_cuda_training_only():
     with pytest.raises(KeyError), float32_products(torch.device("cuda"), "tf32"):
         raise KeyError("training stopped")
     assert matmul.fp32_precision == before  # put back however training ends
+
+
+def test_tf32_uses_allow_tf32_where_torch_has_no_fp32_precision(monkeypatch):
+    older = types.SimpleNamespace(allow_tf32=False)  # torch before 2.9
+    monkeypatch.setattr(torch.backends.cuda, "matmul", older)
+    with float32_products(torch.device("cuda"), "tf32"):
+        assert older.allow_tf32 is True
+    assert older.allow_tf32 is False
