@@ -195,7 +195,7 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
               "products on TensorFloat-32 tensor cores (elsewhere as fp32).")
 @click.option("--cuda-graph/--no-cuda-graph", default=DEFAULTS.cuda_graph, show_default=True,
               help="On CUDA, record the training step once as a CUDA graph and replay it "
-              "for every batch (much faster for small models; same results).")
+              "for every batch, saving the launch cost of its many small kernels.")
 @click.option("--clip", type=float, default=DEFAULTS.clip, show_default=True,
               help="Clip the global gradient norm to this; 0 turns clipping off.")
 @click.option("--device", default=DEFAULTS.device, show_default=True,
