@@ -73,10 +73,20 @@ def _weight_grad(inputs: torch.Tensor, grads: torch.Tensor,
     return (inputs.to(dtype).t() @ grads.to(dtype)).to(grads.dtype)
 
 
-def _tanh_(x: torch.Tensor) -> torch.Tensor:
+def _one(like: torch.Tensor) -> torch.Tensor:
+    """A 0-d tensor holding 1, for the per-step ``x - 1``.
+
+    A Python number in a tensor operation is wrapped into a tensor and converted at
+    every call, which costs more than the arithmetic on these small tensors; doubling is
+    written ``x + x`` (exact, like ``2 x``) for the same reason.
+    """
+    return torch.ones((), dtype=like.dtype, device=like.device)
+
+
+def _tanh_(x: torch.Tensor, one: torch.Tensor) -> torch.Tensor:
     """tanh in place as ``2 sigmoid(2x) - 1``: on the CPU torch's sigmoid is several
     times cheaper than its tanh (and as accurate, to float rounding)."""
-    return x.mul_(2).sigmoid_().mul_(2).sub_(1)
+    return x.add_(x).sigmoid_().add_(x).sub_(one)
 
 
 class LSTMLayer(torch.autograd.Function):
@@ -99,16 +109,17 @@ class LSTMLayer(torch.autograd.Function):
         g_all = gates.unbind(0)
         i_, f_, cell_, o_ = (gates[..., k * H:(k + 1) * H].unbind(0) for k in range(4))
         x_, h_, c_, tc_ = x_gates.unbind(0), hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
-        products = _Products(W_h, product_dtype, B)
+        products, one = _Products(W_h, product_dtype, B), _one(x_gates)
         # With tanh as 2 sigmoid(2x) - 1 (see _tanh_), one sigmoid covers all four gates.
         for t in range(T):
             products(x_[t], h_[t], out=g_all[t])
-            cell_[t].mul_(2)
+            cell_[t].add_(cell_[t])
             g_all[t].sigmoid_()
-            cell_[t].mul_(2).sub_(1)
+            cell_[t].add_(cell_[t]).sub_(one)
             torch.mul(f_[t], c_[t], out=c_[t + 1])
             c_[t + 1].addcmul_(i_[t], cell_[t])
-            torch.mul(c_[t + 1], 2, out=tc_[t]).sigmoid_().mul_(2).sub_(1)  # tanh
+            torch.add(c_[t + 1], c_[t + 1], out=tc_[t]).sigmoid_()  # tanh, as in _tanh_
+            tc_[t].add_(tc_[t]).sub_(one)
             torch.mul(o_[t], tc_[t], out=h_[t + 1])
         ctx.save_for_backward(gates, hs, cs, tanh_c, W_h)
         ctx.product_dtype = products.dtype  # None where the products stayed full
@@ -179,12 +190,12 @@ class GRULayer(torch.autograd.Function):
         hg_rz_, hg_n_ = hg[..., :2 * H].unbind(0), hg[..., 2 * H:].unbind(0)
         r_, z_, n_, h_, x_n2_ = (rz[..., :H].unbind(0), rz[..., H:].unbind(0), n.unbind(0),
                                  hs.unbind(0), x_n2.unbind(0))
-        products = _Products(W_h, product_dtype, B)
+        products, one = _Products(W_h, product_dtype, B), _one(x_gates)
         for t in range(T):
             products(b_h, h_[t], out=hg_[t])
             torch.add(x_rz_[t], hg_rz_[t], out=rz_[t]).sigmoid_()
             torch.addcmul(x_n2_[t], r_[t], hg_n_[t], value=2, out=n_[t])
-            n_[t].sigmoid_().mul_(2).sub_(1)
+            n_[t].sigmoid_().add_(n_[t]).sub_(one)
             torch.lerp(n_[t], h_[t], z_[t], out=h_[t + 1])
         ctx.save_for_backward(rz, n, hg, hs, W_h)
         ctx.product_dtype = products.dtype  # None where the products stayed full
@@ -237,9 +248,9 @@ class RNNLayer(torch.autograd.Function):
         T, B, H = x_gates.shape
         hs = x_gates.new_empty(T + 1, B, H)
         hs[0] = h0
-        products = _Products(W_h, product_dtype, B)
+        products, one = _Products(W_h, product_dtype, B), _one(x_gates)
         for t in range(T):
-            _tanh_(products(x_gates[t], hs[t], out=hs[t + 1]))
+            _tanh_(products(x_gates[t], hs[t], out=hs[t + 1]), one)
         ctx.save_for_backward(hs, W_h)
         ctx.product_dtype = products.dtype  # None where the products stayed full
         return hs[1:], hs[T].clone()
