@@ -30,7 +30,7 @@ _EXPORTS = {
     "EpochMetrics": "seqlm.metrics",
     "RNNModel": "seqlm.model",
     "Vocab": "seqlm.vocab",
-    "generate": "seqlm.generate",
+    "generate": "seqlm.generation",
     "hookimpl": "seqlm.hookspecs",
     "get_plugins": "seqlm.plugins",
     "SeqlmError": "seqlm.errors",
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from seqlm.callbacks import Callback
     from seqlm.config import RunConfig
     from seqlm.errors import SeqlmError
-    from seqlm.generate import generate
+    from seqlm.generation import generate
     from seqlm.hookspecs import hookimpl
     from seqlm.interfaces import RecurrentCell, Sampler, Tokenizer, Trainer
     from seqlm.metrics import EpochMetrics

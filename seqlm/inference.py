@@ -89,7 +89,7 @@ def generate_text(
     every time. Prefix tokens missing from the vocabulary read as ``<unk>``; ``warn``
     hears about them.
     """
-    from seqlm.generate import generate
+    from seqlm.generation import generate
 
     trained = load_trained(run_dir, which, device)
     tokens = trained.tokenizer.tokenize([prefix])[0] if prefix else []

@@ -22,7 +22,7 @@ from seqlm.config import RunConfig
 from seqlm.corpus import build_corpus, load_text
 from seqlm.errors import DataError, TrainingError, UsageError
 from seqlm.evaluation import hold_out
-from seqlm.generate import generate
+from seqlm.generation import generate
 from seqlm.interfaces import RecurrentCell, Tokenizer
 from seqlm.metrics import EpochMetrics
 from seqlm.model import RNNModel

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import seqlm
 from seqlm.cli import main
-from seqlm.generate import _pick, generate
+from seqlm.generation import _pick, generate
 from seqlm.inference import generate_text
 
 
