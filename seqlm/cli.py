@@ -206,7 +206,8 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True,
               help="Random seed, for repeatable runs.")
 @click.option("--prefix", default=DEFAULTS.prefix, show_default=True,
-              help="Text to continue after training.")
+              help="Text to continue after training. Where the text has none of the "
+              "default's tokens, its own opening is continued instead.")
 @click.option("--predict", type=int, default=DEFAULTS.predict, show_default=True,
               help="How many tokens to generate after the prefix.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,

@@ -15,6 +15,11 @@ from seqlm.text import check_encoding
 OPTIMIZER_LR: dict[str, float] = {"sgd": 1.0, "adam": 0.002, "adamw": 0.002}
 
 
+#: The text ``seqlm run`` continues after training unless told ``--prefix``; on a text
+#: that has none of its tokens the run continues the text's own opening instead.
+DEFAULT_PREFIX = "time traveller"
+
+
 @dataclass
 class RunConfig:
     """Everything ``seqlm run`` needs; each field is also a ``--option`` of the CLI.
@@ -58,7 +63,7 @@ class RunConfig:
     device: str = "auto"
     threads: int = 0
     seed: int | None = 0
-    prefix: str = "time traveller"
+    prefix: str = DEFAULT_PREFIX
     predict: int = 50
     out: str | Path | None = None
     force: bool = False

@@ -3,6 +3,8 @@ that cannot give a batch or a sample."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from seqlm.errors import DataError, UsageError
 from seqlm.interfaces import Sampler, Tokenizer
 from seqlm.text import clean_letters
@@ -62,6 +64,13 @@ def _largest_fitting(min_tokens, upper: int, available: int) -> int:
         else:
             high = mid - 1
     return low
+
+
+def opening_prefix(prefix: str, tokenizer: Tokenizer, vocab: Vocab, ids: Sequence[int]) -> str:
+    """The training text's first tokens, as many as ``prefix`` has: a prefix that the
+    model knows, for a text where the default one does not occur."""
+    count = max(1, len(tokenizer.tokenize([prefix])[0]))
+    return tokenizer.detokenize(vocab.to_tokens(list(ids[:count])))
 
 
 def check_prefix(prefix: str, tokenizer: Tokenizer, vocab: Vocab, clean: str) -> str | None:

@@ -18,7 +18,7 @@ import seqlm
 from seqlm.callbacks import Callback
 from seqlm.checkpoint import checkpoint_path, load_checkpoint, load_weights
 from seqlm.checkpointing import LAST, CheckpointCallback
-from seqlm.config import RunConfig
+from seqlm.config import DEFAULT_PREFIX, RunConfig
 from seqlm.corpus import build_corpus, load_text
 from seqlm.errors import DataError, TrainingError, UsageError
 from seqlm.evaluation import hold_out
@@ -29,7 +29,7 @@ from seqlm.model import RNNModel
 from seqlm.outputs import MetricsWriter, prepare_run_dir, write_json_atomic
 from seqlm.plot import plot_perplexity
 from seqlm.plugins import check_options, get_plugins
-from seqlm.preflight import check_corpus_fits, check_prefix
+from seqlm.preflight import check_corpus_fits, check_prefix, opening_prefix
 from seqlm.progress import make_progress
 from seqlm.runlock import hold_run_folder
 from seqlm.summary import summarize
@@ -201,7 +201,17 @@ def run(
     check_corpus_fits(sampler_cls, config.batch_size, config.num_steps, len(train_ids),
                       held_out=len(val_ids), sampler_name=config.sampler,
                       truncated=0 < config.max_tokens <= len(corpus))
-    prefix_warning = check_prefix(config.prefix, tokenizer, corpus.vocab, config.clean)
+    try:
+        prefix_warning = check_prefix(config.prefix, tokenizer, corpus.vocab, config.clean)
+    except UsageError:
+        if config.prefix != DEFAULT_PREFIX:
+            raise  # the user's own choice: say what is wrong with it
+        # The default suits the book; another text (word tokens, another language) may
+        # have none of its tokens, so continue the text's own opening instead.
+        opening = opening_prefix(config.prefix, tokenizer, corpus.vocab, train_ids.tolist())
+        prefix_warning = (f"none of the default --prefix {config.prefix!r} occurs in this "
+                          f"text; continuing {opening!r} instead (choose with --prefix)")
+        config = replace(config, prefix=opening)
     if prefix_warning:
         console.print(f"warning: {prefix_warning}", highlight=False, markup=False)
     sampler = sampler_cls(batch_size=config.batch_size, num_steps=config.num_steps)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import seqlm
 from seqlm.errors import DataError, UsageError
 from seqlm.outputs import prepare_run_dir, write_json_atomic
 from seqlm.preflight import check_corpus_fits, check_prefix
@@ -201,3 +202,17 @@ def test_cli_turns_an_unforeseen_error_into_one_line(monkeypatch) -> None:
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         "Error: unexpected KeyError: 'line one\\nline two' (run with --debug for the traceback)"]
+
+
+def test_a_text_without_the_default_prefix_continues_its_own_opening(tmp_path) -> None:
+    text = tmp_path / "cats.txt"
+    text.write_text("the cat sat on the mat and the dog sat on the log. " * 40)
+    result = seqlm.run(data=text, tokenizer="word", epochs=1, hidden=8, batch_size=4,
+                       num_steps=5, predict=3, out=tmp_path / "run")
+    assert result.config.prefix == "the cat"  # as many tokens as "time traveller" has
+    assert result.sample.startswith("the cat ")
+    saved = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    assert saved["state"]["config"]["prefix"] == "the cat"  # a resume continues the same
+    with pytest.raises(UsageError, match="--prefix 'zebra': none of its tokens"):
+        seqlm.run(data=text, tokenizer="word", epochs=1, hidden=8, batch_size=4,
+                  num_steps=5, predict=3, prefix="zebra", out=tmp_path / "other")
