@@ -260,7 +260,8 @@ _DEVICE = click.option("--device", default="cpu", show_default=True,
 
 @main.command()
 @click.argument("run_dir", metavar="DIR", type=click.Path())
-@click.option("--prefix", default=DEFAULTS.prefix, show_default=True, help="Text to continue.")
+@click.option("--prefix", default=None,
+              help="Text to continue [default: the run's own --prefix].")
 @click.option("--length", type=click.IntRange(min=0), default=DEFAULTS.predict,
               show_default=True, help="How many tokens to generate.")
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0,
@@ -272,7 +273,7 @@ _DEVICE = click.option("--device", default="cpu", show_default=True,
 @click.option("--seed", type=int, default=None, help="Random seed, for repeatable samples.")
 @_WHICH
 @_DEVICE
-def generate(run_dir: str, prefix: str, length: int, temperature: float, top_k: int,
+def generate(run_dir: str, prefix: str | None, length: int, temperature: float, top_k: int,
              greedy: bool, seed: int | None, which: str, device: str) -> None:
     """Continue --prefix with a trained model from the run folder DIR."""
     from seqlm.inference import generate_text

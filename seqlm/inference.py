@@ -72,7 +72,7 @@ def load_trained(
 
 def generate_text(
     run_dir: str | Path,
-    prefix: str,
+    prefix: str | None,
     length: int,
     *,
     which: str = "best",
@@ -85,13 +85,16 @@ def generate_text(
 ) -> str:
     """Continue ``prefix`` with ``length`` tokens from the model in ``run_dir``.
 
-    Sampling draws from a generator seeded with ``seed``, so a seed gives the same text
-    every time. Prefix tokens missing from the vocabulary read as ``<unk>``; ``warn``
-    hears about them.
+    ``prefix=None`` continues the prefix the run itself continued (its ``--prefix``, or
+    the text's opening where the text lacked the default's tokens). Sampling draws from
+    a generator seeded with ``seed``, so a seed gives the same text every time. Prefix
+    tokens missing from the vocabulary read as ``<unk>``; ``warn`` hears about them.
     """
     from seqlm.generation import generate
 
     trained = load_trained(run_dir, which, device)
+    if prefix is None:
+        prefix = trained.config.prefix
     tokens = trained.tokenizer.tokenize([prefix])[0] if prefix else []
     unknown = sorted({t for t in tokens if t not in trained.vocab})
     if unknown and warn is not None:

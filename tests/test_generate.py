@@ -100,3 +100,17 @@ def test_generate_on_a_tiny_model_respects_top_k_at_every_step():
     for next_id in ids[3:]:
         assert next_id in torch.topk(logits[-1], 2).indices.tolist()
         logits, state = model(torch.tensor([[next_id]]), state)
+
+
+def test_generate_without_prefix_continues_the_runs_own(tmp_path):
+    text = tmp_path / "cats.txt"
+    text.write_text("the cat sat on the mat and the dog sat on the log. " * 40)
+    out = tmp_path / "run"
+    seqlm.run(data=text, tokenizer="word", epochs=1, hidden=8, batch_size=4, num_steps=5,
+              predict=3, out=out)  # "time traveller" is not in it: the run used "the cat"
+    result = CliRunner().invoke(main, ["generate", str(out), "--length", "4", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("the cat ") and "never saw" not in result.output
+    other = CliRunner().invoke(main, ["generate", str(out), "--prefix", "the dog",
+                                      "--length", "4", "--seed", "1"])
+    assert other.output.startswith("the dog ")
