@@ -6,6 +6,7 @@ the seqlm model it is timed against. These tests load one side's weights into th
 and compare the logits and final states, then run the benchmark itself on a tiny job.
 """
 
+import argparse
 import json
 import math
 import sys
@@ -21,6 +22,7 @@ from benchmarks import seed_reference as ref  # noqa: E402
 from benchmarks import throughput  # noqa: E402
 from seqlm.cells.scratch import ScratchGRU, ScratchLSTM, ScratchRNN  # noqa: E402
 from seqlm.cells.torch_cells import TorchGRU, TorchLSTM, TorchRNN  # noqa: E402
+from seqlm.errors import TrainingError  # noqa: E402
 from seqlm.model import RNNModel  # noqa: E402
 
 VOCAB, HIDDEN = 7, 5
@@ -95,3 +97,18 @@ def test_the_benchmark_runs_and_writes_its_table(small_text, tmp_path, capsys):
         assert math.isfinite(row["seed_ppl"]) and math.isfinite(row["seqlm_ppl"])
     assert report["settings"]["hidden"] == 16
     assert "gru-scratch" in capsys.readouterr().out
+
+
+def test_a_cell_whose_step_cannot_be_recorded_is_measured_without_the_graph(capsys):
+    calls = []
+
+    def measure(cell, corpus, args, device):
+        calls.append(args.no_cuda_graph)
+        if not args.no_cuda_graph:
+            raise TrainingError("the training step could not be recorded as a CUDA graph (x)")
+        return "row"
+
+    args = argparse.Namespace(no_cuda_graph=False, hidden=8)
+    assert throughput._measured(measure, "lstm", None, args, torch.device("cpu")) == "row"
+    assert calls == [False, True] and args.no_cuda_graph is False
+    assert "lstm: the training step could not be recorded" in capsys.readouterr().out
