@@ -159,7 +159,9 @@ class DefaultTrainer(Trainer):
         params = [p for p in model.parameters() if p.requires_grad]
         kwargs: dict[str, Any] = {"lr": self.lr, "foreach": True}
         if self.optimizer_name != "sgd" and self.use_static_step() and self.device.type != "cpu":
-            kwargs["capturable"] = True  # Adam's step count stays on the GPU, recordable
+            # Adam keeps its step count on the GPU, where a recording can update it (only
+            # accelerators take this; tests run the static step on the CPU).
+            kwargs["capturable"] = True
         if self.weight_decay is not None:
             kwargs["weight_decay"] = self.weight_decay
         cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam,
