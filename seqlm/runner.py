@@ -219,6 +219,9 @@ def run(
     trainer = trainer_cls(lr=config.learning_rate, clip=config.clip, epochs=config.epochs,
                           device=device, **trainer_options)
     trainer.check(sampler)
+    if config.cuda_graph and device.type != "cuda":
+        console.print(f"note: --cuda-graph applies to CUDA only; on {device.type} the steps "
+                      "run as usual", highlight=False)
     if len(val_ids):
         if hasattr(trainer, "val_corpus"):
             trainer.val_corpus = val_ids

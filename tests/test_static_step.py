@@ -205,3 +205,13 @@ def test_a_step_that_cannot_be_recorded_is_a_clear_training_error(monkeypatch):
     assert str(caught.value) == (
         "the training step could not be recorded as a CUDA graph (operation not permitted "
         "when stream is capturing); run without --cuda-graph")
+
+
+def test_cuda_graph_off_cuda_says_it_does_not_apply(small_text, tmp_path, capsys):
+    from seqlm.runner import run
+
+    result = run(data=small_text, cuda_graph=True, device="cpu", epochs=1, hidden=8,
+                 batch_size=4, num_steps=8, predict=2, out=tmp_path / "run")
+    assert "--cuda-graph applies to CUDA only; on cpu the steps run as usual" in \
+        capsys.readouterr().out
+    assert result.history and result.config.cuda_graph
