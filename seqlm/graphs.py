@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 
 from seqlm.errors import TrainingError
-from seqlm.interfaces import State
+from seqlm.interfaces import State, map_state
 
 
 def state_tensors(state: State) -> tuple[torch.Tensor, ...]:
@@ -33,14 +33,8 @@ def state_tensors(state: State) -> tuple[torch.Tensor, ...]:
 
 def restructure(template: State, tensors: tuple[torch.Tensor, ...]) -> State:
     """``tensors`` arranged like ``template`` (the inverse of :func:`state_tensors`)."""
-    remaining = list(tensors)
-
-    def build(part: State) -> State:
-        if isinstance(part, torch.Tensor):
-            return remaining.pop(0)
-        return tuple(build(p) for p in part)
-
-    return build(template)
+    remaining = iter(tensors)
+    return map_state(lambda _: next(remaining), template)
 
 
 class StaticStep:

@@ -8,7 +8,7 @@ option the user passes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -145,8 +145,13 @@ class Trainer(ABC):
         """
 
 
+def map_state(fn: Callable[[torch.Tensor], torch.Tensor], state: State) -> State:
+    """``fn`` applied to every tensor of a state, keeping the state's structure."""
+    if isinstance(state, torch.Tensor):
+        return fn(state)
+    return tuple(map_state(fn, s) for s in state)
+
+
 def detach_state(state: State) -> State:
     """Cut the autograd history of a state, keeping its values (for truncated BPTT)."""
-    if isinstance(state, torch.Tensor):
-        return state.detach()
-    return tuple(detach_state(s) for s in state)
+    return map_state(torch.Tensor.detach, state)

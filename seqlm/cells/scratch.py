@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from seqlm.cells import check_dropout, fused
+from seqlm.cells import call_fused, check_dropout, fused
 from seqlm.errors import UsageError
 from seqlm.interfaces import RecurrentCell, State
 
@@ -94,17 +94,8 @@ class _ScratchCell(RecurrentCell):
         float32 and takes its recurrent products in autocast's dtype; it returns float32
         outputs (the plain loop, ``fused=False``, follows autocast op by op).
         """
-        device_type = inputs.device.type
-        if self.fused and torch.is_autocast_enabled(device_type):
-            product_dtype = torch.get_autocast_dtype(device_type)
-            with torch.autocast(device_type, enabled=False):
-                if inputs.is_floating_point():
-                    inputs = inputs.float()
-                if isinstance(state, tuple):
-                    state = tuple(s.float() for s in state)
-                else:
-                    state = state.float()
-                return self._forward(inputs, state, product_dtype)
+        if self.fused:
+            return call_fused(self._forward, inputs, state)
         return self._forward(inputs, state)
 
     def _forward(self, inputs: torch.Tensor, state: State,

@@ -18,7 +18,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from seqlm.cells import check_dropout, fused
+from seqlm.cells import call_fused, check_dropout, fused
 from seqlm.errors import UsageError
 from seqlm.interfaces import RecurrentCell, State
 
@@ -87,14 +87,9 @@ class _TorchCell(RecurrentCell):
             dropped = {name: F.dropout(getattr(self.rnn, name), self.weight_dropout)
                        for name in self._recurrent_weights}
         if self.use_fused(inputs):
-            device_type = inputs.device.type
-            if torch.is_autocast_enabled(device_type):
-                # The pass keeps float32 buffers and takes its products in autocast's dtype.
-                product_dtype = torch.get_autocast_dtype(device_type)
-                with torch.autocast(device_type, enabled=False):
-                    inputs = inputs.float() if inputs.is_floating_point() else inputs
-                    return self._fused_forward(inputs, state.float(), dropped, product_dtype)
-            return self._fused_forward(inputs, state, dropped)
+            return call_fused(
+                lambda x, s, product_dtype: self._fused_forward(x, s, dropped, product_dtype),
+                inputs, state)
         if not inputs.is_floating_point():
             inputs = F.one_hot(inputs, self.input_size).to(self.rnn.weight_ih_l0.dtype)
         if dropped:
