@@ -208,7 +208,9 @@ def run(
             raise  # the user's own choice: say what is wrong with it
         # The default suits the book; another text (word tokens, another language) may
         # have none of its tokens, so continue the text's own opening instead.
-        opening = opening_prefix(config.prefix, tokenizer, corpus.vocab, train_ids.tolist())
+        # A prefix has no more tokens than characters: that many ids are enough.
+        opening = opening_prefix(config.prefix, tokenizer, corpus.vocab,
+                                 train_ids[:len(config.prefix)].tolist())
         prefix_warning = (f"none of the default --prefix {config.prefix!r} occurs in this "
                           f"text; continuing {opening!r} instead (choose with --prefix)")
         config = replace(config, prefix=opening)
