@@ -130,7 +130,6 @@ class DefaultTrainer(Trainer):
         #: (:mod:`seqlm.graphs`); ignored on other devices.
         self.cuda_graph = cuda_graph
         self._static: StaticStep | None = None
-        self._static_fresh_epoch = True
         if precision not in PRECISIONS:
             raise UsageError(f"--precision {precision!r} not recognized. "
                              f"Choose one of: {', '.join(PRECISIONS)}")
@@ -337,15 +336,15 @@ class DefaultTrainer(Trainer):
         self,
         X: torch.Tensor,
         Y: torch.Tensor,
-        sampler: Sampler,
+        fresh: bool,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         params: list[nn.Parameter],
         penalised: nn.Module | None,
     ) -> int:
-        """Train on one batch through the static step; returns its token count."""
+        """Train on one batch through the static step, from a fresh state or the one the
+        last batch ended in; returns the batch's token count."""
         rates = [float(group["lr"]) for group in optimizer.param_groups]
-        fresh = self._static_fresh_epoch or not sampler.contiguous
         begin = model.begin_state(X.shape[0], self.device) if fresh else None
         current = self._static
         if current is None or not current.fits(X, Y, begin, rates):
@@ -371,7 +370,6 @@ class DefaultTrainer(Trainer):
                 current.loss_sum += pending
         if begin is not None:
             current.set_state(begin)
-        self._static_fresh_epoch = False
         current(X, Y)
         return Y.numel()
 
@@ -394,12 +392,11 @@ class DefaultTrainer(Trainer):
         tokens = 0
         state = None
         static = self.use_static_step()
-        self._static_fresh_epoch = True
         for batch in sampler(corpus):
             X, Y = self.local_batch(*batch)
             if static:
-                tokens += self._static_batch(X, Y, sampler, model, optimizer, params,
-                                             penalised)
+                fresh = tokens == 0 or not sampler.contiguous
+                tokens += self._static_batch(X, Y, fresh, model, optimizer, params, penalised)
                 continue
             if state is None or not sampler.contiguous:
                 state = model.begin_state(X.shape[0], self.device)
