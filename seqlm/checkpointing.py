@@ -4,7 +4,8 @@ After every epoch it keeps a copy (on the CPU) of everything a checkpoint holds,
 it can save the state at the end of the last finished epoch at any moment: every
 ``every`` epochs, at the end, and when Ctrl-C stops the run midway through an epoch. A
 run stopped by a NaN loss saves the last good epoch the same way, never the bad one. The
-best epoch by validation loss is kept as a second checkpoint, ``best``.
+best epoch by validation loss is kept as a second checkpoint, ``best``; with ``--average``
+that is the averaged weights wherever they validated better than the weights.
 """
 
 from __future__ import annotations
@@ -71,17 +72,23 @@ class CheckpointCallback(Callback):
         start = getattr(trainer, "start_epoch", 0)
         self.saved_epoch = start if start else None
         for m in getattr(trainer, "history", []):
-            if m.val_loss is not None and m.val_loss < self.best_loss:
-                self.best_loss = m.val_loss
+            loss = m.selected_val_loss
+            if loss is not None and loss < self.best_loss:
+                self.best_loss = loss
 
     def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:  # noqa: D102
         self.snapshot = cpu_copy(self._state(trainer, metrics.epoch))
-        if metrics.val_loss is not None and metrics.val_loss < self.best_loss:
-            self.best_loss = metrics.val_loss
+        loss = metrics.selected_val_loss
+        if loss is not None and loss < self.best_loss:
+            self.best_loss = loss
+            averaged = trainer.averaged_weights() if metrics.average_is_better else None
             # The best model serves generation and evaluation; it needs no optimizer.
             self.best = {**self.snapshot, "trainer": None,
                          "history": self.snapshot["trainer"]["history"]
-                         if self.snapshot.get("trainer") else []}
+                         if self.snapshot.get("trainer") else [],
+                         "averaged": averaged is not None}
+            if averaged is not None:
+                self.best["model"] = cpu_copy(averaged)
             self.best_saved = False
         if self.every and metrics.epoch % self.every == 0:
             self.save()

@@ -9,15 +9,18 @@ from __future__ import annotations
 import json
 import os
 import sys
+from types import SimpleNamespace
 from typing import Any
 
 import click
 
 from seqlm.config import RunConfig
-from seqlm.errors import SeqlmError
+from seqlm.errors import SeqlmError, UsageError
 from seqlm.plugins import KINDS, get_plugins
 
 DEFAULTS = RunConfig()
+#: The dynamic evaluation defaults, repeated so that ``seqlm --help`` needs no torch.
+DYNAMIC = SimpleNamespace(lr=0.02, decay=0.001, steps=20)
 
 
 def _debug_requested(ctx: click.Context) -> bool:
@@ -165,6 +168,9 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
               "vocab_size=2000 with --tokenizer bpe); repeatable.")
 @click.option("--embedding-dim", type=int, default=DEFAULTS.embedding_dim, show_default=True,
               help="Learn token embeddings of this size; 0 feeds one-hot vectors (the seed's).")
+@click.option("--tie-weights", is_flag=True,
+              help="Share the embedding with the output layer; needs --embedding-dim equal "
+              "to the top layer's output size.")
 @click.option("--dropout", type=float, default=DEFAULTS.dropout, show_default=True,
               help="Dropout on the embeddings, between stacked layers and before the head.")
 @click.option("--activation-reg", type=float, default=DEFAULTS.activation_reg,
@@ -198,6 +204,13 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
               "for every batch, saving the launch cost of its many small kernels.")
 @click.option("--clip", type=float, default=DEFAULTS.clip, show_default=True,
               help="Clip the global gradient norm to this; 0 turns clipping off.")
+@click.option("--average", is_flag=True,
+              help="Also validate an average of the weights (from when validation stops "
+              "improving, or the last quarter of the epochs) and keep it as the best "
+              "checkpoint where it is better.")
+@click.option("--patience", type=int, default=DEFAULTS.patience, show_default=True,
+              help="Stop after N epochs without a better validation loss; 0 never stops "
+              "early.")
 @click.option("--device", default=DEFAULTS.device, show_default=True,
               help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")
 @click.option("--threads", type=int, default=DEFAULTS.threads, show_default=True,
@@ -219,20 +232,30 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
 @click.option("--resume", type=click.Path(), default=None, metavar="DIR",
               help="Continue the run saved in DIR where it stopped (--epochs may raise its "
               "length).")
-def run(**options: Any) -> None:
+@click.option("--config", "recipe", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE", help="Read the settings from a TOML recipe (see seqlm config); "
+              "options given here override it.")
+def run(recipe: str | None, **options: Any) -> None:
     """Train a language model, plot its perplexity, and generate text."""
     from rich.console import Console
 
     from seqlm.runner import run as run_training
 
     console = Console()
+    ctx = click.get_current_context()
+    typed = {k: v for k, v in options.items()
+             if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
     if options["resume"] is not None:
+        if recipe is not None:
+            raise UsageError("--config cannot be used with --resume: the checkpoint fixes "
+                             "the settings; drop --config")
         # Only what was typed counts: the checkpoint supplies every other setting.
-        ctx = click.get_current_context()
-        typed = {k: v for k, v in options.items()
-                 if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
         result = run_training(console=console, **typed)
     else:
+        if recipe is not None:
+            from seqlm.recipes import load_recipe
+
+            options = {**options, **load_recipe(recipe), **typed}
         result = run_training(RunConfig(**options), console=console)
     if result.out_dir is None:
         return
@@ -245,6 +268,10 @@ def run(**options: Any) -> None:
         f"final perplexity {s['final_train_ppl']:.4f}{val}, {s['tokens_per_s']:,.0f} tokens/s "
         f"on {s['device']}", highlight=False,
     )
+    if s.get("stopped_early"):
+        console.print(s["stop_reason"], highlight=False, markup=False)
+    if s.get("best_is_average"):
+        console.print("the best checkpoint holds the averaged weights", highlight=False)
     console.print(f"sample: {result.sample}", highlight=False, markup=False)
     console.print(f"outputs in {result.out_dir}/ (summary.json, metrics.jsonl, "
                   "perplexity.png, checkpoint.json)", highlight=False)
@@ -292,12 +319,28 @@ def generate(run_dir: str, prefix: str | None, length: int, temperature: float, 
 @_WHICH
 @_DEVICE
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a sentence.")
+@click.option("--dynamic", is_flag=True, help="Also measure with dynamic evaluation: the "
+              "model adapts to the text as it reads it (the run is not changed).")
+@click.option("--dynamic-lr", type=click.FloatRange(min=0), default=DYNAMIC.lr,
+              show_default=True, help="Step size of the adaptation after each segment.")
+@click.option("--dynamic-decay", type=click.FloatRange(min=0, max=1), default=DYNAMIC.decay,
+              show_default=True, help="How far each step pulls the weights back towards "
+              "the trained ones.")
+@click.option("--dynamic-steps", type=click.IntRange(min=1), default=DYNAMIC.steps,
+              show_default=True, help="Tokens per segment (one adaptation step each).")
+@click.option("--dynamic-rms", is_flag=True, help="Divide the steps by the root mean square "
+              "of the recent gradients (use a smaller --dynamic-lr, such as 0.001).")
 def eval_command(run_dir: str, data: str, encoding: str, which: str, device: str,
-                 as_json: bool) -> None:
+                 as_json: bool, dynamic: bool, dynamic_lr: float, dynamic_decay: float,
+                 dynamic_steps: int, dynamic_rms: bool) -> None:
     """Perplexity and bits per token of a trained model (in DIR) on the text in --data."""
+    from seqlm.dynamic_eval import DynamicSettings
     from seqlm.inference import evaluate_text
 
-    result = evaluate_text(run_dir, data, which=which, device=device, encoding=encoding)
+    settings = (DynamicSettings(lr=dynamic_lr, decay=dynamic_decay, steps=dynamic_steps,
+                                rms=dynamic_rms) if dynamic else None)
+    result = evaluate_text(run_dir, data, which=which, device=device, encoding=encoding,
+                           dynamic=settings)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -306,6 +349,21 @@ def eval_command(run_dir: str, data: str, encoding: str, which: str, device: str
     click.echo(f"perplexity {result['perplexity']:.4f}, {result['bits_per_token']:.4f} bits "
                f"per token over {result['tokens']:,} {result['tokenizer']} tokens{unknown} "
                f"(checkpoint {result['checkpoint']}, epoch {result['epoch']})")
+    if "dynamic" in result:
+        d = result["dynamic"]
+        click.echo(f"dynamic: perplexity {d['perplexity']:.4f}, {d['bits_per_token']:.4f} "
+                   f"bits per token (static {result['perplexity']:.4f}; --dynamic-lr "
+                   f"{d['lr']:g}, --dynamic-decay {d['decay']:g}, --dynamic-steps "
+                   f"{d['steps']}{', --dynamic-rms' if d['rms'] else ''})")
+
+
+@main.command("config")
+@click.argument("run_dir", metavar="DIR", type=click.Path())
+def config_command(run_dir: str) -> None:
+    """Print the settings of the run in DIR as a recipe for seqlm run --config."""
+    from seqlm.recipes import run_recipe
+
+    click.echo(run_recipe(run_dir), nl=False)
 
 
 def _escape(text: str) -> str:

@@ -47,6 +47,7 @@ class RunConfig:
     cell_options: dict[str, Any] = field(default_factory=dict)
     tokenizer_options: dict[str, Any] = field(default_factory=dict)
     embedding_dim: int = 0
+    tie_weights: bool = False
     dropout: float = 0.0
     activation_reg: float = 0.0
     temporal_reg: float = 0.0
@@ -60,6 +61,8 @@ class RunConfig:
     precision: str = "fp32"
     cuda_graph: bool = False
     clip: float = 1.0
+    average: bool = False
+    patience: int = 0
     device: str = "auto"
     threads: int = 0
     seed: int | None = 0
@@ -89,7 +92,8 @@ class RunConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise UsageError(f"--{_flag(name)} must be 0 (off) or more, got {value!r}")
-        for name in ("embedding_dim", "checkpoint_every", "warmup_epochs", "threads"):
+        for name in ("embedding_dim", "checkpoint_every", "warmup_epochs", "threads",
+                     "patience"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise UsageError(f"--{_flag(name)} must be a whole number, 0 or more, "
@@ -120,6 +124,12 @@ class RunConfig:
                              "for example --prefix 'time traveller'")
         if self.seed is not None and not -(2**63) <= self.seed < 2**64:
             raise UsageError(f"--seed must be a whole number from 0 to 2**64 - 1, got {self.seed}")
+        if self.val_fraction == 0:
+            # Both decide by the validation loss, which needs held-out text.
+            for name, on in (("patience", self.patience), ("average", self.average)):
+                if on:
+                    raise UsageError(f"--{name} needs held-out text to validate on; drop "
+                                     "--val-fraction 0 or give a fraction such as 0.1")
         check_encoding(self.encoding)
         return self
 

@@ -8,7 +8,7 @@ the checkpoint's JSON, and the weights from its safetensors file.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import torch
 from seqlm.checkpoint import CheckpointError, checkpoint_path, load_checkpoint, load_weights
 from seqlm.checkpointing import BEST, LAST
 from seqlm.config import RunConfig
+from seqlm.dynamic_eval import DynamicSettings, dynamic_loss
 from seqlm.errors import DataError
 from seqlm.evaluation import evaluate_loss
 from seqlm.interfaces import Tokenizer
@@ -112,11 +113,14 @@ def evaluate_text(
     which: str = "best",
     device: str = "cpu",
     encoding: str = "utf-8",
+    dynamic: DynamicSettings | None = None,
 ) -> dict[str, Any]:
     """Perplexity and bits per token of the model in ``run_dir`` on the text in ``data``.
 
     The text is cleaned and tokenized as the run's training text was; tokens the
-    vocabulary lacks count as ``<unk>`` (and are reported).
+    vocabulary lacks count as ``<unk>`` (and are reported). With ``dynamic`` the result
+    also has a ``dynamic`` entry: the same figures under dynamic evaluation
+    (:mod:`seqlm.dynamic_eval`), which adapts a copy of the model, never the saved run.
     """
     from seqlm.corpus import text_tokens
     from seqlm.text import read_text
@@ -136,7 +140,7 @@ def evaluate_text(
     unknown = sum(1 for t in tokens if t not in trained.vocab)
     loss_sum, count = evaluate_loss(trained.model, ids, trained.config.batch_size)
     loss = loss_sum.item() / count
-    return {
+    result: dict[str, Any] = {
         "perplexity": perplexity(loss),
         "bits_per_token": bits_per_token(loss),
         "loss": loss,
@@ -146,3 +150,13 @@ def evaluate_text(
         "checkpoint": "best" if trained.name == BEST else "last",
         "epoch": trained.epoch,
     }
+    if dynamic is not None:
+        dynamic_sum, _ = dynamic_loss(trained.model, ids, dynamic, trained.config.batch_size)
+        adapted = dynamic_sum / count
+        result["dynamic"] = {
+            "perplexity": perplexity(adapted),
+            "bits_per_token": bits_per_token(adapted),
+            "loss": adapted,
+            **asdict(dynamic),
+        }
+    return result

@@ -64,6 +64,10 @@ class Sampler(ABC):
     #: trainer then carries the hidden state over (detached) instead of starting afresh.
     contiguous: ClassVar[bool] = False
 
+    #: False when batches vary in length around ``num_steps``; the default trainer then
+    #: scales each batch's learning rate by its length over ``num_steps``.
+    fixed_length: ClassVar[bool] = True
+
     def __init__(self, batch_size: int, num_steps: int) -> None:
         self.batch_size = batch_size
         self.num_steps = num_steps
@@ -115,6 +119,9 @@ class Trainer(ABC):
     #: write files or print; the run's outputs come from rank 0 alone.
     is_main_process: bool = True
 
+    #: Why the last :meth:`fit` stopped before ``epochs`` (early stopping), else None.
+    stop_reason: str | None = None
+
     def __init__(
         self, lr: float, clip: float, epochs: int, device: torch.device | str = "cpu"
     ) -> None:
@@ -122,6 +129,13 @@ class Trainer(ABC):
         self.clip = clip
         self.epochs = epochs
         self.device = torch.device(device)
+
+    def averaged_weights(self) -> dict[str, torch.Tensor] | None:
+        """The averaged weights (``--average``) as the model's ``state_dict``, else None.
+
+        The best checkpoint saves them for an epoch whose ``avg_val_loss`` is the lower.
+        """
+        return None
 
     def check(self, sampler: Sampler) -> None:  # noqa: B027 - optional hook, no-op default
         """Raise a usage error now if this trainer cannot train with ``sampler``.

@@ -22,7 +22,8 @@ class EpochMetrics:
     """Loss, perplexity and speed of one epoch (one row of ``metrics.jsonl``).
 
     ``val_loss`` is None when no text is held out (``--val-fraction 0``); ``lr`` is the
-    learning rate the epoch trained with, when the trainer reports it.
+    learning rate the epoch trained with, when the trainer reports it. ``avg_val_loss``
+    is the validation loss of the averaged weights (``--average``), once they exist.
     """
 
     epoch: int
@@ -31,6 +32,25 @@ class EpochMetrics:
     seconds: float
     val_loss: float | None = None
     lr: float | None = None
+    avg_val_loss: float | None = None
+
+    @property
+    def selected_val_loss(self) -> float | None:
+        """The lower of the weights' and their average's validation losses (None without)."""
+        losses = [x for x in (self.val_loss, self.avg_val_loss) if x is not None]
+        return min(losses) if losses else None
+
+    @property
+    def selected_val_ppl(self) -> float | None:
+        """The perplexity of :attr:`selected_val_loss`."""
+        loss = self.selected_val_loss
+        return None if loss is None else perplexity(loss)
+
+    @property
+    def average_is_better(self) -> bool:
+        """Whether the averaged weights validated better than the weights themselves."""
+        return (self.avg_val_loss is not None and self.val_loss is not None
+                and self.avg_val_loss < self.val_loss)
 
     @property
     def train_ppl(self) -> float:
@@ -59,6 +79,8 @@ class EpochMetrics:
         if self.val_loss is not None:
             row["val_ppl"] = self.val_ppl
             row["val_bits_per_token"] = self.val_bits
+        if self.avg_val_loss is not None:
+            row["avg_val_ppl"] = perplexity(self.avg_val_loss)
         row["tokens_per_s"] = self.tokens_per_s
         return row
 
@@ -70,4 +92,6 @@ class EpochMetrics:
             tokens=int(row["tokens"]), seconds=float(row["seconds"]),
             val_loss=None if row.get("val_loss") is None else float(row["val_loss"]),
             lr=None if row.get("lr") is None else float(row["lr"]),
+            avg_val_loss=(None if row.get("avg_val_loss") is None
+                          else float(row["avg_val_loss"])),
         )

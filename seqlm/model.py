@@ -20,6 +20,9 @@ class RNNModel(nn.Module):
     training, the mean square of the cell's outputs (after dropout) and of their change
     from one step to the next (before dropout); each training forward pass leaves the
     penalty in :attr:`penalty` for the trainer to add to the loss.
+
+    ``tie_weights`` shares the embedding matrix with the head's weight (as AWD-LSTM
+    does); it needs ``embedding_dim`` equal to the cell's output size.
     """
 
     def __init__(
@@ -30,6 +33,7 @@ class RNNModel(nn.Module):
         dropout: float = 0.0,
         activation_reg: float = 0.0,
         temporal_reg: float = 0.0,
+        tie_weights: bool = False,
     ) -> None:
         super().__init__()
         self.cell = cell
@@ -37,6 +41,13 @@ class RNNModel(nn.Module):
         self.embedding = nn.Embedding(vocab_size, embedding_dim) if embedding_dim > 0 else None
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.head = nn.Linear(cell.output_size, vocab_size)
+        if tie_weights:
+            if self.embedding is None or embedding_dim != cell.output_size:
+                raise ValueError("tie_weights needs embedding_dim equal to the cell's "
+                                 f"output_size ({cell.output_size}), got {embedding_dim}")
+            # One matrix both reads tokens in and scores them out: fewer parameters,
+            # and each token's row learns from both uses.
+            self.head.weight = self.embedding.weight
         self.activation_reg = activation_reg
         self.temporal_reg = temporal_reg
         #: The last training forward pass's activation penalty (a 0-d tensor), or None.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 
@@ -37,7 +38,9 @@ def _val_text(m: EpochMetrics) -> tuple[str, str]:
     """Validation perplexity and bits per token as table cells ("-" without held-out text)."""
     if m.val_loss is None:
         return "-", "-"
-    return f"{m.val_ppl:.4f}", f"{m.val_bits:.3f}"
+    averaged = (f" (average {math.exp(m.avg_val_loss):.4f})"
+                if m.avg_val_loss is not None else "")
+    return f"{m.val_ppl:.4f}{averaged}", f"{m.val_bits:.3f}"
 
 
 def _log_every(epochs: int) -> int:
@@ -76,6 +79,13 @@ class RichProgress(Callback):
             self.live.update(self._table(metrics), refresh=True)
 
     def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:  # noqa: D102
+        if trainer.stop_reason and history and self.live is not None:
+            # The epoch it stopped at is shown, and the reason under the table.
+            if not self.rows or self.rows[-1] is not history[-1]:
+                self.rows.append(history[-1])
+            table = self._table(None)
+            table.caption = trainer.stop_reason
+            self.live.update(table, refresh=True)
         self._stop()
 
     def on_exception(self, trainer: Trainer, error: BaseException) -> None:  # noqa: D102
@@ -126,6 +136,8 @@ class PlainProgress(Callback):
         if metrics.val_loss is not None:
             val = (f"val perplexity {metrics.val_ppl:.4f}  val bits/token "
                    f"{metrics.val_bits:.3f}  ")
+            if metrics.avg_val_loss is not None:
+                val += f"averaged weights' val perplexity {math.exp(metrics.avg_val_loss):.4f}  "
         remaining = self.timer.remaining(metrics.epoch - self.start, self.total - self.start)
         self.console.print(
             f"epoch {metrics.epoch}/{self.total}  perplexity {metrics.train_ppl:.4f}  {val}"
@@ -134,6 +146,10 @@ class PlainProgress(Callback):
             f"{format_duration(remaining)}",
             highlight=False, soft_wrap=True,
         )
+
+    def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:  # noqa: D102
+        if trainer.stop_reason:
+            self.console.print(trainer.stop_reason, highlight=False, soft_wrap=True)
 
 
 def make_progress(console: Console, title: str) -> Callback:

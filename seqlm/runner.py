@@ -37,11 +37,12 @@ from seqlm.vocab import Vocab
 
 #: Settings a resumed run may change; the others must stay as the checkpoint has them.
 RESUMABLE = ("epochs", "device", "threads", "cuda_graph", "checkpoint_every", "prefix",
-             "predict", "resume", "force")
+             "predict", "resume", "force", "patience")
 
 #: Trainer options and their defaults; only changed ones are passed to the trainer.
 TRAINER_OPTIONS = {"optimizer": "sgd", "weight_decay": None, "schedule": "constant",
-                   "warmup_epochs": 0, "precision": "fp32", "cuda_graph": False}
+                   "warmup_epochs": 0, "precision": "fp32", "cuda_graph": False,
+                   "average": False, "patience": 0}
 
 
 @dataclass
@@ -121,9 +122,14 @@ def build_model(cell_cls: type, config: RunConfig, vocab_size: int) -> RNNModel:
     """The language model the settings describe, with fresh weights."""
     input_size = config.embedding_dim or vocab_size
     cell = build_cell(cell_cls, config.cell, input_size, config)
+    if config.tie_weights and config.embedding_dim != cell.output_size:
+        raise UsageError(f"--tie-weights shares the embedding with the output layer, so "
+                         f"--embedding-dim must equal the top layer's output size "
+                         f"({cell.output_size}), got {config.embedding_dim}; set "
+                         f"--embedding-dim {cell.output_size} or drop --tie-weights")
     return RNNModel(cell, vocab_size, embedding_dim=config.embedding_dim,
                     dropout=config.dropout, activation_reg=config.activation_reg,
-                    temporal_reg=config.temporal_reg)
+                    temporal_reg=config.temporal_reg, tie_weights=config.tie_weights)
 
 
 def _resumed_config(
@@ -282,7 +288,7 @@ def run(
                   if main else "")
         summary = summarize(config, device, history, sample, model,
                             train_tokens=len(train_ids), val_tokens=len(val_ids),
-                            vocab_size=len(corpus.vocab))
+                            vocab_size=len(corpus.vocab), stop_reason=trainer.stop_reason)
         if out_dir is not None:
             write_json_atomic(out_dir / "summary.json", summary)
             plot_perplexity(history, out_dir / "perplexity.png",

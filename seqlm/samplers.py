@@ -76,3 +76,53 @@ class SequentialSampler(Sampler):
     def min_tokens(self) -> int:
         """The fewest tokens that give one batch whatever the random offset."""
         return self.batch_size * self.num_steps + self.num_steps + 1
+
+
+class VariableLengthSampler(Sampler):
+    """Sequential batches whose length varies around ``num_steps``, as AWD-LSTM's do.
+
+    Rows continue from batch to batch as with the sequential sampler, but each batch's
+    length is drawn afresh: usually around ``num_steps``, one time in twenty around half
+    of it, with a standard deviation of 5 tokens and at least 5, so that the cut points
+    move from epoch to epoch and every token is trained on at varied depths of
+    backpropagation. The trainer scales each batch's learning rate by its length over
+    ``num_steps``.
+    """
+
+    contiguous = True
+    fixed_length = False
+
+    #: How often a batch is drawn around half of ``num_steps``.
+    HALF_CHANCE = 0.05
+    #: The spread of the lengths, in tokens.
+    SPREAD = 5.0
+    #: The shortest batch, in tokens.
+    SHORTEST = 5
+
+    def draw_length(self) -> int:
+        """One batch length, from torch's global generator."""
+        centre = float(self.num_steps)
+        if torch.rand(()).item() < self.HALF_CHANCE:
+            centre /= 2
+        drawn = int(torch.normal(torch.tensor(centre), torch.tensor(self.SPREAD)).item())
+        # Never more than twice num_steps, so memory stays that of a known batch shape.
+        return max(min(self.SHORTEST, self.num_steps), min(drawn, 2 * self.num_steps))
+
+    def __call__(self, corpus: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield one epoch of contiguous batches of varying length."""
+        num_tokens = ((len(corpus) - 1) // self.batch_size) * self.batch_size
+        xs = corpus[:num_tokens].reshape(self.batch_size, -1)
+        ys = corpus[1:1 + num_tokens].reshape(self.batch_size, -1)
+        start = 0
+        while start < xs.shape[1]:
+            end = min(start + self.draw_length(), xs.shape[1])
+            yield xs[:, start:end], ys[:, start:end]
+            start = end
+
+    def num_batches(self, num_tokens: int) -> int:
+        """About how many batches an epoch of ``num_tokens`` gives (lengths are drawn)."""
+        return max(1, ((num_tokens - 1) // self.batch_size) // self.num_steps)
+
+    def min_tokens(self) -> int:
+        """The fewest tokens that give one batch of ``num_steps``."""
+        return self.batch_size * self.num_steps + 1

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from seqlm.config import RunConfig
-from seqlm.metrics import EpochMetrics
+from seqlm.early_stopping import best_epoch
+from seqlm.metrics import EpochMetrics, bits_per_token
 
 
 def summarize(
@@ -22,12 +23,17 @@ def summarize(
     train_tokens: int,
     val_tokens: int,
     vocab_size: int,
+    stop_reason: str | None = None,
 ) -> dict[str, Any]:
-    """The summary of a finished run; validation figures are None without held-out text."""
+    """The summary of a finished run; validation figures are None without held-out text.
+
+    The best epoch is judged by the lower of the weights' and, with ``--average``, their
+    average's validation loss, as the best checkpoint is. ``stop_reason`` says why the
+    run stopped before its last epoch (early stopping); None means it ran them all.
+    """
     seconds = sum(m.seconds for m in history)
     last = history[-1]
-    validated = [m for m in history if m.val_loss is not None]
-    best = min(validated, key=lambda m: m.val_loss) if validated else None
+    best = best_epoch(history)
     return {
         "cell": config.cell,
         "sampler": config.sampler,
@@ -40,9 +46,13 @@ def summarize(
         "final_val_loss": last.val_loss,
         "final_val_ppl": last.val_ppl,
         "final_val_bits_per_token": last.val_bits,
-        "best_val_ppl": best.val_ppl if best else None,
-        "best_val_bits_per_token": best.val_bits if best else None,
+        "best_val_ppl": best.selected_val_ppl if best else None,
+        "best_val_bits_per_token": (bits_per_token(best.selected_val_loss)
+                                    if best else None),
         "best_epoch": best.epoch if best else None,
+        "best_is_average": best.average_is_better if best else False,
+        "stopped_early": stop_reason is not None,
+        "stop_reason": stop_reason or f"ran all {config.epochs} epochs",
         "tokens_per_s": sum(m.tokens for m in history) / seconds if seconds else None,
         "train_seconds": seconds,
         "corpus_tokens": train_tokens + val_tokens,

@@ -8,6 +8,7 @@ number generators) that a checkpoint stores so that a run can resume exactly.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import random
 import time
@@ -18,7 +19,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from seqlm.averaging import WeightAverage
 from seqlm.callbacks import Callback, CallbackList
+from seqlm.early_stopping import early_stop_reason
 from seqlm.errors import DataError, TrainingError, UsageError
 from seqlm.evaluation import evaluate_loss
 from seqlm.graphs import StaticStep
@@ -106,7 +109,10 @@ class DefaultTrainer(Trainer):
     ``precision`` (fp32; tf32: float32 with TensorFloat-32 products on CUDA, as cuDNN's
     recurrent kernels use by default; bf16: bfloat16 autocast) and ``cuda_graph`` (on
     CUDA, record each step once as a CUDA graph and replay it for the following
-    batches; see :mod:`seqlm.graphs`).
+    batches; see :mod:`seqlm.graphs`), ``average`` (validate an average of the weights
+    too; see :mod:`seqlm.averaging`) and ``patience`` (early stopping; see
+    :mod:`seqlm.early_stopping`). A sampler whose batches vary in length trains each
+    batch with the learning rate scaled by its length over ``num_steps``.
     Set :attr:`val_corpus` to validate on held-out token ids after every epoch.
     """
 
@@ -122,8 +128,14 @@ class DefaultTrainer(Trainer):
         warmup_epochs: int = 0,
         precision: str = "fp32",
         cuda_graph: bool = False,
+        average: bool = False,
+        patience: int = 0,
     ) -> None:
         super().__init__(lr=lr, clip=clip, epochs=epochs, device=device)
+        #: Keep and validate an average of the weights (:mod:`seqlm.averaging`).
+        self.average: WeightAverage | None = WeightAverage() if average else None
+        #: Stop after this many epochs without a better validation loss; 0 never.
+        self.patience = patience
         if not isinstance(cuda_graph, bool):
             raise UsageError(f"cuda_graph must be true or false, got {cuda_graph!r}")
         #: Record each training step on CUDA as a CUDA graph and replay it
@@ -210,7 +222,18 @@ class DefaultTrainer(Trainer):
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "history": [m.to_dict() for m in self.history],
             "rng": rng_state(),
+            **({"average": self.average.state_dict()} if self.average is not None else {}),
         }
+
+    def averaged_weights(self) -> dict[str, torch.Tensor] | None:
+        """The average of the weights (``average=True``, once started), else None."""
+        return self.average.weights() if self.average is not None else None
+
+    def check(self, sampler: Sampler) -> None:
+        """A CUDA graph replays one batch shape, which a varying-length sampler breaks."""
+        if self.use_static_step() and not sampler.fixed_length:
+            raise UsageError("--cuda-graph needs batches of one length, and this sampler "
+                             "varies them; drop --cuda-graph or use another --sampler")
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a :meth:`state_dict` at the next :meth:`fit`.
@@ -222,10 +245,12 @@ class DefaultTrainer(Trainer):
         self.history = [EpochMetrics.from_dict(row) for row in state.get("history", [])]
         self.start_epoch = int(state["epoch"])
 
-    def _apply_pending_state(self) -> None:
+    def _apply_pending_state(self, model: nn.Module) -> None:
         state, self._pending_state = self._pending_state, None
         if state is None:
             return
+        if self.average is not None and state.get("average") is not None:
+            self.average.load_state_dict(state["average"], model)
         if state.get("optimizer") is not None and self.optimizer is not None:
             try:
                 self.optimizer.load_state_dict(state["optimizer"])
@@ -257,16 +282,27 @@ class DefaultTrainer(Trainer):
         net = self.wrap_model(model)
         if self._pending_state is None:
             self.history, self.start_epoch = [], 0
-        self._apply_pending_state()
+        self._apply_pending_state(model)
+        self.stop_reason = None
         hooks = CallbackList(callbacks)
         hooks.on_train_start(self)
         try:
             with float32_products(self.device, self.precision):
                 for epoch in range(self.start_epoch + 1, self.epochs + 1):
+                    # Checked before each epoch, so a run resumed after stopping early
+                    # stops again instead of training on.
+                    self.stop_reason = early_stop_reason(self.history, self.patience)
+                    if self.stop_reason is not None:
+                        break
                     metrics = self._train_epoch(epoch, net, corpus, sampler, optimizer,
                                                 params, penalised=model)
                     if val_corpus is not None:
                         metrics.val_loss = self._validate(epoch, model, val_corpus, sampler)
+                        if self.average is not None:
+                            metrics.avg_val_loss = self.average.after_epoch(
+                                model, self.epochs, [*self.history, metrics],
+                                functools.partial(self._validate, epoch, val_corpus=val_corpus,
+                                                  sampler=sampler))
                     if self.scheduler is not None:
                         self.scheduler.step()
                     self.history.append(metrics)
@@ -392,19 +428,30 @@ class DefaultTrainer(Trainer):
         tokens = 0
         state = None
         static = self.use_static_step()
-        for batch in sampler(corpus):
-            X, Y = self.local_batch(*batch)
-            if static:
-                fresh = tokens == 0 or not sampler.contiguous
-                tokens += self._static_batch(X, Y, fresh, model, optimizer, params, penalised)
-                continue
-            if state is None or not sampler.contiguous:
-                state = model.begin_state(X.shape[0], self.device)
-            else:
-                state = detach_state(state)
-            loss, state = self._step(X, Y, state, model, optimizer, params, penalised)
-            loss_sum += loss * Y.numel()
-            tokens += Y.numel()
+        base_rates = [group["lr"] for group in optimizer.param_groups]
+        try:
+            for batch in sampler(corpus):
+                X, Y = self.local_batch(*batch)
+                if static:
+                    fresh = tokens == 0 or not sampler.contiguous
+                    tokens += self._static_batch(X, Y, fresh, model, optimizer, params,
+                                                 penalised)
+                    continue
+                if state is None or not sampler.contiguous:
+                    state = model.begin_state(X.shape[0], self.device)
+                else:
+                    state = detach_state(state)
+                if not sampler.fixed_length:
+                    # A shorter batch carries less gradient signal, so it takes a
+                    # proportionally smaller step (as AWD-LSTM does).
+                    for group, rate in zip(optimizer.param_groups, base_rates, strict=True):
+                        group["lr"] = rate * X.shape[1] / sampler.num_steps
+                loss, state = self._step(X, Y, state, model, optimizer, params, penalised)
+                loss_sum += loss * Y.numel()
+                tokens += Y.numel()
+        finally:
+            for group, rate in zip(optimizer.param_groups, base_rates, strict=True):
+                group["lr"] = rate
         if static and self._static is not None:
             loss_sum += self._static.take_loss_sum()
         if tokens == 0:

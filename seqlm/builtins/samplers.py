@@ -1,4 +1,4 @@
-"""Built-in samplers: ``random`` and ``sequential``."""
+"""Built-in samplers: ``random``, ``sequential`` and ``variable``."""
 
 from seqlm.hookspecs import hookimpl
 
@@ -7,3 +7,4 @@ from seqlm.hookspecs import hookimpl
 def register_samplers(register):
     register("random", "seqlm.samplers:RandomSampler")
     register("sequential", "seqlm.samplers:SequentialSampler")
+    register("variable", "seqlm.samplers:VariableLengthSampler")
