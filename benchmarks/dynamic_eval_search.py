@@ -8,8 +8,8 @@ Usage::
 Without ``--run`` it first trains a small model on the whole book (the last 10% held
 out, as ``seqlm run`` does) into ``--out``; with it, it measures that run instead. It then
 measures the held-out text statically and under dynamic evaluation for a grid of step
-sizes and decays, plain and RMS-scaled, and prints one JSON line per setting and a last
-line with the best of each kind.
+sizes, decays and segment lengths, plain and RMS-scaled, and prints one JSON line per
+setting and a last line with the best of each kind.
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ SMALL_MODEL = dict(max_tokens=0, hidden=256, embedding_dim=64, dropout=0.3,
                    optimizer="adamw", lr=0.004, weight_decay=0.1, schedule="cosine",
                    batch_size=32, num_steps=64, predict=0, checkpoint_every=0)
 
-PLAIN_LRS = (0.005, 0.01, 0.02, 0.05, 0.1)
-RMS_LRS = (0.0003, 0.001, 0.003)
+PLAIN_LRS = (0.01, 0.03, 0.1, 0.3, 1.0)
+RMS_LRS = (0.0001, 0.0003, 0.001)
 DECAYS = (0.0, 0.001, 0.01)
+SEGMENTS = (10, 20, 40)
 
 
 def held_out_ids(run_dir: Path, data: str) -> torch.Tensor:
@@ -57,7 +58,6 @@ def main() -> None:
     parser.add_argument("--run", default=None, help="measure this run instead of training")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run_dir = Path(args.run) if args.run else Path(args.out)
@@ -73,10 +73,10 @@ def main() -> None:
     loss_sum, count = evaluate_loss(trained.model, ids, trained.config.batch_size)
     static = loss_sum.item() / count
     print(json.dumps({"static_ppl": math.exp(static), "tokens": count}), flush=True)
-    grid = [DynamicSettings(lr, decay, args.steps, False)
-            for lr, decay in itertools.product(PLAIN_LRS, DECAYS)]
-    grid += [DynamicSettings(lr, decay, args.steps, True)
-             for lr, decay in itertools.product(RMS_LRS, DECAYS)]
+    grid = [DynamicSettings(lr, decay, steps, False)
+            for steps, lr, decay in itertools.product(SEGMENTS, PLAIN_LRS, DECAYS)]
+    grid += [DynamicSettings(lr, decay, steps, True)
+             for steps, lr, decay in itertools.product(SEGMENTS, RMS_LRS, DECAYS)]
     best: dict[bool, tuple[float, DynamicSettings]] = {}
     for settings in grid:
         started = time.perf_counter()
@@ -88,7 +88,8 @@ def main() -> None:
         if settings.rms not in best or ppl < best[settings.rms][0]:
             best[settings.rms] = (ppl, settings)
     print(json.dumps({"static_ppl": math.exp(static), **{
-        ("best_rms" if rms else "best_plain"): {"ppl": ppl, "lr": s.lr, "decay": s.decay}
+        ("best_rms" if rms else "best_plain"): {"ppl": ppl, "lr": s.lr, "decay": s.decay,
+                                                "steps": s.steps}
         for rms, (ppl, s) in best.items()}}), flush=True)
 
 
