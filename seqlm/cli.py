@@ -20,7 +20,7 @@ from seqlm.plugins import KINDS, get_plugins
 
 DEFAULTS = RunConfig()
 #: The dynamic evaluation defaults, repeated so that ``seqlm --help`` needs no torch.
-DYNAMIC = SimpleNamespace(lr=0.02, decay=0.001, steps=20)
+DYNAMIC = SimpleNamespace(lr=0.1, decay=0.001, steps=20)
 
 
 def _debug_requested(ctx: click.Context) -> bool:
@@ -329,7 +329,7 @@ def generate(run_dir: str, prefix: str | None, length: int, temperature: float, 
 @click.option("--dynamic-steps", type=click.IntRange(min=1), default=DYNAMIC.steps,
               show_default=True, help="Tokens per segment (one adaptation step each).")
 @click.option("--dynamic-rms", is_flag=True, help="Divide the steps by the root mean square "
-              "of the recent gradients (use a smaller --dynamic-lr, such as 0.001).")
+              "of the recent gradients (use a smaller --dynamic-lr, such as 0.0003).")
 def eval_command(run_dir: str, data: str, encoding: str, which: str, device: str,
                  as_json: bool, dynamic: bool, dynamic_lr: float, dynamic_decay: float,
                  dynamic_steps: int, dynamic_rms: bool) -> None:

@@ -27,7 +27,7 @@ from seqlm.evaluation import MIN_STREAM_TOKENS
 from seqlm.interfaces import detach_state
 
 #: Defaults chosen on the book's held-out text (docs/training.md, "Dynamic evaluation").
-DEFAULT_LR = 0.02
+DEFAULT_LR = 0.1
 DEFAULT_DECAY = 0.001
 DEFAULT_STEPS = 20
 
