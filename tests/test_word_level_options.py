@@ -7,6 +7,8 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import seqlm
 from seqlm.cli import main
@@ -87,3 +89,19 @@ def test_a_cuda_graph_cannot_replay_batches_of_varying_length(monkeypatch):
     monkeypatch.setattr(DefaultTrainer, "use_static_step", lambda self: True)
     with pytest.raises(UsageError, match="--cuda-graph needs batches of one length"):
         trainer.check(VariableLengthSampler(batch_size=2, num_steps=8))
+
+
+@settings(max_examples=30, deadline=None)
+@given(batch_size=st.integers(1, 5), num_steps=st.integers(1, 40),
+       extra=st.integers(0, 300), seed=st.integers(0, 1000))
+def test_variable_batches_read_every_stream_once_in_order(batch_size, num_steps, extra, seed):
+    torch.manual_seed(seed)
+    sampler = VariableLengthSampler(batch_size=batch_size, num_steps=num_steps)
+    corpus = torch.arange(sampler.min_tokens() + extra)
+    batches = list(sampler(corpus))
+    xs = torch.cat([X for X, _ in batches], dim=1)
+    ys = torch.cat([Y for _, Y in batches], dim=1)
+    per_row = (len(corpus) - 1) // batch_size
+    assert torch.equal(xs, corpus[:batch_size * per_row].reshape(batch_size, -1))
+    assert torch.equal(ys, xs + 1)
+    assert all(1 <= X.shape[1] <= 2 * num_steps for X, _ in batches)
