@@ -23,7 +23,7 @@ from seqlm.corpus import build_corpus, load_text
 from seqlm.errors import DataError, TrainingError, UsageError
 from seqlm.evaluation import hold_out
 from seqlm.generation import generate
-from seqlm.interfaces import RecurrentCell, Tokenizer
+from seqlm.interfaces import RecurrentCell, Tokenizer, Trainer
 from seqlm.metrics import EpochMetrics
 from seqlm.model import RNNModel
 from seqlm.outputs import MetricsWriter, prepare_run_dir, write_json_atomic
@@ -224,12 +224,9 @@ def run(
     if config.cuda_graph and device.type != "cuda":
         console.print(f"note: --cuda-graph applies to CUDA only; on {device.type} the steps "
                       "run as usual", highlight=False)
-    if len(val_ids):
-        if hasattr(trainer, "val_corpus"):
-            trainer.val_corpus = val_ids
-        else:
-            console.print(f"note: trainer {config.trainer!r} does not validate; the last "
-                          f"{len(val_ids)} tokens are held out unused", highlight=False)
+    if len(val_ids) and not trainer.validates:
+        console.print(f"note: trainer {config.trainer!r} does not validate; the last "
+                      f"{len(val_ids)} tokens are held out unused", highlight=False)
     if resumed is not None:
         _restore(model, trainer, resumed, config)
     # In a distributed run, rank 0 alone prints, generates and writes files.
@@ -254,7 +251,7 @@ def run(
             metrics_path = out_dir / "metrics.jsonl"
             # A resumed run's metrics restart from its checkpoint's, dropping later rows.
             metrics_path.write_text("".join(
-                f"{json.dumps(m.to_dict())}\n" for m in getattr(trainer, "history", [])
+                f"{json.dumps(m.to_dict())}\n" for m in trainer.history
             ) if resumed is not None else "", encoding="utf-8")
             title = (f"seqlm: {config.cell} on {device.type}, {len(train_ids):,} training + "
                      f"{len(val_ids):,} held-out {config.tokenizer} tokens, vocabulary "
@@ -262,7 +259,8 @@ def run(
             run_callbacks = [make_progress(console, title), MetricsWriter(metrics_path), saver,
                              *callbacks]
         try:
-            history = trainer.fit(model, train_ids, sampler, run_callbacks)
+            history = trainer.fit(model, train_ids, sampler, run_callbacks,
+                                  val_corpus=val_ids if len(val_ids) else None)
         except TrainingError as error:
             kept = saver.saved_epoch if saver is not None else None
             if kept:
@@ -309,10 +307,12 @@ def _describe(config: RunConfig, vocab: Vocab, tokenizer: Tokenizer) -> dict[str
     }
 
 
-def _restore(model: RNNModel, trainer: Any, checkpoint: dict[str, Any], config: RunConfig) -> None:
+def _restore(
+    model: RNNModel, trainer: Trainer, checkpoint: dict[str, Any], config: RunConfig
+) -> None:
     load_weights(model, checkpoint.get("model"), config.out)
     state = checkpoint.get("trainer")
-    if state is None or not callable(getattr(trainer, "load_state_dict", None)):
+    if state is None:
         raise UsageError(f"trainer {config.trainer!r} cannot resume from {config.out}: it "
                          "keeps no state in checkpoints; start a new run")
     trainer.load_state_dict(state)

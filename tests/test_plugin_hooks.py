@@ -124,9 +124,9 @@ def test_hook_register_trainers(register, small_text, tmp_path):
     class RecordingTrainer(DefaultTrainer):
         """The default trainer, remembering the model it trained."""
 
-        def fit(self, model, corpus, sampler, callbacks=()):
+        def fit(self, model, corpus, sampler, callbacks=(), val_corpus=None):
             seen.append(model)
-            return super().fit(model, corpus, sampler, callbacks)
+            return super().fit(model, corpus, sampler, callbacks, val_corpus)
 
     class Plugin:
         @seqlm.hookimpl
