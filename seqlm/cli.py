@@ -120,15 +120,14 @@ def _choices(kind: str) -> str:
 
 
 def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]):
+    # Values stay text here: the runner converts them to the types the component's
+    # constructor declares (seqlm.options), before anything is built.
     options: dict[str, Any] = {}
     for item in values:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE (for example dropout=0.2)")
-        try:
-            options[key.replace("-", "_")] = json.loads(raw)
-        except json.JSONDecodeError:
-            options[key.replace("-", "_")] = raw
+        options[key.replace("-", "_")] = raw
     return options
 
 
@@ -158,11 +157,18 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
 @click.option("--num-layers", type=int, default=DEFAULTS.num_layers, show_default=True)
 @click.option("--bidirectional", is_flag=True, help="Bidirectional layers (torch cells only).")
 @click.option("--cell-opt", "cell_options", multiple=True, callback=_parse_option,
-              metavar="KEY=VALUE", help="Extra option for the cell's constructor; repeatable.")
+              metavar="KEY=VALUE", help="Extra option for the cell's constructor; repeatable. "
+              "Values are converted to the types the constructor declares.")
 @click.option("--tokenizer-opt", "tokenizer_options", multiple=True, callback=_parse_option,
               metavar="KEY=VALUE",
               help="Extra option for the tokenizer's constructor (for example "
               "vocab_size=2000 with --tokenizer bpe); repeatable.")
+@click.option("--sampler-opt", "sampler_options", multiple=True, callback=_parse_option,
+              metavar="KEY=VALUE", help="Extra option for the sampler's constructor; "
+              "repeatable.")
+@click.option("--trainer-opt", "trainer_options", multiple=True, callback=_parse_option,
+              metavar="KEY=VALUE", help="Extra option for the trainer's constructor; "
+              "repeatable.")
 @click.option("--embedding-dim", type=int, default=DEFAULTS.embedding_dim, show_default=True,
               help="Learn token embeddings of this size; 0 feeds one-hot vectors (the seed's).")
 @click.option("--dropout", type=float, default=DEFAULTS.dropout, show_default=True,

@@ -159,13 +159,14 @@ def interface_problem(kind: str, cls: Any) -> str | None:
 
 def check_options(
     kind: str, name: str, cls: type, options: Mapping[str, Any], fixed: Iterable[str] = (),
-    flags: Mapping[str, str] | None = None,
+    flags: Mapping[str, str] | None = None, origin: str = "",
 ) -> None:
     """Raise :class:`UsageError` if ``cls``'s constructor does not take every option.
 
     ``fixed`` are the arguments the framework passes itself (left out of the list of
     options shown to the user); ``flags`` names the command-line flag that sets an
-    option, for options that have one of their own (such as ``--bidirectional``).
+    option, for options that have one of their own (such as ``--bidirectional``);
+    ``origin`` (`` from DIST VERSION``) follows the component's name in the message.
     """
     params = inspect.signature(cls).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
@@ -176,7 +177,7 @@ def check_options(
         known = [k for k, p in params.items()
                  if k not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         what = (flags or {}).get(unknown[0], f"option {unknown[0]!r}")
-        raise UsageError(f"{kind} {name!r} does not accept {what}; its options: "
+        raise UsageError(f"{kind} {name!r}{origin} does not accept {what}; its options: "
                          f"{', '.join(known) or '(none)'}")
 
 
@@ -385,6 +386,16 @@ class Plugins:
             return impl.load()
         except PluginError as exc:
             raise PluginError(f"plugin {self.info[impl.plugin].describe()} failed: {exc}") from exc
+
+    def origin(self, kind: str, name: str) -> str:
+        """`` from DIST VERSION`` for a component a third-party plugin provides, else ""."""
+        found = self.implementations(kind).get(name) or []
+        if len(found) != 1:
+            return ""
+        info = self.info[found[0].plugin]
+        if info.builtin:
+            return ""
+        return f" from {' '.join(filter(None, (info.distribution, info.version)))}"
 
     def _conflict_message(self, kind: str, name: str, impls: list[Implementation]) -> str:
         owners = sorted((self.info[i.plugin] for i in impls),

@@ -8,6 +8,7 @@ import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from seqlm.generation import generate
 from seqlm.interfaces import RecurrentCell, Tokenizer, Trainer
 from seqlm.metrics import EpochMetrics
 from seqlm.model import RNNModel
+from seqlm.options import convert_options
 from seqlm.outputs import MetricsWriter, prepare_run_dir, write_json_atomic
 from seqlm.plot import plot_perplexity
 from seqlm.plugins import check_options, get_plugins
@@ -42,6 +44,11 @@ RESUMABLE = ("epochs", "device", "threads", "cuda_graph", "checkpoint_every", "p
 #: Trainer options and their defaults; only changed ones are passed to the trainer.
 TRAINER_OPTIONS = {"optimizer": "sgd", "weight_decay": None, "schedule": "constant",
                    "warmup_epochs": 0, "precision": "fp32", "cuda_graph": False}
+
+#: What the framework passes to each kind of component itself (not options).
+CELL_ARGUMENTS = ("input_size", "hidden_size", "num_layers")
+SAMPLER_ARGUMENTS = ("batch_size", "num_steps")
+TRAINER_ARGUMENTS = ("lr", "clip", "epochs", "device")
 
 
 @dataclass
@@ -98,15 +105,17 @@ def build_cell(cls: type, name: str, input_size: int, config: RunConfig) -> Recu
     ``--dropout`` also applies between stacked layers when the cell takes a ``dropout``
     option and the user did not set one with ``--cell-opt``.
     """
-    options: dict[str, Any] = dict(config.cell_options)
+    options = convert_options("cell", name, cls, config.cell_options, fixed=CELL_ARGUMENTS,
+                              flags={"bidirectional": "--bidirectional"},
+                              origin=get_plugins().origin("cell", name))
     if config.bidirectional:
         options["bidirectional"] = True
     if (config.dropout > 0 and config.num_layers > 1 and "dropout" not in options
             and "dropout" in inspect.signature(cls).parameters):
         options["dropout"] = config.dropout
-    check_options("cell", name, cls, options,
-                  fixed=("input_size", "hidden_size", "num_layers"),
-                  flags={"bidirectional": "--bidirectional"})
+    check_options("cell", name, cls, options, fixed=CELL_ARGUMENTS,
+                  flags={"bidirectional": "--bidirectional"},
+                  origin=get_plugins().origin("cell", name))
     try:
         return cls(input_size=input_size, hidden_size=config.hidden,
                    num_layers=config.num_layers, **options)
@@ -150,11 +159,36 @@ def _resumed_config(
 
 
 def _apply_trainer_options(trainer_cls: type, config: RunConfig) -> dict[str, Any]:
-    options = {k: getattr(config, k) for k, default in TRAINER_OPTIONS.items()
-               if getattr(config, k) != default}
-    check_options("trainer", config.trainer, trainer_cls, options,
-                  fixed=("lr", "clip", "epochs", "device"))
+    origin = get_plugins().origin("trainer", config.trainer)
+    options = convert_options(
+        "trainer", config.trainer, trainer_cls, config.trainer_options,
+        fixed=TRAINER_ARGUMENTS,
+        flags={k: f"--{k.replace('_', '-')}" for k in TRAINER_OPTIONS}, origin=origin)
+    options.update({k: getattr(config, k) for k, default in TRAINER_OPTIONS.items()
+                    if getattr(config, k) != default})
+    check_options("trainer", config.trainer, trainer_cls, options, fixed=TRAINER_ARGUMENTS,
+                  origin=origin)
     return options
+
+
+def _convert_component_options(
+    config: RunConfig, tokenizer_cls: type, sampler_cls: type, cell_cls: type
+) -> RunConfig:
+    """The settings with the components' options in their declared types."""
+    plugins = get_plugins()
+    return replace(
+        config,
+        cell_options=convert_options(
+            "cell", config.cell, cell_cls, config.cell_options, fixed=CELL_ARGUMENTS,
+            flags={"bidirectional": "--bidirectional"},
+            origin=plugins.origin("cell", config.cell)),
+        tokenizer_options=convert_options(
+            "tokenizer", config.tokenizer, tokenizer_cls, config.tokenizer_options,
+            origin=plugins.origin("tokenizer", config.tokenizer)),
+        sampler_options=convert_options(
+            "sampler", config.sampler, sampler_cls, config.sampler_options,
+            fixed=SAMPLER_ARGUMENTS, origin=plugins.origin("sampler", config.sampler)),
+    )
 
 
 def run(
@@ -182,6 +216,7 @@ def run(
     sampler_cls = plugins.get("sampler", config.sampler)
     cell_cls = plugins.get("cell", config.cell)
     trainer_cls = plugins.get("trainer", config.trainer)
+    config = _convert_component_options(config, tokenizer_cls, sampler_cls, cell_cls)
     trainer_options = _apply_trainer_options(trainer_cls, config)
     device = resolve_device(config.device)
     if config.threads:
@@ -190,7 +225,6 @@ def run(
         random.seed(config.seed)
         torch.manual_seed(config.seed)
 
-    check_options("tokenizer", config.tokenizer, tokenizer_cls, config.tokenizer_options)
     tokenizer = tokenizer_cls(**config.tokenizer_options)
     corpus = build_corpus(load_text(config.data, config.encoding), tokenizer,
                           clean=config.clean, max_tokens=config.max_tokens)
@@ -198,7 +232,8 @@ def run(
         raise DataError(f"--data {config.data}: the text no longer gives the vocabulary "
                         "the checkpoint was trained with; resume on the same text")
     train_ids, val_ids = hold_out(corpus.ids, config.val_fraction)
-    check_corpus_fits(sampler_cls, config.batch_size, config.num_steps, len(train_ids),
+    check_corpus_fits(partial(sampler_cls, **config.sampler_options), config.batch_size,
+                      config.num_steps, len(train_ids),
                       held_out=len(val_ids), sampler_name=config.sampler,
                       truncated=0 < config.max_tokens <= len(corpus))
     try:
@@ -216,7 +251,8 @@ def run(
         config = replace(config, prefix=opening)
     if prefix_warning:
         console.print(f"warning: {prefix_warning}", highlight=False, markup=False)
-    sampler = sampler_cls(batch_size=config.batch_size, num_steps=config.num_steps)
+    sampler = sampler_cls(batch_size=config.batch_size, num_steps=config.num_steps,
+                          **config.sampler_options)
     model = build_model(cell_cls, config, len(corpus.vocab))
     trainer = trainer_cls(lr=config.learning_rate, clip=config.clip, epochs=config.epochs,
                           device=device, **trainer_options)
