@@ -100,7 +100,13 @@ class SeqlmGroup(click.Group):
         except Exception as error:
             if _debug_requested(ctx):
                 raise
-            click.echo(f"Error: {describe_unexpected(error)}", err=True)
+            # Code of a plugin (a command, or a component used by a built-in command)
+            # is the plugin's fault, not seqlm's.
+            from seqlm.blame import find_culprit
+
+            culprit = find_culprit(error, get_plugins(), command=ctx.invoked_subcommand)
+            message = describe_unexpected(error) if culprit is None else culprit.message(error)
+            click.echo(f"Error: {message}", err=True)
             sys.exit(1)
 
 
@@ -324,7 +330,10 @@ def _escape(text: str) -> str:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def plugins(as_json: bool) -> None:
-    """List the plugins: where each comes from, what it registered, and its status."""
+    """List the plugins: where each comes from, what it registered (commands included),
+    what was refused, and its status."""
+    if not get_plugins().commands_added:  # plugins loaded afresh in this process
+        get_plugins().add_commands(main, BUILTIN_COMMANDS)
     rows = [info.to_dict() for info in get_plugins().info.values()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -342,6 +351,8 @@ def plugins(as_json: bool) -> None:
         if not registered and row["hooks"]:
             registered = ", ".join(row["hooks"])
         status = "ok" if row["status"] == "ok" else f"[red]{_escape(row['status'])}[/red]"
+        if row["refused"]:
+            status += "".join(f"\n[yellow]{_escape(line)}[/yellow]" for line in row["refused"])
         table.add_row(_escape(row["name"]), _escape(row["distribution"]), _escape(row["version"]),
                       _escape(registered), status)
     Console().print(table)
@@ -385,4 +396,6 @@ def list_components(kind: str, as_json: bool) -> None:
     Console().print(table)
 
 
-get_plugins().add_commands(main)
+#: seqlm's own commands, which no plugin may replace.
+BUILTIN_COMMANDS = frozenset(main.commands)
+get_plugins().add_commands(main, BUILTIN_COMMANDS)
