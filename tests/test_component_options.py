@@ -68,7 +68,8 @@ def test_text_converts_to_the_declared_type(key, text, want):
 def test_a_value_of_the_wrong_type_names_option_value_and_type(key, text, words):
     with pytest.raises(UsageError) as error:
         convert_options("cell", "c", Annotated, {key: text})
-    assert f"--cell-opt {key}={text}: option {key!r} of cell 'c' expects {words}" in str(error.value)
+    want = f"--cell-opt {key}={text}: option {key!r} of cell 'c' expects {words}"
+    assert want in str(error.value)
 
 
 def test_a_required_option_without_default_is_named():
