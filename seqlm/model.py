@@ -54,16 +54,7 @@ class RNNModel(nn.Module):
         With ``with_penalty`` the activation penalty comes third: a 0-d tensor while
         training with ``activation_reg`` or ``temporal_reg``, else None.
         """
-        steps_first = tokens.T
-        if self.embedding is None and self.cell.accepts_token_ids:
-            # The cell looks up the rows of its input weights that the one-hot vectors
-            # would select: the same maths without the one-hot products.
-            inputs = steps_first
-        elif self.embedding is None:
-            inputs = F.one_hot(steps_first, self.vocab_size).to(self.head.weight.dtype)
-        else:
-            inputs = self.dropout(self.embedding(steps_first))
-        outputs, state = self.cell(inputs, state)
+        outputs, state = self.cell(self.cell_inputs(tokens.T), state)
         dropped = self.dropout(outputs)
         logits = self.head(dropped.reshape(-1, outputs.shape[-1]))
         if not with_penalty:
@@ -72,6 +63,17 @@ class RNNModel(nn.Module):
         if self.training and (self.activation_reg or self.temporal_reg):
             penalty = self.activation_penalty(outputs, dropped)
         return logits, state, penalty
+
+    def cell_inputs(self, steps_first: torch.Tensor) -> torch.Tensor:
+        """What the cell receives for token ids shaped ``(num_steps, batch)``: one-hot
+        vectors, embeddings, or the ids themselves for a cell that accepts them."""
+        if self.embedding is None and self.cell.accepts_token_ids:
+            # The cell looks up the rows of its input weights that the one-hot vectors
+            # would select: the same maths without the one-hot products.
+            return steps_first
+        if self.embedding is None:
+            return F.one_hot(steps_first, self.vocab_size).to(self.head.weight.dtype)
+        return self.dropout(self.embedding(steps_first))
 
     def activation_penalty(self, outputs: torch.Tensor, dropped: torch.Tensor) -> torch.Tensor:
         """``activation_reg * mean(dropped^2) + temporal_reg * mean((h[t+1] - h[t])^2)``.

@@ -16,11 +16,13 @@ import torch
 from rich.console import Console
 
 import seqlm
+from seqlm.blame import blaming_plugins, calling
 from seqlm.callbacks import Callback
 from seqlm.checkpoint import checkpoint_path, load_checkpoint, load_weights
 from seqlm.checkpointing import LAST, CheckpointCallback
 from seqlm.config import DEFAULT_PREFIX, RunConfig
 from seqlm.corpus import build_corpus, load_text
+from seqlm.door import check_before_training
 from seqlm.errors import DataError, TrainingError, UsageError
 from seqlm.evaluation import hold_out
 from seqlm.generation import generate
@@ -202,8 +204,18 @@ def run(
 
     ``run(epochs=20, cell="gru")`` overrides the defaults of :class:`RunConfig`.
     ``run(resume="runs/x")`` continues the run saved in that folder exactly where its
-    last checkpoint left it (``epochs=`` may raise the number of epochs).
+    last checkpoint left it (``epochs=`` may raise the number of epochs). An exception
+    raised in a plugin's code comes out as a :class:`~seqlm.errors.PluginError` that
+    names the component and its plugin.
     """
+    with blaming_plugins(get_plugins()):
+        return _run(config, console, callbacks, overrides)
+
+
+def _run(
+    config: RunConfig | None, console: Console | None, callbacks: Sequence[Callback],
+    overrides: dict[str, Any],
+) -> RunResult:
     config = replace(config or RunConfig(), **overrides)
     resumed: dict[str, Any] | None = None
     if config.resume is not None:
@@ -225,17 +237,19 @@ def run(
         random.seed(config.seed)
         torch.manual_seed(config.seed)
 
-    tokenizer = tokenizer_cls(**config.tokenizer_options)
-    corpus = build_corpus(load_text(config.data, config.encoding), tokenizer,
-                          clean=config.clean, max_tokens=config.max_tokens)
+    text = load_text(config.data, config.encoding)
+    with calling("tokenizer", config.tokenizer, plugins):
+        tokenizer = tokenizer_cls(**config.tokenizer_options)
+        corpus = build_corpus(text, tokenizer, clean=config.clean, max_tokens=config.max_tokens)
     if resumed is not None and corpus.vocab.to_dict() != resumed["vocab"]:
         raise DataError(f"--data {config.data}: the text no longer gives the vocabulary "
                         "the checkpoint was trained with; resume on the same text")
     train_ids, val_ids = hold_out(corpus.ids, config.val_fraction)
-    check_corpus_fits(partial(sampler_cls, **config.sampler_options), config.batch_size,
-                      config.num_steps, len(train_ids),
-                      held_out=len(val_ids), sampler_name=config.sampler,
-                      truncated=0 < config.max_tokens <= len(corpus))
+    with calling("sampler", config.sampler, plugins):
+        check_corpus_fits(partial(sampler_cls, **config.sampler_options), config.batch_size,
+                          config.num_steps, len(train_ids),
+                          held_out=len(val_ids), sampler_name=config.sampler,
+                          truncated=0 < config.max_tokens <= len(corpus))
     try:
         prefix_warning = check_prefix(config.prefix, tokenizer, corpus.vocab, config.clean)
     except UsageError:
@@ -251,12 +265,17 @@ def run(
         config = replace(config, prefix=opening)
     if prefix_warning:
         console.print(f"warning: {prefix_warning}", highlight=False, markup=False)
-    sampler = sampler_cls(batch_size=config.batch_size, num_steps=config.num_steps,
-                          **config.sampler_options)
-    model = build_model(cell_cls, config, len(corpus.vocab))
-    trainer = trainer_cls(lr=config.learning_rate, clip=config.clip, epochs=config.epochs,
-                          device=device, **trainer_options)
-    trainer.check(sampler)
+    with calling("sampler", config.sampler, plugins):
+        sampler = sampler_cls(batch_size=config.batch_size, num_steps=config.num_steps,
+                              **config.sampler_options)
+    with calling("cell", config.cell, plugins):
+        model = build_model(cell_cls, config, len(corpus.vocab))
+    with calling("trainer", config.trainer, plugins):
+        trainer = trainer_cls(lr=config.learning_rate, clip=config.clip, epochs=config.epochs,
+                              device=device, **trainer_options)
+        trainer.check(sampler)
+    check_before_training(model, sampler, train_ids, len(corpus.vocab),
+                          {"sampler": config.sampler, "cell": config.cell}, plugins)
     if config.cuda_graph and device.type != "cuda":
         console.print(f"note: --cuda-graph applies to CUDA only; on {device.type} the steps "
                       "run as usual", highlight=False)
@@ -264,7 +283,8 @@ def run(
         console.print(f"note: trainer {config.trainer!r} does not validate; the last "
                       f"{len(val_ids)} tokens are held out unused", highlight=False)
     if resumed is not None:
-        _restore(model, trainer, resumed, config)
+        with calling("trainer", config.trainer, plugins):
+            _restore(model, trainer, resumed, config)
     # In a distributed run, rank 0 alone prints, generates and writes files.
     main = trainer.is_main_process
     if not main:
@@ -295,8 +315,9 @@ def run(
             run_callbacks = [make_progress(console, title), MetricsWriter(metrics_path), saver,
                              *callbacks]
         try:
-            history = trainer.fit(model, train_ids, sampler, run_callbacks,
-                                  val_corpus=val_ids if len(val_ids) else None)
+            with calling("trainer", config.trainer, plugins):
+                history = trainer.fit(model, train_ids, sampler, run_callbacks,
+                                      val_corpus=val_ids if len(val_ids) else None)
         except TrainingError as error:
             kept = saver.saved_epoch if saver is not None else None
             if kept:
