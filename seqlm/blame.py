@@ -94,8 +94,8 @@ def calling(kind: str, name: str, plugins: Plugins) -> Iterator[None]:
     """
     try:
         yield
-    except (SeqlmError, KeyboardInterrupt, SystemExit, GeneratorExit):
-        raise
+    except (SeqlmError, KeyboardInterrupt, SystemExit, GeneratorExit, StopIteration):
+        raise  # StopIteration: the end of a sampler's batches, for the caller to judge
     except Exception as error:
         # The first two frames are this function's and the caller's ``with`` block.
         culprit = find_culprit(error, plugins, skip=2)
