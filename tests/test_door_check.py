@@ -242,3 +242,15 @@ def test_seqlms_own_bugs_stay_unexpected(tmp_path, small_text, monkeypatch):
     assert result.exit_code == 1
     assert "Error: unexpected TypeError: " in result.output
     assert "please report" in result.output or "--debug" in result.output
+
+
+def test_the_benchmark_of_the_check_runs(small_text):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import door_check
+
+    result = door_check.measure(repeats=1, data=str(small_text), threads=1)
+    assert 0 < result["check_seconds"] and 0 < result["epoch_seconds"]
+    assert result["check_per_run_in_epochs"] == result["check_seconds"] / result["epoch_seconds"]
