@@ -309,7 +309,8 @@ def eval_command(run_dir: str, data: str, encoding: str, which: str, device: str
     """Perplexity and bits per token of a trained model (in DIR) on the text in --data."""
     from seqlm.inference import evaluate_text
 
-    result = evaluate_text(run_dir, data, which=which, device=device, encoding=encoding)
+    result = evaluate_text(run_dir, data, which=which, device=device, encoding=encoding,
+                           warn=lambda line: click.echo(line, err=True))
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

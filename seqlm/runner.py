@@ -35,6 +35,7 @@ from seqlm.plot import plot_perplexity
 from seqlm.plugins import check_options, get_plugins
 from seqlm.preflight import check_corpus_fits, check_prefix, opening_prefix
 from seqlm.progress import make_progress
+from seqlm.provenance import record, resolve
 from seqlm.runlock import hold_run_folder
 from seqlm.summary import summarize
 from seqlm.vocab import Vocab
@@ -224,10 +225,14 @@ def _run(
     config.validate()
     console = console or Console()
     plugins = get_plugins()
-    tokenizer_cls = plugins.get("tokenizer", config.tokenizer)
-    sampler_cls = plugins.get("sampler", config.sampler)
-    cell_cls = plugins.get("cell", config.cell)
-    trainer_cls = plugins.get("trainer", config.trainer)
+    recorded = (resumed or {}).get("components") or {}
+
+    def warn(line: str) -> None:
+        console.print(line, highlight=False, markup=False)
+
+    tokenizer_cls, sampler_cls, cell_cls, trainer_cls = (
+        resolve(plugins, kind, getattr(config, kind), recorded.get(kind), warn)
+        for kind in ("tokenizer", "sampler", "cell", "trainer"))
     config = _convert_component_options(config, tokenizer_cls, sampler_cls, cell_cls)
     trainer_options = _apply_trainer_options(trainer_cls, config)
     device = resolve_device(config.device)
@@ -300,8 +305,10 @@ def _run(
         run_callbacks: list[Callback] = list(callbacks)
         saver = None
         if out_dir is not None:
+            components = record(plugins, {kind: getattr(config, kind) for kind in
+                                          ("tokenizer", "sampler", "cell", "trainer")})
             saver = CheckpointCallback(
-                out_dir, model, lambda: _describe(config, corpus.vocab, tokenizer),
+                out_dir, model, lambda: _describe(config, corpus.vocab, tokenizer, components),
                 every=config.checkpoint_every,
             )
             metrics_path = out_dir / "metrics.jsonl"
@@ -346,7 +353,9 @@ def _run(
                          corpus.vocab, tokenizer)
 
 
-def _describe(config: RunConfig, vocab: Vocab, tokenizer: Tokenizer) -> dict[str, Any]:
+def _describe(
+    config: RunConfig, vocab: Vocab, tokenizer: Tokenizer, components: dict[str, Any]
+) -> dict[str, Any]:
     """The parts of a checkpoint that stay the same while the run trains."""
     settings = config.to_dict()
     if settings["data"] is not None:
@@ -361,6 +370,8 @@ def _describe(config: RunConfig, vocab: Vocab, tokenizer: Tokenizer) -> dict[str
         "cell": config.cell,
         "sampler": config.sampler,
         "trainer": config.trainer,
+        # Which distribution and version provided each component (seqlm.provenance).
+        "components": components,
     }
 
 
