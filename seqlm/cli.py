@@ -359,6 +359,25 @@ def plugins(as_json: bool) -> None:
     Console().print(table)
 
 
+@main.command("new-plugin")
+@click.argument("name")
+@click.option("--dir", "parent", type=click.Path(file_okay=False), default=".",
+              show_default=True, help="Folder to write the package folder NAME in.")
+def new_plugin(name: str, parent: str) -> None:
+    """Write a ready plugin package ./NAME/: an example cell, sampler, tokenizer and
+    command, their entry point, tests using seqlm.testing, and a README."""
+    from pathlib import Path
+
+    from seqlm.newplugin import plugin_names, write_plugin
+
+    root = write_plugin(name, Path(parent))
+    names = plugin_names(name)
+    click.echo(f"wrote {root}/ with cell {names['cell']}, sampler {names['sampler']}, "
+               f"tokenizer {names['tokenizer']} and command {names['command']}.\n"
+               f"Next: pip install -e {root} && seqlm plugins && "
+               f"python -m pytest {root}/tests")
+
+
 @main.command("list")
 @click.argument("kind", type=click.Choice([f"{k}s" for k in KINDS]))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
