@@ -195,6 +195,22 @@ def check_options(
                          f"{', '.join(known) or '(none)'}")
 
 
+def _misnamed_arguments(plugin: Any, hooks: Iterable[str]) -> str | None:
+    """Say which hook takes an argument its specification does not pass, or None."""
+    for hook in hooks:
+        try:
+            wanted = list(inspect.signature(getattr(hookspecs, hook)).parameters)
+            taken = list(inspect.signature(getattr(plugin, hook)).parameters)
+        except (TypeError, ValueError):  # not introspectable: pluggy will judge it
+            continue
+        extra = [arg for arg in taken if arg not in wanted and arg != "self"]
+        if extra:
+            return (f"hook {hook}({', '.join(taken)}) takes "
+                    f"{', '.join(repr(a) for a in extra)}, which seqlm does not pass; write "
+                    f"{hook}({', '.join(wanted)})")
+    return None
+
+
 def _raise_errors() -> bool:
     return os.environ.get("SEQLM_RAISE_PLUGIN_ERRORS", "") not in ("", "0")
 
@@ -289,10 +305,13 @@ class Plugins:
         if not hooks:
             return self._fail(name, info, "implements no seqlm hook; mark each hook function "
                               "with @seqlm.hookimpl")
+        misnamed = _misnamed_arguments(plugin, hooks)
+        if misnamed:
+            return self._fail(name, info, misnamed)
         try:
             self.pm.register(plugin, name=name)
-        except Exception as exc:  # pluggy's validation: wrong argument names and the like
-            return self._fail(name, info, str(exc), exc)
+        except Exception as exc:  # pluggy's other validation
+            return self._fail(name, info, " ".join(str(exc).split()), exc)
         info.hooks = sorted(hooks)
         implementations: list[Implementation] = []
         for kind, hook_name in KINDS.items():
