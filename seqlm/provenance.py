@@ -52,7 +52,8 @@ def resolve(
         raise UsageError(f"{kind} {name!r} came from {' '.join(filter(None, (dist, version)))}"
                          f": pip install {dist}") from None
     info = plugins.provider(kind, name)
-    if warn is not None and dist and info is not None:
+    # seqlm's own components change with seqlm, whose version the run records apart.
+    if warn is not None and dist and info is not None and _normalise(dist) != "seqlm":
         if _normalise(info.distribution) != _normalise(dist):
             warn(f"warning: {kind} {name!r} was trained from {dist} {version}, but "
                  f"{info.distribution} {info.version} provides it now")
