@@ -65,23 +65,38 @@ def _frames(tb: TracebackType | None) -> list[Any]:
 
 
 def find_culprit(
-    error: BaseException, plugins: Plugins, command: str | None = None, skip: int = 0
+    error: BaseException, plugins: Plugins, command: str | None = None, skip: int = 0,
+    prefer: Culprit | None = None,
 ) -> Culprit | None:
-    """The plugin component whose frame is innermost in ``error``'s traceback, or None
-    when seqlm's own code is innermost (or no plugin code ran).
+    """The plugin component whose code raised ``error``, or None when seqlm's own code is
+    innermost in its traceback (or no plugin code ran).
 
-    ``command`` is the command being run, which a frame of the plugin that added it
-    blames when no registered class matches; ``skip`` leaves out the outermost frames.
+    Of the plugin frames inside the innermost seqlm frame, the innermost that runs a
+    method of a registered class names it; otherwise the innermost plugin frame's module
+    does (``prefer``, a component of the same distribution, wins over a guess by
+    package). ``command`` is the command being run; ``skip`` leaves out the outermost
+    frames.
     """
+    plugin_frames = []
     for frame in reversed(_frames(error.__traceback__)[skip:]):
         module = frame.f_globals.get("__name__", "")
-        top = module.partition(".")[0]
-        if top == "seqlm":
-            return None
-        culprit = plugins.culprit_for(module, frame.f_locals.get("self"), command)
+        if module.partition(".")[0] == "seqlm":
+            break
+        if plugins.culprit_for(module, command=command) is not None:
+            plugin_frames.append(frame)
+    if not plugin_frames:
+        return None
+    for frame in plugin_frames:
+        culprit = plugins.instance_culprit(frame.f_locals.get("self"))
         if culprit is not None:
             return culprit
-    return None
+    module = plugin_frames[0].f_globals.get("__name__", "")
+    culprit = plugins.culprit_for(module, command=command)
+    if prefer is not None and culprit is not None and culprit.kind != "command" and (
+        culprit.distribution == prefer.distribution
+    ):
+        return prefer
+    return culprit
 
 
 @contextlib.contextmanager
@@ -98,12 +113,13 @@ def calling(kind: str, name: str, plugins: Plugins) -> Iterator[None]:
         raise  # StopIteration: the end of a sampler's batches, for the caller to judge
     except Exception as error:
         # The first two frames are this function's and the caller's ``with`` block.
-        culprit = find_culprit(error, plugins, skip=2)
+        called = plugins.component_culprit(kind, name)
+        culprit = find_culprit(error, plugins, skip=2, prefer=called)
         inner = _frames(error.__traceback__)[2:]
         if culprit is None and not any(
             f.f_globals.get("__name__", "").partition(".")[0] == "seqlm" for f in inner
         ):
-            culprit = plugins.component_culprit(kind, name)
+            culprit = called
         if culprit is None:
             raise
         raise PluginError(culprit.message(error)) from error

@@ -492,29 +492,37 @@ class Plugins:
             return None
         return Culprit(kind, name, info.distribution, info.version)
 
-    def culprit_for(
-        self, module: str, instance: Any = None, command: str | None = None
-    ) -> Culprit | None:
-        """The third-party component whose code runs in ``module`` (as ``instance``).
+    def _third_party(self) -> list[tuple[PluginInfo, list[Implementation]]]:
+        return [(self.info[key], impls) for key, impls in self._implementations.items()
+                if not self.info[key].builtin and self.info[key].error is None]
 
-        Tried in order: the registered class ``instance`` belongs to, the ``command``
-        being run when its plugin owns ``module``'s package, a class defined in
-        ``module``, a class of the same package, and last the plugin itself.
+    def instance_culprit(self, instance: Any) -> Culprit | None:
+        """The third-party component whose registered class ``instance`` belongs to."""
+        from seqlm.blame import Culprit
+
+        if instance is None:
+            return None
+        for info, impls in self._third_party():
+            for impl in impls:
+                if inspect.isclass(impl.target) and isinstance(instance, impl.target):
+                    return Culprit(impl.kind, impl.name, info.distribution, info.version)
+        return None
+
+    def culprit_for(self, module: str, command: str | None = None) -> Culprit | None:
+        """The third-party component whose code lives in ``module``, or None.
+
+        Tried in order: the ``command`` being run when its plugin owns ``module``'s
+        package, a class defined in ``module``, a class of the same package, and last
+        the plugin itself.
         """
         from seqlm.blame import Culprit
 
         top = module.partition(".")[0]
-        third_party = [(self.info[key], impls) for key, impls in self._implementations.items()
-                       if not self.info[key].builtin and self.info[key].error is None]
+        third_party = self._third_party()
 
         def package(info: PluginInfo) -> str:
             return info.module.partition(".")[0]
 
-        if instance is not None:
-            for info, impls in third_party:
-                for impl in impls:
-                    if inspect.isclass(impl.target) and isinstance(instance, impl.target):
-                        return Culprit(impl.kind, impl.name, info.distribution, info.version)
         if command is not None:
             for info, _ in third_party:
                 if command in info.registered.get("command", []) and package(info) == top:

@@ -254,3 +254,53 @@ def test_the_benchmark_of_the_check_runs(small_text):
     result = door_check.measure(repeats=1, data=str(small_text), threads=1)
     assert 0 < result["check_seconds"] and 0 < result["epoch_seconds"]
     assert result["check_per_run_in_epochs"] == result["check_seconds"] / result["epoch_seconds"]
+
+
+def test_an_installed_package_is_blamed_through_its_helpers_and_commands(tmp_path, small_text):
+    from plugin_dists import CELL_SOURCE, TINY_RUN, make_dist, run_seqlm, unique
+
+    package = unique("seqlm_extras")
+    make_dist(tmp_path, "seqlm-extras", {
+        f"{package}.__init__": "",
+        f"{package}.helpers": """
+            def mix(x):
+                raise ValueError("mix() cannot mix this")
+        """,
+        f"{package}.cells": CELL_SOURCE + f"""
+from {package}.helpers import mix
+
+
+class Mixing(TanhCell):
+    def forward(self, inputs, state):
+        return mix(inputs)
+""",
+        f"{package}.plugin": f"""
+            import click
+            import seqlm
+
+            @seqlm.hookimpl
+            def register_cells(register):
+                register("mixing", "{package}.cells:Mixing")
+
+            @seqlm.hookimpl
+            def register_tokenizers(register):
+                register("extras-chars", "seqlm.tokenizers:CharTokenizer")
+
+            @seqlm.hookimpl
+            def register_commands(cli):
+                @cli.command()
+                def boom():
+                    {{}}["missing"]
+        """,
+    }, {"extras": f"{package}.plugin"}, version="0.1.0")
+    run = run_seqlm(["run", "--cell", "mixing", "--data", str(small_text),
+                     "--out", str(tmp_path / "r"), *TINY_RUN], tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        "Error: cell 'mixing' from seqlm-extras 0.1.0 raised ValueError: mix() cannot mix this")
+    assert not (tmp_path / "r").exists()
+    boom = run_seqlm(["boom"], tmp_path)
+    assert boom.returncode == 1
+    assert boom.stderr.strip().startswith(
+        "Error: command 'boom' from seqlm-extras 0.1.0 raised KeyError: 'missing'. This is a "
+        "fault of that plugin, not of seqlm: see docs/plugins/contracts.md#commands")
