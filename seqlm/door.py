@@ -162,6 +162,38 @@ def check_forward(
         raise refuse(label, "cell", problem)
 
 
+def tokens_problem(lines: list[str], tokens: Any) -> str | None:
+    """What is wrong with ``tokenize(lines)``'s result, or None."""
+    if not isinstance(tokens, list) or len(tokens) != len(lines):
+        size = f" of {len(tokens)} items" if isinstance(tokens, (list, tuple)) else ""
+        return (f"expected tokenize to give a list of {len(lines)} lists (one per line), got "
+                f"a {type(tokens).__name__}{size}")
+    for line in tokens:
+        if not isinstance(line, list):
+            return f"expected each line's tokens as a list of str, got a {type(line).__name__}"
+        wrong = next((t for t in line if not isinstance(t, str) or not t), None)
+        if wrong is not None:
+            return f"expected tokens to be non-empty str, got {wrong!r}"
+    return None
+
+
+def check_tokenizer_output(
+    tokenizer: Any, lines: list[str], label: str,
+    guard: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> None:
+    """Check what the (fitted) tokenizer gives for a few of the training lines."""
+    with guard():
+        tokens = tokenizer.tokenize(lines)
+    problem = tokens_problem(lines, tokens)
+    if problem is None and tokens and tokens[0]:
+        with guard():
+            text = tokenizer.detokenize(tokens[0])
+        if not isinstance(text, str):
+            problem = f"expected detokenize to give a str, got a {type(text).__name__}"
+    if problem:
+        raise refuse(label, "tokenizer", problem)
+
+
 def component_label(kind: str, name: str, plugins: Plugins) -> str:
     """``cell 'NAME' from DIST VERSION``, or ``cell 'NAME' (built in)``."""
     return f"{kind} {name!r}{plugins.origin(kind, name) or ' (built in)'}"

@@ -22,7 +22,7 @@ from seqlm.checkpoint import checkpoint_path, load_checkpoint, load_weights
 from seqlm.checkpointing import LAST, CheckpointCallback
 from seqlm.config import DEFAULT_PREFIX, RunConfig
 from seqlm.corpus import build_corpus, load_text
-from seqlm.door import check_before_training
+from seqlm.door import check_before_training, check_tokenizer_output, component_label
 from seqlm.errors import DataError, TrainingError, UsageError
 from seqlm.evaluation import hold_out
 from seqlm.generation import generate
@@ -38,6 +38,7 @@ from seqlm.progress import make_progress
 from seqlm.provenance import record, resolve
 from seqlm.runlock import hold_run_folder
 from seqlm.summary import summarize
+from seqlm.text import clean_lines
 from seqlm.vocab import Vocab
 
 #: Settings a resumed run may change; the others must stay as the checkpoint has them.
@@ -243,9 +244,15 @@ def _run(
         torch.manual_seed(config.seed)
 
     text = load_text(config.data, config.encoding)
+    tokenizer_label = component_label("tokenizer", config.tokenizer, plugins)
     with calling("tokenizer", config.tokenizer, plugins):
         tokenizer = tokenizer_cls(**config.tokenizer_options)
-        corpus = build_corpus(text, tokenizer, clean=config.clean, max_tokens=config.max_tokens)
+        corpus = build_corpus(text, tokenizer, clean=config.clean, max_tokens=config.max_tokens,
+                              label=tokenizer_label)
+    # The opening lines are enough to see that detokenize keeps its contract too.
+    check_tokenizer_output(tokenizer, clean_lines(text[:2000], config.clean)[:3],
+                           tokenizer_label,
+                           guard=lambda: calling("tokenizer", config.tokenizer, plugins))
     if resumed is not None and corpus.vocab.to_dict() != resumed["vocab"]:
         raise DataError(f"--data {config.data}: the text no longer gives the vocabulary "
                         "the checkpoint was trained with; resume on the same text")

@@ -124,6 +124,23 @@ class BadTokenizer(Tokenizer):
         return [line.split(",")[5] for line in lines]
 
 
+class FlatTokenizer(Tokenizer):
+    """Gives one string per line instead of a list of tokens."""
+
+    def tokenize(self, lines):
+        return [line for line in lines]
+
+
+class NoneTokenizer(Tokenizer):
+    def tokenize(self, lines):
+        return None
+
+
+class NumberTokenizer(Tokenizer):
+    def tokenize(self, lines):
+        return [[ord(c) for c in line] for line in lines]
+
+
 CELLS = {"torch-way": TorchWay, "batch-major": BatchMajor, "one-argument": OneArgument,
          "outputs-only": OutputsOnly, "doubled": Doubled, "last-step": LastStep,
          "no-super": NoSuper, "required": Required, "later-failure": LaterFailure}
@@ -150,6 +167,9 @@ class Mistakes:
     @seqlm.hookimpl
     def register_tokenizers(self, register):
         register("bad-tokens", BadTokenizer)
+        register("flat-tokens", FlatTokenizer)
+        register("number-tokens", NumberTokenizer)
+        register("none-tokens", NoneTokenizer)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -194,6 +214,12 @@ def _run(tmp_path, small_text, *args):
      "this corpus. This is a fault of that plugin, not of seqlm: see "
      "docs/plugins/contracts.md#sampler"),
     (["--tokenizer", "bad-tokens"], 1, f"tokenizer 'bad-tokens' {ORIGIN} raised IndexError"),
+    (["--tokenizer", "flat-tokens"], 2, f"tokenizer 'flat-tokens' {ORIGIN} broke its contract: "
+     "expected each line's tokens as a list of str, got a str; see "
+     "docs/plugins/contracts.md#tokenizer"),
+    (["--tokenizer", "number-tokens"], 2, "expected tokens to be non-empty str, got 116"),
+    (["--tokenizer", "none-tokens"], 2, "expected tokenize to give a list of 12 lists (one per "
+     "line), got a NoneType"),
 ])
 def test_a_mistake_is_refused_before_training_with_the_plugin_named(
         tmp_path, small_text, args, exit_code, expected):
