@@ -91,6 +91,19 @@ def forward_problem(
     return None
 
 
+def cell_attributes_problem(cell: Any) -> str | None:
+    """What is wrong with a freshly built cell's declared sizes, or None."""
+    if not isinstance(cell, RecurrentCell):
+        return f"expected a RecurrentCell from the constructor, got a {type(cell).__name__}"
+    for name in ("input_size", "hidden_size", "output_size"):
+        value = cell.__dict__.get(name, getattr(type(cell), name, None))
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            shown = "nothing" if value is None else repr(value)
+            return (f"expected self.{name} to be a positive int, got {shown}; call "
+                    "super().__init__() first in __init__")
+    return None
+
+
 def state_problem(state: Any) -> str | None:
     """What is wrong with a state from ``begin_state``, or None."""
     if isinstance(state, torch.Tensor):

@@ -22,7 +22,13 @@ from seqlm.checkpoint import checkpoint_path, load_checkpoint, load_weights
 from seqlm.checkpointing import LAST, CheckpointCallback
 from seqlm.config import DEFAULT_PREFIX, RunConfig
 from seqlm.corpus import build_corpus, load_text
-from seqlm.door import check_before_training, check_tokenizer_output, component_label
+from seqlm.door import (
+    cell_attributes_problem,
+    check_before_training,
+    check_tokenizer_output,
+    component_label,
+    refuse,
+)
 from seqlm.errors import DataError, TrainingError, UsageError
 from seqlm.evaluation import hold_out
 from seqlm.generation import generate
@@ -121,13 +127,17 @@ def build_cell(cls: type, name: str, input_size: int, config: RunConfig) -> Recu
                   flags={"bidirectional": "--bidirectional"},
                   origin=get_plugins().origin("cell", name))
     try:
-        return cls(input_size=input_size, hidden_size=config.hidden,
+        cell = cls(input_size=input_size, hidden_size=config.hidden,
                    num_layers=config.num_layers, **options)
     except (TypeError, ValueError) as exc:
         if not config.cell_options:
             raise  # nothing the user passed: a fault of the cell, shown as such
         given = " ".join(f"--cell-opt {k}={v}" for k, v in config.cell_options.items())
         raise UsageError(f"cell {name!r} rejected {given}: {exc}") from exc
+    problem = cell_attributes_problem(cell)
+    if problem:
+        raise refuse(component_label("cell", name, get_plugins()), "cell", problem)
+    return cell
 
 
 def build_model(cell_cls: type, config: RunConfig, vocab_size: int) -> RNNModel:

@@ -82,6 +82,15 @@ class NoSuper(Tanh):
         self.W_x = nn.Parameter(torch.randn(input_size, hidden_size))
 
 
+class ModuleInit(Tanh):
+    """Skips RecurrentCell's __init__, so it declares no sizes."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1):
+        nn.Module.__init__(self)
+        self.W_x = nn.Parameter(torch.randn(input_size, hidden_size) * 0.1)
+        self.W_h = nn.Parameter(torch.randn(hidden_size, hidden_size) * 0.1)
+
+
 class Required(Tanh):
     def __init__(self, input_size, hidden_size, num_layers=1, *, alpha: float):
         super().__init__(input_size, hidden_size, num_layers)
@@ -143,7 +152,8 @@ class NumberTokenizer(Tokenizer):
 
 CELLS = {"torch-way": TorchWay, "batch-major": BatchMajor, "one-argument": OneArgument,
          "outputs-only": OutputsOnly, "doubled": Doubled, "last-step": LastStep,
-         "no-super": NoSuper, "required": Required, "later-failure": LaterFailure}
+         "no-super": NoSuper, "required": Required, "module-init": ModuleInit,
+         "later-failure": LaterFailure}
 SAMPLERS = {"transposed": _sampler(lambda X, Y: (X.T, Y.T)),
             "fewer-rows": _sampler(lambda X, Y: (X[:-1], Y[:-1])),
             "floats": _sampler(lambda X, Y: (X.float(), Y.float())),
@@ -199,6 +209,8 @@ def _run(tmp_path, small_text, *args):
     (["--cell", "one-argument"], 1, f"cell 'one-argument' {ORIGIN} raised TypeError: "),
     (["--cell", "no-super"], 1, f"cell 'no-super' {ORIGIN} raised AttributeError"),
     (["--cell", "required"], 2, f"cell 'required' {ORIGIN} requires option 'alpha'"),
+    (["--cell", "module-init"], 2, f"cell 'module-init' {ORIGIN} broke its contract: expected "
+     "self.input_size to be a positive int, got nothing; call super().__init__() first"),
     (["--sampler", "transposed"], 2, f"sampler 'transposed' {ORIGIN} broke its contract: "
      "expected X shaped (batch_size, num_steps) = (4, 5), got (5, 4) (transposed"),
     (["--sampler", "fewer-rows"], 2, "expected X shaped (batch_size, num_steps) = (4, 5), "
