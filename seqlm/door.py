@@ -104,6 +104,17 @@ def cell_attributes_problem(cell: Any) -> str | None:
     return None
 
 
+def history_problem(history: Any) -> str | None:
+    """What is wrong with what ``Trainer.fit`` returned, or None."""
+    from seqlm.metrics import EpochMetrics
+
+    if not isinstance(history, (list, tuple)) or not all(
+            isinstance(m, EpochMetrics) for m in history):
+        return (f"expected fit to return a list of EpochMetrics, one per epoch, got "
+                f"{type(history).__name__}")
+    return None
+
+
 def state_problem(state: Any) -> str | None:
     """What is wrong with a state from ``begin_state``, or None."""
     if isinstance(state, torch.Tensor):

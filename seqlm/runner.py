@@ -27,6 +27,7 @@ from seqlm.door import (
     check_before_training,
     check_tokenizer_output,
     component_label,
+    history_problem,
     refuse,
 )
 from seqlm.errors import DataError, TrainingError, UsageError
@@ -357,6 +358,9 @@ def _run(
                     "Stopped before the first epoch finished; no checkpoint was saved.",
                     highlight=False, soft_wrap=True)
             raise
+        problem = history_problem(history)
+        if problem:
+            raise refuse(component_label("trainer", config.trainer, plugins), "trainer", problem)
         sample = (generate(model, corpus.vocab, tokenizer, config.prefix, config.predict)
                   if main else "")
         summary = summarize(config, device, history, sample, model,

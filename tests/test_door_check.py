@@ -251,6 +251,30 @@ def test_an_exception_in_training_is_put_on_the_plugin(tmp_path, small_text):
             "ideas. This is a fault of that plugin") in result.output
 
 
+def test_a_trainer_that_returns_no_history_is_named(tmp_path, small_text):
+    from seqlm.training import DefaultTrainer
+
+    class Forgets(DefaultTrainer):
+        def fit(self, model, corpus, sampler, callbacks=(), val_corpus=None):
+            super().fit(model, corpus, sampler, callbacks, val_corpus)
+
+    class Plugin:
+        @seqlm.hookimpl
+        def register_trainers(self, register):
+            register("forgets", Forgets)
+
+    plugins = seqlm.get_plugins()
+    plugins.add(Plugin(), "forgets", distribution="seqlm-mistakes", version="0.1.0")
+    try:
+        result, out = _run(tmp_path, small_text, "--trainer", "forgets")
+    finally:
+        plugins.remove("forgets")
+    assert result.exit_code == 2
+    assert (f"Error: trainer 'forgets' {ORIGIN} broke its contract: expected fit to return a "
+            "list of EpochMetrics, one per epoch, got NoneType") in result.output
+    assert (out / "checkpoint.json").is_file()  # what was trained is kept
+
+
 def test_a_cell_written_the_torch_way_trains(tmp_path, small_text):
     result, out = _run(tmp_path, small_text, "--cell", "torch-way")
     assert result.exit_code == 0, result.output
