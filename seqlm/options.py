@@ -115,6 +115,19 @@ def convert_value(value: Any, expected: Any) -> Any:
     return _json_or_text(value)  # a type seqlm does not know: the constructor checks it
 
 
+def same_options(saved: Mapping[str, Any], given: Mapping[str, Any]) -> bool:
+    """Whether options ``given`` (text, as typed) are the ``saved`` (converted) ones."""
+    if set(saved) != set(given):
+        return False
+    for key, old in saved.items():
+        try:
+            if convert_value(given[key], _type_of_default(old)) != old:
+                return False
+        except ValueError:
+            return False
+    return True
+
+
 def describe_type(expected: Any) -> str:
     """The type ``expected`` in words, with an example value."""
     if _is_union(expected):

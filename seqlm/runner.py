@@ -36,7 +36,7 @@ from seqlm.generation import generate
 from seqlm.interfaces import RecurrentCell, Tokenizer, Trainer
 from seqlm.metrics import EpochMetrics
 from seqlm.model import RNNModel
-from seqlm.options import convert_options
+from seqlm.options import convert_options, same_options
 from seqlm.outputs import MetricsWriter, prepare_run_dir, write_json_atomic
 from seqlm.plot import plot_perplexity
 from seqlm.plugins import check_options, get_plugins
@@ -158,11 +158,14 @@ def _resumed_config(
         old = getattr(saved, key, value)
         if key == "data" and old is not None and value is not None:
             return Path(old).resolve() == Path(value).resolve()
+        if key.endswith("_options") and isinstance(old, dict) and isinstance(value, dict):
+            return same_options(old, value)  # typed text against the saved values
         return old == value
 
     changed = [k for k, v in overrides.items() if k not in RESUMABLE and not same(k, v)]
     if changed:
-        flags = ", ".join(f"--{k.replace('_', '-')}" for k in changed)
+        flags = ", ".join(f"--{k.replace('_options', '-opt').replace('_', '-')}"
+                          for k in changed)
         raise UsageError(f"{flags} cannot change when resuming (the checkpoint fixes it); "
                          f"drop it, or start a new run with --out")
     allowed = {k: v for k, v in overrides.items() if k in RESUMABLE and k != "resume"}

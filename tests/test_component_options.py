@@ -87,3 +87,17 @@ def test_typed_values_from_the_library_pass_through():
     assert convert_value(3, float) == 3.0
     with pytest.raises(ValueError):
         convert_value(True, int)
+
+
+def test_resuming_with_the_same_options_as_typed_is_accepted(tmp_path, small_text):
+    out = tmp_path / "run"
+    args = ["--data", str(small_text), *TINY_RUN, "--cell-opt", "fused=no",
+            "--cell-opt", "weight_dropout=0.1"]
+    first = run_seqlm(["run", "--out", str(out), *args])
+    assert first.returncode == 0, first.stderr
+    again = run_seqlm(["run", "--resume", str(out), "--epochs", "3", "--cell-opt", "fused=false",
+                       "--cell-opt", "weight_dropout=0.10"])
+    assert again.returncode == 0, again.stderr
+    other = run_seqlm(["run", "--resume", str(out), "--epochs", "4", "--cell-opt", "fused=true",
+                       "--cell-opt", "weight_dropout=0.1"])
+    assert other.returncode == 2 and "--cell-opt cannot change when resuming" in other.stderr
