@@ -2,8 +2,9 @@
 
 A recipe holds the settings of :class:`~seqlm.config.RunConfig` as top-level keys,
 spelt as the options are (``batch-size``) or as the fields are (``batch_size``);
-``cell-opt`` and ``tokenizer-opt`` are tables. Options typed on the command line
-override the recipe's. A relative ``data`` path is read from the recipe's folder.
+``cell-opt``, ``tokenizer-opt``, ``sampler-opt`` and ``trainer-opt`` are tables. Options
+typed on the command line override the recipe's. A relative ``data`` path is read from
+the recipe's folder.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 #: Option spellings that differ from the setting's name.
-ALIASES = {"cell_opt": "cell_options", "tokenizer_opt": "tokenizer_options"}
+ALIASES = {"cell_opt": "cell_options", "tokenizer_opt": "tokenizer_options",
+           "sampler_opt": "sampler_options", "trainer_opt": "trainer_options"}
 
 #: Settings a recipe cannot hold: they name one run, not a way to train.
 NOT_IN_RECIPES = ("out", "resume", "force")

@@ -63,6 +63,7 @@ def test_seqlm_config_prints_a_recipe_that_reruns_the_same_settings(book_path, t
     assert printed.exit_code == 0, printed.output
     assert "tie-weights = true" in printed.output
     assert 'cell-opt = { weight_dropout = 0.1 }' in printed.output
+    assert "sampler-opt = {}" in printed.output and "trainer-opt = {}" in printed.output
     recipe = tmp_path / "again.toml"
     recipe.write_text(printed.output, encoding="utf-8")
     second = tmp_path / "second"
