@@ -41,7 +41,7 @@ RESUMABLE = ("epochs", "device", "threads", "cuda_graph", "checkpoint_every", "p
 
 #: Trainer options and their defaults; only changed ones are passed to the trainer.
 TRAINER_OPTIONS = {"optimizer": "sgd", "weight_decay": None, "schedule": "constant",
-                   "warmup_epochs": 0, "precision": "fp32", "cuda_graph": False}
+                   "warmup_epochs": 0, "precision": "fp32", "cuda_graph": "auto"}
 
 
 @dataclass
@@ -221,9 +221,12 @@ def run(
     trainer = trainer_cls(lr=config.learning_rate, clip=config.clip, epochs=config.epochs,
                           device=device, **trainer_options)
     trainer.check(sampler)
-    if config.cuda_graph and device.type != "cuda":
+    if config.cuda_graph is True and device.type != "cuda":
         console.print(f"note: --cuda-graph applies to CUDA only; on {device.type} the steps "
                       "run as usual", highlight=False)
+    if hasattr(trainer, "notify"):
+        trainer.notify = lambda line: console.print(line, highlight=False, markup=False,
+                                                    soft_wrap=True)
     if len(val_ids):
         if hasattr(trainer, "val_corpus"):
             trainer.val_corpus = val_ids
@@ -282,7 +285,8 @@ def run(
                   if main else "")
         summary = summarize(config, device, history, sample, model,
                             train_tokens=len(train_ids), val_tokens=len(val_ids),
-                            vocab_size=len(corpus.vocab))
+                            vocab_size=len(corpus.vocab),
+                            cuda_graph=getattr(trainer, "graph_report", None))
         if out_dir is not None:
             write_json_atomic(out_dir / "summary.json", summary)
             plot_perplexity(history, out_dir / "perplexity.png",
