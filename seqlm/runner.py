@@ -27,7 +27,7 @@ from seqlm.interfaces import RecurrentCell, Tokenizer
 from seqlm.metrics import EpochMetrics
 from seqlm.model import RNNModel
 from seqlm.outputs import MetricsWriter, prepare_run_dir, write_json_atomic
-from seqlm.plot import plot_perplexity
+from seqlm.plot import PlotInBackground, start_imports
 from seqlm.plugins import check_options, get_plugins
 from seqlm.preflight import check_corpus_fits, check_prefix, opening_prefix
 from seqlm.progress import make_progress
@@ -264,6 +264,7 @@ def run(
                      f"{len(corpus.vocab)}")
             run_callbacks = [make_progress(console, title), MetricsWriter(metrics_path), saver,
                              *callbacks]
+            start_imports()  # matplotlib loads while the run trains
         try:
             history = trainer.fit(model, train_ids, sampler, run_callbacks)
         except TrainingError as error:
@@ -281,16 +282,24 @@ def run(
                     "Stopped before the first epoch finished; no checkpoint was saved.",
                     highlight=False, soft_wrap=True)
             raise
-        sample = (generate(model, corpus.vocab, tokenizer, config.prefix, config.predict)
-                  if main else "")
-        summary = summarize(config, device, history, sample, model,
-                            train_tokens=len(train_ids), val_tokens=len(val_ids),
-                            vocab_size=len(corpus.vocab),
-                            cuda_graph=getattr(trainer, "graph_report", None))
-        if out_dir is not None:
-            write_json_atomic(out_dir / "summary.json", summary)
-            plot_perplexity(history, out_dir / "perplexity.png",
-                            title=f"{config.cell}, {config.sampler} sampling")
+        # The plot draws in the background while the sample is generated.
+        plot = (PlotInBackground(history, out_dir / "perplexity.png",
+                                 title=f"{config.cell}, {config.sampler} sampling")
+                if out_dir is not None else None)
+        try:
+            sample = (generate(model, corpus.vocab, tokenizer, config.prefix, config.predict)
+                      if main else "")
+            summary = summarize(config, device, history, sample, model,
+                                train_tokens=len(train_ids), val_tokens=len(val_ids),
+                                vocab_size=len(corpus.vocab),
+                                cuda_graph=getattr(trainer, "graph_report", None))
+            if out_dir is not None:
+                write_json_atomic(out_dir / "summary.json", summary)
+        finally:
+            if plot is not None:
+                plot.join()  # no thread writes the folder once the run has returned
+        if plot is not None:
+            plot.wait()
         return RunResult(config, out_dir, device, history, sample, summary, model,
                          corpus.vocab, tokenizer)
 
