@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
                           "cpu_threads": torch.get_num_threads(),
                           "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available()
                           else None},
-              "rows": rows}
+              "date": time.strftime("%Y-%m-%d", time.gmtime()), "rows": rows}
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result
