@@ -36,7 +36,13 @@ class GraphRecordingError(TrainingError):
 
     @classmethod
     def from_runtime_error(cls, error: BaseException) -> GraphRecordingError:
-        """The error for a failed recording, given what the recording raised."""
+        """The error for a failed recording, given what the recording raised.
+
+        Ending a broken recording raises again, with the first error as its context;
+        that first error names the cause, so the reason is taken from it.
+        """
+        while error.__context__ is not None and error.__cause__ is None:
+            error = error.__context__
         text = str(error).strip()
         return cls(text.splitlines()[0] if text else type(error).__name__)
 

@@ -82,6 +82,16 @@ def test_a_failed_recording_error_keeps_the_first_line_of_the_reason():
     assert fallback_note(error.reason).count("\n") == 0
 
 
+def test_the_reason_is_the_first_error_when_ending_the_recording_fails_too():
+    """``torch.cuda.graph`` ends a failed capture on its way out, which raises again with
+    the first error as its context."""
+    ending = RuntimeError("CUDA error: operation failed due to a previous error during "
+                          "capture")
+    ending.__context__ = RuntimeError(CAPTURE_ERROR)
+    assert GraphRecordingError.from_runtime_error(ending).reason == (
+        "CUDA error: operation not permitted when stream is capturing")
+
+
 # -- the fallback, simulated on the CPU ---------------------------------------------------
 
 def _lstm():
