@@ -150,7 +150,7 @@ class StaticStep:
                                      restructure(self._template, self.state))
         for buffer, value in zip(self.state, state_tensors(new_state), strict=True):
             buffer.copy_(value.detach())
-        self.loss_sum.add_(loss * self._tokens)
+        self.loss_sum.add_(loss, alpha=self._tokens)  # one kernel: multiply and add
 
 
 @contextlib.contextmanager

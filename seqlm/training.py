@@ -453,7 +453,7 @@ class DefaultTrainer(Trainer):
             else:
                 state = detach_state(state)
             loss, state = self._step(X, Y, state, model, optimizer, params, penalised)
-            loss_sum += loss * Y.numel()
+            loss_sum.add_(loss, alpha=Y.numel())  # as the recorded step sums it
             tokens += Y.numel()
         if static and self._static is not None:
             loss_sum += self._static.take_loss_sum()
