@@ -189,3 +189,27 @@ def test_the_run_reports_the_fallback_in_its_summary(refused_recording, small_te
     assert summary["cuda_graph"]["fell_back"] is True
     assert result.summary["cuda_graph"] == summary["cuda_graph"]
     assert len(result.history) == 2
+
+
+@pytest.mark.parametrize(("flag", "setting", "reason"), [
+    ([], "auto", "CUDA graphs apply to CUDA only, not cpu"),
+    (["--no-cuda-graph"], False, "turned off (--no-cuda-graph)"),
+    (["--cuda-graph"], True, "CUDA graphs apply to CUDA only, not cpu"),
+])
+def test_the_command_line_setting_reaches_the_summary(flag, setting, reason, small_text,
+                                                      tmp_path):
+    from click.testing import CliRunner
+
+    from seqlm.cli import main
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, [
+        "run", "--data", str(small_text), "--device", "cpu", "--epochs", "1", "--hidden", "8",
+        "--batch-size", "4", "--num-steps", "8", "--predict", "2", "--out", str(out), *flag])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["cuda_graph"] == setting
+    assert summary["cuda_graph"] == {"setting": setting, "recorded": False,
+                                     "fell_back": False, "reason": reason}
+    # Only a demand says that it does not apply here.
+    assert ("--cuda-graph applies to CUDA only" in result.output) is (setting is True)
