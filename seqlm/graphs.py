@@ -136,12 +136,18 @@ class StaticStep:
 
     def _record(self) -> torch.cuda.CUDAGraph:
         graph = torch.cuda.CUDAGraph()
+        on_cuda = self.inputs.device.type == "cuda"
+        stream = torch.cuda.current_stream() if on_cuda else None
         try:
             with torch.cuda.graph(graph):
                 self._run()
         except RuntimeError as error:
             # Typically an operation that reads a value back to the host, or one that
             # CUDA cannot record; the eager loop runs the same step without recording.
+            # Ending a broken recording can fail before torch switches back from its
+            # recording stream, so switch back here for whatever runs next.
+            if stream is not None:
+                torch.cuda.set_stream(stream)
             raise GraphRecordingError.from_runtime_error(error) from error
         return graph
 

@@ -213,3 +213,48 @@ def test_the_command_line_setting_reaches_the_summary(flag, setting, reason, sma
                                      "fell_back": False, "reason": reason}
     # Only a demand says that it does not apply here.
     assert ("--cuda-graph applies to CUDA only" in result.output) is (setting is True)
+
+
+# -- on a GPU: the real recording and the real fallback -------------------------------------
+
+class _HostReadingLSTM(TorchLSTM):
+    """Like a plugin cell that reads a value back to the host in every step."""
+
+    def forward(self, inputs, state):
+        outputs, state = super().forward(inputs, state)
+        if float(outputs.detach().abs().max()) < 0:  # never true; the read is the point
+            raise AssertionError("unreachable")
+        return outputs, state
+
+
+def _cuda_training(cuda_graph, make_cell, notes):
+    torch.manual_seed(0)
+    model = RNNModel(make_cell(), vocab_size=19)
+    trainer = DefaultTrainer(lr=1.0, clip=1.0, epochs=3, device="cuda", cuda_graph=cuda_graph)
+    trainer.notify = notes.append
+    torch.manual_seed(1)
+    history = trainer.fit(model, CORPUS, SequentialSampler(8, 10))
+    return trainer, [m.train_loss for m in history]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="records CUDA graphs: needs a GPU")
+def test_on_cuda_auto_records_the_step():
+    notes: list[str] = []
+    trainer, _ = _cuda_training("auto", lambda: TorchLSTM(input_size=19, hidden_size=24),
+                                notes)
+    assert trainer.graph_report.recorded and notes == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="records CUDA graphs: needs a GPU")
+def test_on_cuda_a_cell_that_reads_the_host_falls_back_and_trains_as_eagerly():
+    def make_cell():
+        return _HostReadingLSTM(input_size=19, hidden_size=24)
+
+    notes: list[str] = []
+    trainer, losses = _cuda_training("auto", make_cell, notes)
+    assert not trainer.graph_report.recorded and trainer.graph_report.fallback
+    assert len(notes) == 1 and "training continues without it" in notes[0]
+    _, eager = _cuda_training(False, make_cell, [])
+    assert losses == pytest.approx(eager, rel=1e-5)
+    with pytest.raises(GraphRecordingError):
+        _cuda_training(True, make_cell, [])
