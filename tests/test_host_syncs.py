@@ -97,8 +97,7 @@ def test_the_epoch_loop_reads_nothing_on_the_host_per_batch(static, make_model,
     # (Adam and AdamW outside a recording keep their step count on the host by torch's
     # design, which reads it without waiting for the device; SGD reads nothing.)
     trainer = DefaultTrainer(lr=1.0, clip=1.0, epochs=2, schedule="cosine", warmup_epochs=1)
-    trainer.val_corpus = CORPUS[:300]
-    history = trainer.fit(make_model(), CORPUS, sampler)
+    history = trainer.fit(make_model(), CORPUS, sampler, val_corpus=CORPUS[:300])
     assert len(history) == 2 and all(m.val_loss > 0 for m in history)
     assert sampler.batches > 2 * 10
     # What is read happens once per epoch (the losses, the sampler's offset), never
