@@ -31,9 +31,10 @@ ALIASES = {"cell_opt": "cell_options", "tokenizer_opt": "tokenizer_options",
 #: Settings a recipe cannot hold: they name one run, not a way to train.
 NOT_IN_RECIPES = ("out", "resume", "force")
 
-#: The value types of settings whose default is None.
+#: The value types of settings whose default does not tell them.
 _NONE_DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
     "data": (str,), "lr": (int, float), "weight_decay": (int, float), "seed": (int,),
+    "cuda_graph": (bool, str),  # true, false or "auto"
 }
 
 

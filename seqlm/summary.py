@@ -10,6 +10,7 @@ from torch import nn
 
 from seqlm.config import RunConfig
 from seqlm.early_stopping import best_epoch
+from seqlm.graph_policy import GraphReport
 from seqlm.metrics import EpochMetrics, bits_per_token
 
 
@@ -23,13 +24,16 @@ def summarize(
     train_tokens: int,
     val_tokens: int,
     vocab_size: int,
+    cuda_graph: GraphReport | None = None,
     stop_reason: str | None = None,
 ) -> dict[str, Any]:
     """The summary of a finished run; validation figures are None without held-out text.
 
-    The best epoch is judged by the lower of the weights' and, with ``--average``, their
-    average's validation loss, as the best checkpoint is. ``stop_reason`` says why the
-    run stopped before its last epoch (early stopping); None means it ran them all.
+    ``cuda_graph`` is the trainer's report of whether its step ran as a recorded CUDA
+    graph (None for a trainer that has none). The best epoch is judged by the lower of
+    the weights' and, with ``--average``, their average's validation loss, as the best
+    checkpoint is. ``stop_reason`` says why the run stopped before its last epoch (early
+    stopping); None means it ran them all.
     """
     seconds = sum(m.seconds for m in history)
     last = history[-1]
@@ -60,6 +64,7 @@ def summarize(
         "val_tokens": val_tokens,
         "vocab_size": vocab_size,
         "parameters": sum(p.numel() for p in model.parameters()),
+        "cuda_graph": cuda_graph.to_dict() if cuda_graph is not None else None,
         "sample": sample,
         "config": config.to_dict(),
     }

@@ -14,7 +14,7 @@ import seqlm
 from seqlm.cli import main
 from seqlm.errors import UsageError
 from seqlm.inference import load_trained
-from seqlm.samplers import VariableLengthSampler
+from seqlm.samplers import SequentialSampler, VariableLengthSampler
 from seqlm.training import DefaultTrainer
 
 SMALL = ["--max-tokens", "1500", "--batch-size", "4", "--num-steps", "8", "--epochs", "1",
@@ -84,11 +84,20 @@ def test_each_batch_trains_with_the_learning_rate_scaled_by_its_length(book_path
     assert [m.lr for m in result.history] == [0.5, 0.5]  # the base rate, restored
 
 
-def test_a_cuda_graph_cannot_replay_batches_of_varying_length(monkeypatch):
-    trainer = DefaultTrainer(lr=1, clip=1, epochs=1)
-    monkeypatch.setattr(DefaultTrainer, "use_static_step", lambda self: True)
+def test_a_cuda_graph_demanded_with_varying_lengths_is_a_usage_error():
+    trainer = DefaultTrainer(lr=1, clip=1, epochs=1, device="cuda", cuda_graph=True)
     with pytest.raises(UsageError, match="--cuda-graph needs batches of one length"):
         trainer.check(VariableLengthSampler(batch_size=2, num_steps=8))
+    trainer.check(SequentialSampler(batch_size=2, num_steps=8))  # one length: fine
+
+
+def test_the_automatic_cuda_graph_steps_aside_for_varying_lengths():
+    trainer = DefaultTrainer(lr=1, clip=1, epochs=1, device="cuda")  # cuda_graph "auto"
+    trainer.check(VariableLengthSampler(batch_size=2, num_steps=8))  # no error
+    assert trainer.graph_decision().record
+    trainer._fixed_length = False  # as fit sets it from a varying sampler
+    decision = trainer.graph_decision()
+    assert not decision.record and "varies the batches' length" in decision.reason
 
 
 @settings(max_examples=30, deadline=None)
