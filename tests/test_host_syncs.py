@@ -63,6 +63,7 @@ class Guarded:
         self.sampler, self.reads = sampler, reads
         self.batch_size, self.num_steps = sampler.batch_size, sampler.num_steps
         self.contiguous = sampler.contiguous
+        self.fixed_length = sampler.fixed_length
         self.batches = 0
 
     def __call__(self, corpus: torch.Tensor):
