@@ -50,7 +50,8 @@ class SeqlmGroup(click.Group):
     """A click group that turns seqlm's errors into one line and an exit status.
 
     :class:`SeqlmError` exits with its ``exit_code`` (2 for usage errors), Ctrl-C with
-    130 and anything else with 1; ``--debug`` or ``SEQLM_DEBUG=1`` shows the traceback
+    130, SIGTERM and SIGHUP (during ``seqlm run``) with 143 and 129, and anything else
+    with 1; ``--debug`` or ``SEQLM_DEBUG=1`` shows the traceback
     instead.
     """
 
@@ -90,11 +91,14 @@ class SeqlmGroup(click.Group):
                 raise
             click.echo(f"Error: {_one_line(str(error), 2000)}", err=True)
             sys.exit(error.exit_code)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             if _debug_requested(ctx):
                 raise
-            click.echo("Interrupted.", err=True)
-            sys.exit(130)
+            from seqlm.stopping import exit_code_of
+
+            signum = getattr(interrupt, "signum", None)
+            click.echo(f"Stopped by {interrupt}." if signum else "Interrupted.", err=True)
+            sys.exit(exit_code_of(interrupt))
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except Exception as error:
@@ -224,16 +228,20 @@ def run(**options: Any) -> None:
     from rich.console import Console
 
     from seqlm.runner import run as run_training
+    from seqlm.stopping import stop_on_signals
 
     console = Console()
-    if options["resume"] is not None:
-        # Only what was typed counts: the checkpoint supplies every other setting.
-        ctx = click.get_current_context()
-        typed = {k: v for k, v in options.items()
-                 if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
-        result = run_training(console=console, **typed)
-    else:
-        result = run_training(RunConfig(**options), console=console)
+    # SIGTERM (kill, systemd, Slurm) and SIGHUP stop the run as Ctrl-C does: with a
+    # checkpoint to resume from.
+    with stop_on_signals():
+        if options["resume"] is not None:
+            # Only what was typed counts: the checkpoint supplies every other setting.
+            ctx = click.get_current_context()
+            typed = {k: v for k, v in options.items()
+                     if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
+            result = run_training(console=console, **typed)
+        else:
+            result = run_training(RunConfig(**options), console=console)
     if result.out_dir is None:
         return
     s = result.summary
@@ -243,11 +251,11 @@ def run(**options: Any) -> None:
                f"{s['best_val_ppl']:.4f} at epoch {s['best_epoch']})")
     console.print(
         f"final perplexity {s['final_train_ppl']:.4f}{val}, {s['tokens_per_s']:,.0f} tokens/s "
-        f"on {s['device']}", highlight=False,
+        f"on {s['device']}", highlight=False, markup=False,
     )
     console.print(f"sample: {result.sample}", highlight=False, markup=False)
     console.print(f"outputs in {result.out_dir}/ (summary.json, metrics.jsonl, "
-                  "perplexity.png, checkpoint.json)", highlight=False)
+                  "perplexity.png, checkpoint.json)", highlight=False, markup=False)
 
 
 _WHICH = click.option(

@@ -6,10 +6,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from seqlm.metrics import EpochMetrics
+from seqlm.safewrite import write_atomic
 
 
 def plot_perplexity(history: Sequence[EpochMetrics], path: Path, title: str = "") -> Path:
-    """Draw training (and, when measured, validation) perplexity per epoch as a PNG."""
+    """Draw training (and, when measured, validation) perplexity per epoch as a PNG.
+
+    Raises :class:`~seqlm.errors.OutputError` naming ``path`` if it cannot be written.
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # headless: no display is needed or opened
@@ -35,7 +39,8 @@ def plot_perplexity(history: Sequence[EpochMetrics], path: Path, title: str = ""
         ax.grid(linestyle="--", alpha=0.7)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(path)
+        # Through a temporary file and a rename: never through a link at ``path``.
+        write_atomic(path, lambda f: fig.savefig(f, format="png"))
     finally:
         plt.close(fig)
     return path

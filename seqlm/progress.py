@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from seqlm.callbacks import Callback
+from seqlm.generation import PROGRESS_EVERY
 from seqlm.interfaces import Trainer
 from seqlm.metrics import EpochMetrics
 
@@ -87,7 +89,8 @@ class RichProgress(Callback):
             self.live = None
 
     def _table(self, current: EpochMetrics | None) -> Table:
-        table = Table(title=self.title, title_justify="left")
+        # Text, not markup: the title holds names a plugin chose.
+        table = Table(title=Text(self.title), title_justify="left")
         for column in ("Epoch", "Train ppl", "Val ppl", "Val bits/token", "Tokens/s",
                        "Elapsed", "Remaining"):
             table.add_column(column, justify="right")
@@ -141,3 +144,28 @@ def make_progress(console: Console, title: str) -> Callback:
     if console.is_terminal and not console.is_dumb_terminal:
         return RichProgress(console, title=title)
     return PlainProgress(console)
+
+
+#: Generation of at least this many tokens reports its progress.
+LONG_GENERATION = 10_000
+
+
+def generation_progress(console: Console, total: int) -> Callable[[int], None] | None:
+    """A progress reporter for generating ``total`` tokens: a line about every 10%.
+
+    None for a short generation, which needs none.
+    """
+    if total < LONG_GENERATION:
+        return None
+    console.print(f"generating {total:,} tokens (Ctrl-C stops; the run's files are already "
+                  "saved)", highlight=False, markup=False)
+    step = max(total // 10, 1)
+    timer = _Timer()
+
+    def report(done: int) -> None:
+        if done % step < PROGRESS_EVERY or done == total:
+            console.print(f"generated {done:,} of {total:,} tokens, remaining "
+                          f"{format_duration(timer.remaining(done, total))}",
+                          highlight=False, markup=False)
+
+    return report

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from seqlm.errors import UsageError
+from seqlm.safewrite import cannot_write
 
 try:
     import fcntl
@@ -34,7 +35,14 @@ def hold_run_folder(folder: Path) -> Iterator[None]:
         yield
         return
     path = Path(folder) / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        # O_NOFOLLOW: a link planted at the lock's name must not lead the write elsewhere.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise UsageError(f"{path} is a symbolic link; seqlm never writes through one: "
+                             "remove it, or choose another folder") from None
+        raise cannot_write(path, exc) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -44,8 +52,11 @@ def hold_run_folder(folder: Path) -> Iterator[None]:
                 f"{folder} is in use by another seqlm run (process {holder}); wait for it "
                 "to finish, or choose another --out"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError as exc:
+            raise cannot_write(path, exc) from None
         yield
     finally:
         os.close(fd)  # closing the file releases the lock

@@ -20,19 +20,27 @@ from seqlm.checkpoint import checkpoint_path, load_checkpoint, load_weights
 from seqlm.checkpointing import LAST, CheckpointCallback
 from seqlm.config import DEFAULT_PREFIX, RunConfig
 from seqlm.corpus import build_corpus, load_text
-from seqlm.errors import DataError, TrainingError, UsageError
+from seqlm.errors import DataError, OutputError, TrainingError, UsageError
 from seqlm.evaluation import hold_out
 from seqlm.generation import generate
 from seqlm.interfaces import RecurrentCell, Tokenizer
 from seqlm.metrics import EpochMetrics
 from seqlm.model import RNNModel
-from seqlm.outputs import MetricsWriter, prepare_run_dir, write_json_atomic
+from seqlm.outputs import (
+    MetricsWriter,
+    prepare_run_dir,
+    start_run_files,
+    write_json_atomic,
+    write_text_atomic,
+)
 from seqlm.plot import plot_perplexity
 from seqlm.plugins import check_options, get_plugins
 from seqlm.preflight import check_corpus_fits, check_prefix, opening_prefix
-from seqlm.progress import make_progress
+from seqlm.progress import generation_progress, make_progress
+from seqlm.runfiles import check_names_are_files, record_written
 from seqlm.runlock import hold_run_folder
 from seqlm.summary import summarize
+from seqlm.textsum import check_same_text, text_checksum
 from seqlm.vocab import Vocab
 
 #: Settings a resumed run may change; the others must stay as the checkpoint has them.
@@ -136,7 +144,13 @@ def _resumed_config(
             return Path(old).resolve() == Path(value).resolve()
         return old == value
 
-    changed = [k for k, v in overrides.items() if k not in RESUMABLE and not same(k, v)]
+    moved = overrides.get("data")
+    if moved is not None and not same("data", moved):
+        check_same_text(checkpoint, moved, resume)  # the text moved: same content, new path
+    else:
+        moved = None
+    changed = [k for k, v in overrides.items()
+               if k not in RESUMABLE and not same(k, v) and not (k == "data" and moved)]
     if changed:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in changed)
         raise UsageError(f"{flags} cannot change when resuming (the checkpoint fixes it); "
@@ -146,6 +160,8 @@ def _resumed_config(
     if allowed.get("epochs", saved.epochs) < done:
         raise UsageError(f"--epochs {allowed['epochs']} is fewer than the {done} epochs the "
                          f"checkpoint in {resume} has done; give more, or leave it out")
+    if moved is not None:
+        allowed["data"] = moved
     return replace(saved, **allowed, resume=resume, out=checkpoint_path(resume, LAST).parent)
 
 
@@ -192,6 +208,9 @@ def run(
 
     check_options("tokenizer", config.tokenizer, tokenizer_cls, config.tokenizer_options)
     tokenizer = tokenizer_cls(**config.tokenizer_options)
+    if resumed is not None and config.data is not None and not Path(config.data).exists():
+        raise DataError(f"the text this run trained on, {config.data}, is no longer there; "
+                        f"if it moved, resume with --resume {config.resume} --data NEW_PATH")
     corpus = build_corpus(load_text(config.data, config.encoding), tokenizer,
                           clean=config.clean, max_tokens=config.max_tokens)
     if resumed is not None and corpus.vocab.to_dict() != resumed["vocab"]:
@@ -223,13 +242,14 @@ def run(
     trainer.check(sampler)
     if config.cuda_graph and device.type != "cuda":
         console.print(f"note: --cuda-graph applies to CUDA only; on {device.type} the steps "
-                      "run as usual", highlight=False)
+                      "run as usual", highlight=False, markup=False)
     if len(val_ids):
         if hasattr(trainer, "val_corpus"):
             trainer.val_corpus = val_ids
         else:
             console.print(f"note: trainer {config.trainer!r} does not validate; the last "
-                          f"{len(val_ids)} tokens are held out unused", highlight=False)
+                          f"{len(val_ids)} tokens are held out unused", highlight=False,
+                          markup=False)
     if resumed is not None:
         _restore(model, trainer, resumed, config)
     # In a distributed run, rank 0 alone prints, generates and writes files.
@@ -238,24 +258,31 @@ def run(
         console.quiet = True
     out_dir = None
     if main:
-        out_dir = Path(config.out) if resumed is not None else prepare_run_dir(
-            config.out, config.force)
+        if resumed is not None:
+            out_dir = Path(config.out)
+            check_names_are_files(out_dir, "--resume")
+        else:
+            out_dir = prepare_run_dir(config.out, config.force)
     # Held until the run returns: nothing else may write this folder meanwhile.
     with hold_run_folder(out_dir) if out_dir is not None else contextlib.nullcontext():
-        console.print(describe_device(device, config.device), highlight=False)
+        if out_dir is not None:
+            start_run_files(out_dir, config.force, resumed=resumed is not None)
+        console.print(describe_device(device, config.device), highlight=False, markup=False)
 
         run_callbacks: list[Callback] = list(callbacks)
         saver = None
         if out_dir is not None:
+            text_sha256 = text_checksum(config.data) if config.data is not None else None
             saver = CheckpointCallback(
-                out_dir, model, lambda: _describe(config, corpus.vocab, tokenizer),
+                out_dir, model,
+                lambda: {**_describe(config, corpus.vocab, tokenizer), "data_sha256": text_sha256},
                 every=config.checkpoint_every,
             )
             metrics_path = out_dir / "metrics.jsonl"
             # A resumed run's metrics restart from its checkpoint's, dropping later rows.
-            metrics_path.write_text("".join(
+            write_text_atomic(metrics_path, "".join(
                 f"{json.dumps(m.to_dict())}\n" for m in getattr(trainer, "history", [])
-            ) if resumed is not None else "", encoding="utf-8")
+            ) if resumed is not None else "")
             title = (f"seqlm: {config.cell} on {device.type}, {len(train_ids):,} training + "
                      f"{len(val_ids):,} held-out {config.tokenizer} tokens, vocabulary "
                      f"{len(corpus.vocab)}")
@@ -271,22 +298,40 @@ def run(
             raise
         except KeyboardInterrupt:
             if saver is not None:
-                Console(stderr=True).print(
-                    f"Saved the checkpoint of epoch {saver.interrupted_at} (the last finished) "
-                    f"in {out_dir}. Resume with: seqlm run --resume {out_dir}"
-                    if saver.interrupted_at is not None else
-                    "Stopped before the first epoch finished; no checkpoint was saved.",
-                    highlight=False, soft_wrap=True)
+                Console(stderr=True).print(saver.stop_message(), highlight=False,
+                                           markup=False, soft_wrap=True)
             raise
-        sample = (generate(model, corpus.vocab, tokenizer, config.prefix, config.predict)
-                  if main else "")
-        summary = summarize(config, device, history, sample, model,
-                            train_tokens=len(train_ids), val_tokens=len(val_ids),
-                            vocab_size=len(corpus.vocab))
+        def summary_with(sample: str | None) -> dict[str, Any]:
+            return summarize(config, device, history, sample, model,
+                             train_tokens=len(train_ids), val_tokens=len(val_ids),
+                             vocab_size=len(corpus.vocab))
+
+        if out_dir is not None:
+            # Written before generating, so a long generation that is stopped loses neither.
+            try:
+                write_json_atomic(out_dir / "summary.json", summary_with(None))
+                plot_perplexity(history, out_dir / "perplexity.png",
+                                title=f"{config.cell}, {config.sampler} sampling")
+                record_written(out_dir, out_dir / "perplexity.png")
+            except OutputError as error:
+                raise OutputError(f"{error}. The checkpoint of epoch {saver.saved_epoch} is "
+                                  f"kept in {out_dir}") from None
+        sample = ""
+        if main:
+            try:
+                sample = generate(model, corpus.vocab, tokenizer, config.prefix,
+                                  config.predict, on_progress=generation_progress(
+                                      console, config.predict))
+            except KeyboardInterrupt:
+                if out_dir is not None:
+                    Console(stderr=True).print(
+                        f"Stopped while generating; the checkpoint, summary.json and "
+                        f"perplexity.png are in {out_dir}.", highlight=False, markup=False,
+                        soft_wrap=True)
+                raise
+        summary = summary_with(sample)
         if out_dir is not None:
             write_json_atomic(out_dir / "summary.json", summary)
-            plot_perplexity(history, out_dir / "perplexity.png",
-                            title=f"{config.cell}, {config.sampler} sampling")
         return RunResult(config, out_dir, device, history, sample, summary, model,
                          corpus.vocab, tokenizer)
 

@@ -1,0 +1,84 @@
+"""Stop signals: SIGTERM and SIGHUP stop a run the way Ctrl-C does.
+
+``kill``, systemd, Slurm and Kubernetes stop a job with SIGTERM, and closing its
+terminal sends SIGHUP. While :func:`stop_on_signals` is active, either one raises
+:class:`Stopped`, a :class:`KeyboardInterrupt`, so that every place that saves a
+checkpoint on Ctrl-C saves one on these signals too; the exit status is then
+``128 + signal number``, as a shell reports it (143 for SIGTERM, 129 for SIGHUP).
+
+:func:`signals_deferred` holds the stop signals back while an emergency save is written:
+a second Ctrl-C then cannot cut the save short and leave no checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+#: The signals that stop a run like Ctrl-C; SIGHUP does not exist on Windows.
+STOP_SIGNALS = tuple(
+    sig for sig in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if sig
+)
+
+
+class Stopped(KeyboardInterrupt):
+    """Raised by a stop signal; ``exit_code`` is ``128 + signum``, as shells report it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+def exit_code_of(interrupt: KeyboardInterrupt) -> int:
+    """The exit status for an interrupt: 130 for Ctrl-C, ``128 + N`` for signal N."""
+    return getattr(interrupt, "exit_code", 130)
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    raise Stopped(signum)
+
+
+def _in_main_thread() -> bool:
+    # Python lets only the main thread set signal handlers.
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into :class:`Stopped` within the ``with`` block."""
+    if not _in_main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[list[int]]:
+    """Hold back Ctrl-C, SIGTERM and SIGHUP within the block; yields those that came.
+
+    The signals that arrived are not acted on afterwards: the block is an emergency
+    save that already ends the run.
+    """
+    arrived: list[int] = []
+    if not _in_main_thread():
+        yield arrived
+        return
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        arrived.append(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, *STOP_SIGNALS)}
+    try:
+        yield arrived
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
