@@ -171,6 +171,9 @@ def read_header(json_path: Path) -> dict[str, Any]:
         )
     try:
         header = json.loads(json_path.read_bytes().decode("utf-8"))
+    except RecursionError:
+        raise CheckpointError(f"{json_path} is nested too deeply to be a seqlm checkpoint; "
+                              "restore it, or train again") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(
             f"{json_path} is not a readable checkpoint (corrupt or truncated: {exc}); use "
@@ -180,8 +183,12 @@ def read_header(json_path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{json_path} is not a seqlm checkpoint; give the folder of a "
                               "seqlm run")
     version = header.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{json_path}: the field 'version' must be a whole number (this "
+                              f"seqlm reads {VERSION}), not {version!r}; the file was edited "
+                              "or damaged")
     if version != VERSION:
-        newer = isinstance(version, int) and version > VERSION
+        newer = version > VERSION
         raise CheckpointError(
             f"{json_path} has checkpoint format version {version!r}, but this seqlm reads "
             f"version {VERSION}; "

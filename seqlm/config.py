@@ -7,6 +7,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from seqlm.bounds import (
+    check_device_name,
+    check_float32,
+    check_generate_length,
+    check_seed,
+    check_threads,
+)
 from seqlm.errors import UsageError
 from seqlm.text import check_encoding
 
@@ -108,18 +115,18 @@ class RunConfig:
             raise UsageError(f"--max-tokens must be 0 (whole text) or more, got {self.max_tokens}")
         if self.predict < 0:
             raise UsageError(f"--predict must be 0 or more, got {self.predict}")
-        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith(
-            "cuda:"
-        ):
-            raise UsageError(f"--device {self.device!r} not recognized. "
-                             "Choose one of: auto, cpu, cuda, cuda:N, mps")
+        check_device_name(self.device)
         if self.lr is not None and not math.isfinite(self.lr):
             raise UsageError(f"--lr must be a finite number greater than 0, got {self.lr!r}")
         if not self.prefix.strip():
             raise UsageError("--prefix is empty; give some text for the model to continue, "
                              "for example --prefix 'time traveller'")
-        if self.seed is not None and not -(2**63) <= self.seed < 2**64:
-            raise UsageError(f"--seed must be a whole number from 0 to 2**64 - 1, got {self.seed}")
+        check_seed(self.seed)
+        # Limits torch would enforce late (an overflow) or not at all (a crash).
+        check_threads(self.threads)
+        check_float32("--lr", self.lr)
+        check_float32("--weight-decay", self.weight_decay)
+        check_generate_length("--predict", self.predict)
         check_encoding(self.encoding)
         return self
 

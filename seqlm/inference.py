@@ -14,7 +14,13 @@ from typing import Any
 
 import torch
 
-from seqlm.checkpoint import CheckpointError, checkpoint_path, load_checkpoint, load_weights
+from seqlm.bounds import (
+    check_device_name,
+    check_generate_length,
+    check_seed,
+    check_temperature,
+)
+from seqlm.checkpoint import CheckpointError, checkpoint_path, load_weights
 from seqlm.checkpointing import BEST, LAST
 from seqlm.config import RunConfig
 from seqlm.errors import DataError
@@ -23,6 +29,7 @@ from seqlm.interfaces import Tokenizer
 from seqlm.metrics import bits_per_token, perplexity
 from seqlm.model import RNNModel
 from seqlm.plugins import get_plugins
+from seqlm.runstate import load_run_checkpoint
 from seqlm.vocab import UNK, Vocab
 
 
@@ -49,10 +56,11 @@ def load_trained(
     """
     from seqlm.runner import build_model, resolve_device
 
+    check_device_name(device)
     name = LAST if which == "last" else BEST
     if name == BEST and not checkpoint_path(run_dir, BEST).is_file():
         name = LAST
-    state = load_checkpoint(run_dir, name)
+    state = load_run_checkpoint(run_dir, name)
     try:
         config = RunConfig.from_dict(state["config"])
         vocab = Vocab.from_dict(state["vocab"])
@@ -92,6 +100,11 @@ def generate_text(
     """
     from seqlm.generation import generate
 
+    # Checked before the model loads: each would otherwise fail midway, in torch.
+    check_generate_length("--length", length)
+    if not greedy:
+        check_temperature(temperature)
+    check_seed(seed)
     trained = load_trained(run_dir, which, device)
     if prefix is None:
         prefix = trained.config.prefix

@@ -16,7 +16,7 @@ from rich.console import Console
 
 import seqlm
 from seqlm.callbacks import Callback
-from seqlm.checkpoint import checkpoint_path, load_checkpoint, load_weights
+from seqlm.checkpoint import CheckpointError, checkpoint_path, load_weights
 from seqlm.checkpointing import LAST, CheckpointCallback
 from seqlm.config import DEFAULT_PREFIX, RunConfig
 from seqlm.corpus import build_corpus, load_text
@@ -39,8 +39,10 @@ from seqlm.preflight import check_corpus_fits, check_prefix, opening_prefix
 from seqlm.progress import generation_progress, make_progress
 from seqlm.runfiles import check_names_are_files, record_written
 from seqlm.runlock import hold_run_folder
+from seqlm.runstate import load_run_checkpoint
 from seqlm.summary import summarize
 from seqlm.textsum import check_same_text, text_checksum
+from seqlm.training import TrainerStateError
 from seqlm.vocab import Vocab
 
 #: Settings a resumed run may change; the others must stay as the checkpoint has them.
@@ -189,7 +191,7 @@ def run(
     config = replace(config or RunConfig(), **overrides)
     resumed: dict[str, Any] | None = None
     if config.resume is not None:
-        resumed = load_checkpoint(config.resume, LAST)
+        resumed = load_run_checkpoint(config.resume, LAST)
         config = _resumed_config(resumed, config.resume, overrides)
     config.validate()
     console = console or Console()
@@ -290,6 +292,8 @@ def run(
                              *callbacks]
         try:
             history = trainer.fit(model, train_ids, sampler, run_callbacks)
+        except TrainerStateError as error:
+            raise TrainerStateError(f"{checkpoint_path(config.out, LAST)}: {error}") from None
         except TrainingError as error:
             kept = saver.saved_epoch if saver is not None else None
             if kept:
@@ -360,4 +364,11 @@ def _restore(model: RNNModel, trainer: Any, checkpoint: dict[str, Any], config: 
     if state is None or not callable(getattr(trainer, "load_state_dict", None)):
         raise UsageError(f"trainer {config.trainer!r} cannot resume from {config.out}: it "
                          "keeps no state in checkpoints; start a new run")
-    trainer.load_state_dict(state)
+    try:
+        trainer.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # The state is read from a file that may have been edited: a fault of the file.
+        raise CheckpointError(f"{checkpoint_path(config.out, LAST)}: the field 'trainer' does "
+                              f"not hold a state trainer {config.trainer!r} can resume from "
+                              f"({type(exc).__name__}: {exc}); restore the file, or train "
+                              "again") from None

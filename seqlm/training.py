@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from seqlm.callbacks import Callback, CallbackList
+from seqlm.checkpoint import CheckpointError
 from seqlm.errors import DataError, TrainingError, UsageError
 from seqlm.evaluation import evaluate_loss
 from seqlm.graphs import StaticStep
@@ -92,6 +93,16 @@ def cosine_factor(epoch: int, epochs: int, warmup: int = 0, floor: float = 0.05)
     progress = min(1.0, (epoch - warmup) / span)
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
+
+
+class TrainerStateError(CheckpointError):
+    """A trainer state read from a checkpoint cannot be applied: the file is damaged."""
+
+
+def _damaged(field: str, exc: Exception) -> TrainerStateError:
+    return TrainerStateError(f"the field 'trainer.{field}' cannot be restored "
+                             f"({type(exc).__name__}: {exc}); the file was edited or damaged: "
+                             "restore it, or train again")
 
 class DefaultTrainer(Trainer):
     """Minibatch SGD (or Adam/AdamW), global-norm gradient clipping, perplexity per epoch.
@@ -233,9 +244,18 @@ class DefaultTrainer(Trainer):
                 raise UsageError(f"the checkpoint's optimizer state does not fit --optimizer "
                                  f"{self.optimizer_name} ({exc}); resume with the same "
                                  "optimizer") from None
-        if state.get("scheduler") is not None and self.scheduler is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
+            except (TypeError, AttributeError) as exc:
+                raise _damaged("optimizer", exc) from None
+        damage = (TypeError, KeyError, ValueError, AttributeError, RuntimeError)
+        try:
+            if state.get("scheduler") is not None and self.scheduler is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+        except damage as exc:
+            raise _damaged("scheduler", exc) from None
+        try:
+            set_rng_state(state["rng"])
+        except damage as exc:
+            raise _damaged("rng", exc) from None
 
     # -- training ----------------------------------------------------------------------
 
