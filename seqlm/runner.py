@@ -269,8 +269,6 @@ def run(
     with hold_run_folder(out_dir) if out_dir is not None else contextlib.nullcontext():
         if out_dir is not None:
             start_run_files(out_dir, config.force, resumed=resumed is not None)
-        console.print(describe_device(device, config.device), highlight=False, markup=False)
-
         run_callbacks: list[Callback] = list(callbacks)
         saver = None
         if out_dir is not None:
@@ -280,17 +278,21 @@ def run(
                 lambda: {**_describe(config, corpus.vocab, tokenizer), "data_sha256": text_sha256},
                 every=config.checkpoint_every,
             )
-            metrics_path = out_dir / "metrics.jsonl"
-            # A resumed run's metrics restart from its checkpoint's, dropping later rows.
-            write_text_atomic(metrics_path, "".join(
-                f"{json.dumps(m.to_dict())}\n" for m in getattr(trainer, "history", [])
-            ) if resumed is not None else "")
-            title = (f"seqlm: {config.cell} on {device.type}, {len(train_ids):,} training + "
-                     f"{len(val_ids):,} held-out {config.tokenizer} tokens, vocabulary "
-                     f"{len(corpus.vocab)}")
-            run_callbacks = [make_progress(console, title), MetricsWriter(metrics_path), saver,
-                             *callbacks]
+            if resumed is not None:  # until an epoch ends, the checkpoint resumed from stands
+                saver.saved_epoch = int(resumed["epoch"]) or None
         try:
+            console.print(describe_device(device, config.device), highlight=False, markup=False)
+            if out_dir is not None:
+                metrics_path = out_dir / "metrics.jsonl"
+                # A resumed run's metrics restart from its checkpoint's, dropping later rows.
+                write_text_atomic(metrics_path, "".join(
+                    f"{json.dumps(m.to_dict())}\n" for m in getattr(trainer, "history", [])
+                ) if resumed is not None else "")
+                title = (f"seqlm: {config.cell} on {device.type}, {len(train_ids):,} training "
+                         f"+ {len(val_ids):,} held-out {config.tokenizer} tokens, vocabulary "
+                         f"{len(corpus.vocab)}")
+                run_callbacks = [make_progress(console, title), MetricsWriter(metrics_path),
+                                 saver, *callbacks]
             history = trainer.fit(model, train_ids, sampler, run_callbacks)
         except TrainerStateError as error:
             raise TrainerStateError(f"{checkpoint_path(config.out, LAST)}: {error}") from None
@@ -301,10 +303,12 @@ def run(
                                     f"{out_dir}") from error
             raise
         except KeyboardInterrupt:
+            # Ctrl-C, or SIGTERM/SIGHUP under the CLI: say truly what is kept.
             if saver is not None:
                 Console(stderr=True).print(saver.stop_message(), highlight=False,
                                            markup=False, soft_wrap=True)
             raise
+
         def summary_with(sample: str | None) -> dict[str, Any]:
             return summarize(config, device, history, sample, model,
                              train_tokens=len(train_ids), val_tokens=len(val_ids),
