@@ -205,21 +205,22 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
 @click.option("--device", default=DEFAULTS.device, show_default=True,
               help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")
 @click.option("--threads", type=int, default=DEFAULTS.threads, show_default=True,
-              help="CPU threads for torch; 0 keeps torch's default (one per core). Use 1 on "
-              "a machine busy with other jobs.")
+              help="CPU threads for torch; 0 keeps torch's default (one per core), at most 4 "
+              "per core. Use 1 on a machine busy with other jobs.")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True,
               help="Random seed, for repeatable runs.")
 @click.option("--prefix", default=DEFAULTS.prefix, show_default=True,
               help="Text to continue after training. Where the text has none of the "
               "default's tokens, its own opening is continued instead.")
 @click.option("--predict", type=int, default=DEFAULTS.predict, show_default=True,
-              help="How many tokens to generate after the prefix.")
+              help="How many tokens to generate after the prefix (at most 1,000,000).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Folder for the outputs [default: a new runs/TIMESTAMP].")
-@click.option("--force", is_flag=True, help="Write into a non-empty --out folder.")
+@click.option("--force", is_flag=True, help="Write into a non-empty --out folder, replacing "
+              "only the files an earlier seqlm run wrote there.")
 @click.option("--checkpoint-every", type=int, default=DEFAULTS.checkpoint_every,
               show_default=True, help="Save a checkpoint every N epochs (also at the end and "
-              "on Ctrl-C); 0 for only those.")
+              "on Ctrl-C, SIGTERM or SIGHUP); 0 for only those.")
 @click.option("--resume", type=click.Path(), default=None, metavar="DIR",
               help="Continue the run saved in DIR where it stopped (--epochs may raise its "
               "length).")
@@ -271,9 +272,10 @@ _DEVICE = click.option("--device", default="cpu", show_default=True,
 @click.option("--prefix", default=None,
               help="Text to continue [default: the run's own --prefix].")
 @click.option("--length", type=click.IntRange(min=0), default=DEFAULTS.predict,
-              show_default=True, help="How many tokens to generate.")
+              show_default=True, help="How many tokens to generate (at most 1,000,000).")
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0,
-              show_default=True, help="Below 1 sharpens the distribution, above 1 flattens it.")
+              show_default=True, help="Below 1 sharpens the distribution, above 1 flattens it; "
+              "from 0.001 to 1000.")
 @click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True,
               help="Draw only from the K most likely tokens; 0 for all.")
 @click.option("--greedy", is_flag=True, help="Always take the most likely token (the seed's "
