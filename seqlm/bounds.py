@@ -18,6 +18,11 @@ FLOAT32_MAX = 3.4028234663852886e38
 MAX_GENERATE = 1_000_000
 #: Temperatures outside this range overflow float32 logits or turn them into noise.
 TEMPERATURE_RANGE = (1e-3, 1e3)
+#: The widest layer (``--hidden``, ``--embedding-dim``): a 2**20-wide LSTM layer already
+#: needs 16 TiB for its weights, and much wider ones overflow torch's sizes.
+MAX_WIDTH = 2**20
+#: The deepest stack (``--num-layers``); building deeper ones alone takes minutes.
+MAX_LAYERS = 1000
 #: Device names seqlm knows.
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
@@ -34,6 +39,17 @@ def check_threads(threads: int) -> None:
         raise UsageError(f"--threads {threads} is more than {limit} (4 per CPU core of this "
                          "machine): more threads than cores only slow torch down, and "
                          "thousands crash it; use 0 for torch's default")
+
+
+def check_model_size(hidden: int, embedding_dim: int, num_layers: int) -> None:
+    """Layer widths and depth within :data:`MAX_WIDTH` and :data:`MAX_LAYERS`."""
+    for flag, value in (("--hidden", hidden), ("--embedding-dim", embedding_dim)):
+        if isinstance(value, int) and value > MAX_WIDTH:
+            raise UsageError(f"{flag} {value} is more than {MAX_WIDTH:,}: a layer that wide "
+                             "needs more memory than any machine has; give a smaller value")
+    if isinstance(num_layers, int) and num_layers > MAX_LAYERS:
+        raise UsageError(f"--num-layers {num_layers} is more than {MAX_LAYERS}; give fewer "
+                         "layers")
 
 
 def check_float32(flag: str, value: float | None) -> None:

@@ -11,6 +11,7 @@ from seqlm.bounds import (
     check_device_name,
     check_float32,
     check_generate_length,
+    check_model_size,
     check_seed,
     check_threads,
 )
@@ -124,6 +125,7 @@ class RunConfig:
         check_seed(self.seed)
         # Limits torch would enforce late (an overflow) or not at all (a crash).
         check_threads(self.threads)
+        check_model_size(self.hidden, self.embedding_dim, self.num_layers)
         check_float32("--lr", self.lr)
         check_float32("--weight-decay", self.weight_decay)
         check_generate_length("--predict", self.predict)

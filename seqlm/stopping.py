@@ -1,7 +1,10 @@
-"""Stop signals: SIGTERM and SIGHUP stop a run the way Ctrl-C does.
+"""Stop signals: SIGTERM, SIGHUP and the like stop a run the way Ctrl-C does.
 
 ``kill``, systemd, Slurm and Kubernetes stop a job with SIGTERM, and closing its
-terminal sends SIGHUP. While :func:`stop_on_signals` is active, either one raises
+terminal sends SIGHUP. Batch systems warn of a time limit with SIGUSR1 or SIGUSR2 (as
+Slurm's ``--signal`` is usually set) or SIGXCPU (a CPU-time limit). Each of these would
+end the process on the spot by default. While :func:`stop_on_signals` is active, each one
+raises
 :class:`Stopped`, a :class:`KeyboardInterrupt`, so that every place that saves a
 checkpoint on Ctrl-C saves one on these signals too; the exit status is then
 ``128 + signal number``, as a shell reports it (143 for SIGTERM, 129 for SIGHUP).
@@ -18,9 +21,10 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
-#: The signals that stop a run like Ctrl-C; SIGHUP does not exist on Windows.
+#: The signals that stop a run like Ctrl-C; most do not exist on Windows.
 STOP_SIGNALS = tuple(
-    sig for sig in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if sig
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGXCPU")
+    if hasattr(signal, name)
 )
 
 
@@ -49,7 +53,7 @@ def _in_main_thread() -> bool:
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into :class:`Stopped` within the ``with`` block."""
+    """Turn the :data:`STOP_SIGNALS` into :class:`Stopped` within the ``with`` block."""
     if not _in_main_thread():
         yield
         return
@@ -63,7 +67,7 @@ def stop_on_signals() -> Iterator[None]:
 
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[list[int]]:
-    """Hold back Ctrl-C, SIGTERM and SIGHUP within the block; yields those that came.
+    """Hold back Ctrl-C and the stop signals within the block; yields those that came.
 
     The signals that arrived are not acted on afterwards: the block is an emergency
     save that already ends the run.

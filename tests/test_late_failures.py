@@ -45,6 +45,9 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     ("--lr", "1e39", "beyond float32's range"),
     ("--weight-decay", "1e39", "beyond float32's range"),
     ("--predict", "10000000", "more than 1,000,000 tokens"),
+    ("--hidden", "99999999999999999999", "more than 1,048,576"),
+    ("--embedding-dim", "99999999999999999999", "more than 1,048,576"),
+    ("--num-layers", "99999999999999999999", "more than 1000"),
 ])
 def test_a_value_torch_cannot_take_is_a_usage_error_before_the_folder(
     small_text, tmp_path, option, value, says

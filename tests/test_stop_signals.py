@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from seqlm.checkpoint import load_checkpoint, save_checkpoint
 from seqlm.checkpointing import CheckpointCallback
 from seqlm.cli import main
+from seqlm.stopping import Stopped, exit_code_of, stop_on_signals
 
 TINY = ["--hidden", "8", "--batch-size", "4", "--num-steps", "8", "--max-tokens", "1500",
         "--predict", "5", "--device", "cpu", "--threads", "1"]
@@ -149,3 +150,18 @@ def test_a_stopped_generation_keeps_the_summary_and_the_plot(small_text, tmp_pat
     assert summary["epochs"] == 1 and summary["sample"] is None
     assert (out / "perplexity.png").read_bytes().startswith(b"\x89PNG")
     assert _epoch_of(out) == 1
+
+
+@pytest.mark.parametrize("name, code", [("SIGUSR1", 138), ("SIGUSR2", 140), ("SIGXCPU", 152),
+                                        ("SIGTERM", 143), ("SIGHUP", 129)])
+def test_each_stop_signal_raises_a_keyboard_interrupt_with_its_exit_status(name, code):
+    sig = getattr(signal, name)
+    before = signal.getsignal(sig)
+    with pytest.raises(Stopped) as stopped:
+        with stop_on_signals():
+            os.kill(os.getpid(), sig)
+            time.sleep(5)  # the handler raises before this ends
+    assert isinstance(stopped.value, KeyboardInterrupt)
+    assert exit_code_of(stopped.value) == code and str(stopped.value) == name
+    assert signal.getsignal(sig) == before  # the handler is put back
+    assert exit_code_of(KeyboardInterrupt()) == 130
