@@ -50,8 +50,8 @@ class SeqlmGroup(click.Group):
     """A click group that turns seqlm's errors into one line and an exit status.
 
     :class:`SeqlmError` exits with its ``exit_code`` (2 for usage errors), Ctrl-C with
-    130, SIGTERM and SIGHUP (during ``seqlm run``) with 143 and 129, and anything else
-    with 1; ``--debug`` or ``SEQLM_DEBUG=1`` shows the traceback
+    130, a stop signal N during ``seqlm run`` (SIGTERM, SIGHUP, ...) with 128 + N, and
+    anything else with 1; ``--debug`` or ``SEQLM_DEBUG=1`` shows the traceback
     instead.
     """
 

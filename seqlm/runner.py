@@ -296,6 +296,12 @@ def run(
             history = trainer.fit(model, train_ids, sampler, run_callbacks)
         except TrainerStateError as error:
             raise TrainerStateError(f"{checkpoint_path(config.out, LAST)}: {error}") from None
+        except OutputError as error:  # a full disk while writing metrics, say
+            kept = saver.saved_epoch if saver is not None else None
+            if kept:
+                raise OutputError(f"{error}. The checkpoint of epoch {kept} is kept in "
+                                  f"{out_dir}") from None
+            raise
         except TrainingError as error:
             kept = saver.saved_epoch if saver is not None else None
             if kept:
