@@ -23,12 +23,12 @@ from seqlm.bounds import (
 from seqlm.checkpoint import CheckpointError, checkpoint_path, load_weights
 from seqlm.checkpointing import BEST, LAST
 from seqlm.config import RunConfig
-from seqlm.errors import DataError
+from seqlm.errors import DataError, UsageError
 from seqlm.evaluation import evaluate_loss
 from seqlm.interfaces import Tokenizer
 from seqlm.metrics import bits_per_token, perplexity
 from seqlm.model import RNNModel
-from seqlm.plugins import get_plugins
+from seqlm.plugins import check_options, get_plugins
 from seqlm.runstate import load_run_checkpoint
 from seqlm.vocab import UNK, Vocab
 
@@ -70,9 +70,22 @@ def load_trained(
         raise CheckpointError(f"the checkpoint in {run_dir} lacks what a model needs ({exc}); "
                               "it is damaged") from None
     plugins = get_plugins()
-    tokenizer = plugins.get("tokenizer", tokenizer_info["name"])(**config.tokenizer_options)
+    tokenizer_cls = plugins.get("tokenizer", tokenizer_info["name"])
+    try:
+        # The options come from the checkpoint: a bad one is the file's fault.
+        check_options("tokenizer", tokenizer_info["name"], tokenizer_cls,
+                      config.tokenizer_options)
+    except UsageError as error:
+        raise CheckpointError(f"{checkpoint_path(run_dir, name)}: {error}; the file was "
+                              "edited or damaged") from None
+    tokenizer = tokenizer_cls(**config.tokenizer_options)
     tokenizer.load_state_dict(tokenizer_info.get("state") or {})
-    model = build_model(plugins.get("cell", state.get("cell", config.cell)), config, len(vocab))
+    try:
+        model = build_model(plugins.get("cell", state.get("cell", config.cell)), config,
+                            len(vocab))
+    except UsageError as error:
+        raise CheckpointError(f"{checkpoint_path(run_dir, name)}: {error}; the file was "
+                              "edited or damaged") from None
     load_weights(model, weights, run_dir)
     model.to(resolve_device(device)).eval()
     return TrainedModel(model, vocab, tokenizer, config, int(state.get("epoch", 0)), name)

@@ -17,6 +17,7 @@ import torch
 
 from seqlm.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
 from seqlm.config import RunConfig
+from seqlm.errors import UsageError
 from seqlm.vocab import Vocab
 
 
@@ -80,6 +81,14 @@ def check_run_state(state: Any, json_path: Path) -> None:
         Vocab.from_dict(state["vocab"])
     except ValueError as exc:
         raise bad("vocab", f"a seqlm vocabulary ({exc})") from None
+    try:
+        # The values too, as the options are checked; the thread count depends on the
+        # machine that resumes, not on the file, so it is left out.
+        RunConfig.from_dict({**state["config"], "threads": 0}).validate()
+    except UsageError as error:
+        raise CheckpointError(f"{json_path}: a setting it records is out of range ({error}); "
+                              "the file was edited or damaged: restore it, or train again"
+                              ) from None
 
 
 def load_run_checkpoint(

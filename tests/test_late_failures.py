@@ -110,6 +110,7 @@ def _set(path: str, value: object):
     (_set("state.epoch", "abc"), "'epoch' must be a whole number"),
     (_set("state.config.hidden", "big"), "'config.hidden' must be a whole number"),
     (_set("state.config.cell_options", None), "'config.cell_options' must be an object"),
+    (_set("state.config.hidden", -5), "out of range (--hidden must be a whole number"),
     (_set("state.tokenizer.name", 3), "'tokenizer.name' must be a string"),
     (_set("state.vocab.idx_to_token", ["a", "a"]), "'vocab' must be a seqlm vocabulary"),
     (_set("version", "1"), "'version' must be a whole number (this seqlm reads 1), not '1'"),
@@ -123,6 +124,15 @@ def test_a_hand_edited_checkpoint_names_the_file_and_the_field(trained, tmp_path
         assert result.exit_code == 1, result.output
         assert str(folder / "checkpoint.json") in result.output and field in result.output
         assert "unexpected" not in result.output and len(result.output.splitlines()) == 1
+
+
+@pytest.mark.parametrize("kind", ["tokenizer", "cell"])
+def test_options_a_checkpoint_records_are_checked_before_use(trained, tmp_path, kind):
+    folder = _edited(trained[0], tmp_path, _set(f"state.config.{kind}_options", {"bogus": 1}))
+    result = seqlm("generate", folder, "--checkpoint", "last", "--length", 3)
+    assert result.exit_code == 1, result.output
+    assert f"{folder / 'checkpoint.json'}: {kind} " in result.output
+    assert "'bogus'" in result.output and "unexpected" not in result.output
 
 
 @pytest.mark.parametrize("field", ["rng", "optimizer"])
