@@ -96,12 +96,14 @@ class CheckpointCallback(Callback):
     def on_exception(self, trainer: Trainer, error: BaseException) -> None:  # noqa: D102
         # The snapshot is of the last finished epoch, so it is good even when the epoch
         # that failed (a NaN loss) was not; other errors may come from saving itself.
-        if isinstance(error, (KeyboardInterrupt, TrainingError)) and self.snapshot is not None:
+        # A closed output pipe (``seqlm run | head``) stops the run as Ctrl-C does.
+        stops = (KeyboardInterrupt, TrainingError, BrokenPipeError)
+        if isinstance(error, stops) and self.snapshot is not None:
             # A second Ctrl-C (or SIGTERM) while this is written must not cut it short:
             # the run is ending anyway, and the save is what the user is waiting for.
             with signals_deferred():
                 self.save()
-            if isinstance(error, KeyboardInterrupt):
+            if isinstance(error, (KeyboardInterrupt, BrokenPipeError)):
                 self.interrupted_at = self.snapshot["epoch"]
 
     def stop_message(self) -> str:

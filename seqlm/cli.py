@@ -99,6 +99,15 @@ class SeqlmGroup(click.Group):
             signum = getattr(interrupt, "signum", None)
             click.echo(f"Stopped by {interrupt}." if signum else "Interrupted.", err=True)
             sys.exit(exit_code_of(interrupt))
+        except BrokenPipeError:
+            if _debug_requested(ctx):
+                raise
+            # The reader went away (``seqlm run | head``): say so where it can still be
+            # read, and stop Python from failing again when it flushes stdout at exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            click.echo("Stopped: the output pipe was closed.", err=True)
+            sys.exit(141)  # as a shell reports a process ended by SIGPIPE
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except Exception as error:
@@ -226,12 +235,10 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
               "length).")
 def run(**options: Any) -> None:
     """Train a language model, plot its perplexity, and generate text."""
-    from rich.console import Console
-
     from seqlm.runner import run as run_training
-    from seqlm.stopping import stop_on_signals
+    from seqlm.stopping import pipe_aware_console, stop_on_signals
 
-    console = Console()
+    console = pipe_aware_console()
     # SIGTERM (kill, systemd, Slurm) and SIGHUP stop the run as Ctrl-C does: with a
     # checkpoint to resume from.
     with stop_on_signals():

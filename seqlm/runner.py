@@ -308,8 +308,9 @@ def run(
                 raise TrainingError(f"{error}. The last good checkpoint, of epoch {kept}, is in "
                                     f"{out_dir}") from error
             raise
-        except KeyboardInterrupt:
-            # Ctrl-C, or SIGTERM/SIGHUP under the CLI: say truly what is kept.
+        except (KeyboardInterrupt, BrokenPipeError):
+            # Ctrl-C, a stop signal under the CLI, or a closed output pipe: say truly what
+            # is kept (on stderr, which may still be open).
             if saver is not None:
                 Console(stderr=True).print(saver.stop_message(), highlight=False,
                                            markup=False, soft_wrap=True)

@@ -165,3 +165,17 @@ def test_each_stop_signal_raises_a_keyboard_interrupt_with_its_exit_status(name,
     assert exit_code_of(stopped.value) == code and str(stopped.value) == name
     assert signal.getsignal(sig) == before  # the handler is put back
     assert exit_code_of(KeyboardInterrupt()) == 130
+
+
+@pytest.mark.slow  # a child process: torch's import alone takes seconds
+def test_a_closed_output_pipe_stops_the_run_with_a_checkpoint(small_text, tmp_path):
+    out = tmp_path / "run"
+    run = Run("--data", small_text, "--out", out, "--epochs", 200, "--checkpoint-every", 0,
+              *TINY)
+    run.wait_for("epoch 20/200")
+    run.proc.stdout.close()  # the reader goes away, as `| head` does
+    err = run.proc.stderr.read()
+    assert run.proc.wait(timeout=60) == 141, err
+    saved = _epoch_of(out)
+    assert f"Saved the checkpoint of epoch {saved} (the last finished)" in err
+    assert "Stopped: the output pipe was closed." in err
