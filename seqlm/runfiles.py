@@ -116,18 +116,24 @@ def owned_files(folder: Path) -> list[str]:
 
 def _kind(path: Path) -> str | None:
     """What is wrong with ``path`` as a file seqlm writes, or None if nothing is."""
-    mode = os.lstat(path).st_mode
-    if stat.S_ISLNK(mode):
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
         return f"is a symbolic link (to {os.readlink(path)})"
-    if stat.S_ISDIR(mode):
+    if stat.S_ISDIR(info.st_mode):
         return "is a folder"
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(info.st_mode):
         return "is not a regular file"
+    if info.st_nlink > 1:
+        # Writing it in place (the lock is) would change the other names' file too.
+        return "is a hard link (the same file has another name)"
     return None
 
 
 def check_names_are_files(folder: Path, flag: str = "--out") -> None:
-    """Refuse ``folder`` if a name seqlm writes there is a link, a folder or not a file."""
+    """Refuse ``folder`` if a name seqlm writes there is a link, a folder or not a file.
+
+    A hard link is refused too: the same file under a name outside the run folder.
+    """
     wrong = []
     for name in sorted(os.listdir(folder)):
         if is_seqlm_name(name):

@@ -119,6 +119,19 @@ def test_no_write_follows_a_link_on_force_or_resume(small_text, tmp_path, name):
         assert (out / name).is_symlink()
 
 
+def test_a_hard_link_at_seqlms_names_is_refused(small_text, tmp_path):
+    out = tmp_path / "run"
+    assert train(small_text, out).exit_code == 0
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not seqlm's\n")
+    (out / ".seqlm.lock").unlink()
+    os.link(outside, out / ".seqlm.lock")  # the lock is written in place
+    result = seqlm("run", "--resume", out, "--epochs", 3)
+    assert result.exit_code == 2
+    assert ".seqlm.lock is a hard link" in result.output
+    assert outside.read_text() == "not seqlm's\n"
+
+
 def test_the_writers_themselves_never_follow_a_link(tmp_path):
     outside = tmp_path / "outside.txt"
     outside.write_text("not seqlm's\n")
