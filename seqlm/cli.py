@@ -42,6 +42,14 @@ def describe_unexpected(error: BaseException) -> str:
         where = f" {error.filename}" if error.filename else ""
         return (f"cannot access{where}: {error.strerror}; check the path, its permissions "
                 "and the free disk space")
+    from seqlm.blame import plugin_at_fault
+
+    culprit = plugin_at_fault(error)
+    if culprit is not None:
+        return (f"{culprit.kind} {culprit.name!r} of plugin {culprit.plugin} failed: "
+                f"{type(error).__name__}: {_one_line(text, 300)}. This is a fault of that "
+                f"plugin: report it to its authors (the contract a {culprit.kind} must keep "
+                "is in seqlm's docs/plugins/contracts.md; run with --debug for the traceback)")
     return (f"unexpected {type(error).__name__}: {_one_line(text, 300)} "
             "(run with --debug for the traceback)")
 
