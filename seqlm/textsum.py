@@ -29,6 +29,9 @@ def check_same_text(checkpoint: dict[str, Any], new_data: str | Path, resume: st
     """
     recorded = checkpoint.get("data_sha256")
     old = (checkpoint.get("config") or {}).get("data")
+    if old is None:
+        raise UsageError(f"--data {new_data}: the run in {resume} trained on The Time Machine "
+                         "(no --data); resume it without --data")
     if not isinstance(recorded, str):
         raise UsageError(f"--data {new_data}: the checkpoint in {resume} records no checksum of "
                          f"its text ({old}), so another file cannot be checked against it; "
