@@ -19,6 +19,7 @@ from seqlm.runfiles import (
     record_written,
     remove_stale_temporaries,
 )
+from seqlm.runlock import check_not_in_use
 from seqlm.safewrite import cannot_write, open_append, write_bytes_atomic
 
 RUNS_DIR = Path("runs")
@@ -41,6 +42,7 @@ def prepare_run_dir(out: str | Path | None, force: bool = False) -> Path:
         raise UsageError(f"--out {path}: exists and is not a folder; choose another path")
     try:
         if path.is_dir():
+            check_not_in_use(path)
             check_run_folder(path, force)
         path.mkdir(parents=True, exist_ok=True)
         _check_writable(path)
