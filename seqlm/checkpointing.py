@@ -23,7 +23,7 @@ from seqlm.errors import TrainingError
 from seqlm.interfaces import Trainer
 from seqlm.metrics import EpochMetrics
 from seqlm.runfiles import record_written
-from seqlm.stopping import signals_deferred
+from seqlm.stopping import interrupt_for, signals_deferred
 
 LAST = "checkpoint"
 BEST = "best"
@@ -88,10 +88,18 @@ class CheckpointCallback(Callback):
                          if self.snapshot.get("trainer") else []}
             self.best_saved = False
         if self.every and metrics.epoch % self.every == 0:
-            self.save()
+            self._save_then_stop()
 
     def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:  # noqa: D102
-        self.save()
+        self._save_then_stop()
+
+    def _save_then_stop(self) -> None:
+        """Save whole, even if Ctrl-C or a stop signal comes meanwhile; then act on it."""
+        with signals_deferred() as arrived:
+            self.save()
+        if arrived:
+            self.interrupted_at = self.saved_epoch
+            raise interrupt_for(arrived[0])
 
     def on_exception(self, trainer: Trainer, error: BaseException) -> None:  # noqa: D102
         # The snapshot is of the last finished epoch, so it is good even when the epoch

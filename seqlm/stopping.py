@@ -42,6 +42,11 @@ class Stopped(KeyboardInterrupt):
         self.exit_code = 128 + signum
 
 
+def interrupt_for(signum: int) -> KeyboardInterrupt:
+    """The interrupt that signal ``signum`` raises: Ctrl-C's own, or :class:`Stopped`."""
+    return KeyboardInterrupt() if signum == signal.SIGINT else Stopped(signum)
+
+
 def exit_code_of(interrupt: KeyboardInterrupt) -> int:
     """The exit status for an interrupt: 130 for Ctrl-C, ``128 + N`` for signal N."""
     return getattr(interrupt, "exit_code", 130)
@@ -74,8 +79,9 @@ def stop_on_signals() -> Iterator[None]:
 def signals_deferred() -> Iterator[list[int]]:
     """Hold back Ctrl-C and the stop signals within the block; yields those that came.
 
-    The signals that arrived are not acted on afterwards: the block is an emergency
-    save that already ends the run.
+    The signals that arrived are not acted on here; the caller decides (an emergency save
+    already ends the run; a regular save stops it once written, see
+    :func:`interrupt_for`).
     """
     arrived: list[int] = []
     if not _in_main_thread():

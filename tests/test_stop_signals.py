@@ -179,3 +179,20 @@ def test_a_closed_output_pipe_stops_the_run_with_a_checkpoint(small_text, tmp_pa
     saved = _epoch_of(out)
     assert f"Saved the checkpoint of epoch {saved} (the last finished)" in err
     assert "Stopped: the output pipe was closed." in err
+
+
+def test_ctrl_c_during_a_regular_save_waits_for_it_then_stops(tmp_path, monkeypatch):
+    import seqlm.checkpointing as checkpointing
+
+    def interrupted_save(directory, state, name="checkpoint"):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives midway through the save
+        return save_checkpoint(directory, state, name)
+
+    monkeypatch.setattr(checkpointing, "save_checkpoint", interrupted_save)
+    saver = CheckpointCallback(tmp_path, model=None, describe=dict)  # type: ignore[arg-type]
+    saver.snapshot = {"epoch": 5, "model": {}, "trainer": None}
+    with pytest.raises(Stopped) as stopped, stop_on_signals():
+        saver.on_train_end(None, [])  # type: ignore[arg-type]
+    assert exit_code_of(stopped.value) == 143
+    assert load_checkpoint(tmp_path)["epoch"] == 5  # written whole before stopping
+    assert "Saved the checkpoint of epoch 5" in saver.stop_message()
