@@ -6,7 +6,7 @@ import pytest
 from plugin_dists import make_dist, unique, with_cell
 
 from seqlm.errors import PluginError, UsageError
-from seqlm.plugins import HOOKS, Plugins
+from seqlm.plugins import HOOKS, Plugins, get_plugins
 
 BUILTIN_CELLS = {"gru", "gru-scratch", "lstm", "lstm-scratch", "rnn", "rnn-scratch"}
 
@@ -234,18 +234,21 @@ def test_two_plugins_with_one_name_is_an_error_naming_both(site, capsys):
     assert only_first.get("cell", "dup").__doc__ == "first"
 
 
-def test_a_plugin_claiming_a_builtin_name_names_the_distribution_to_remove(site):
+def test_a_plugin_cannot_take_a_builtin_name_and_keeps_its_other_names(site):
     one_dist(site, "seqlm-shadow", with_cell("""
         import seqlm
 
         @seqlm.hookimpl
         def register_cells(register):
             register("lstm", TanhCell)
+            register("tanh-own", TanhCell)
     """))
-    with pytest.raises(UsageError, match=r"cells \(seqlm .*\) and plugin \(seqlm-shadow 1.0\)"
-                       r".*pip uninstall seqlm-shadow"):
-        load().get("cell", "lstm")
-    assert load([]).get("cell", "lstm").__name__ == "TorchLSTM"
+    plugins = load()
+    assert plugins.get("cell", "lstm").__name__ == "TorchLSTM"
+    assert plugins.get("cell", "tanh-own").__name__ == "TanhCell"
+    info = next(i for i in plugins.info.values() if i.distribution == "seqlm-shadow")
+    assert info.status == "ok" and info.registered == {"cell": ["tanh-own"]}
+    assert info.refused == ["cell 'lstm' refused: the name is built in"]
 
 
 def test_load_plugins_limits_the_distributions(site, capsys):
@@ -292,3 +295,24 @@ def test_add_refuses_a_taken_name_and_remove_forgets():
     assert "implements no seqlm hook" in info.status
     plugins.remove("extra")
     assert "extra" not in plugins.info
+
+
+def test_builtins_are_registered_without_any_entry_point(monkeypatch):
+    # A source tree that was never pip-installed has no entry points at all; every
+    # built-in must still be there, registered by the plugin manager itself.
+    from importlib import metadata
+
+    from seqlm.plugins import reset_plugins
+
+    monkeypatch.setattr(metadata, "entry_points", lambda **_: [])
+    monkeypatch.delenv("SEQLM_LOAD_PLUGINS", raising=False)
+    reset_plugins()
+    try:
+        plugins = get_plugins()
+        assert {"lstm", "gru", "rnn", "lstm-scratch"} <= set(plugins.choices("cell"))
+        assert {"char", "word"} <= set(plugins.choices("tokenizer"))
+        assert {"sequential", "random"} <= set(plugins.choices("sampler"))
+        assert {"default", "ddp"} <= set(plugins.choices("trainer"))
+        assert all(info.builtin for info in plugins.info.values())
+    finally:
+        reset_plugins()
