@@ -16,6 +16,7 @@ from seqlm.bounds import (
     check_threads,
 )
 from seqlm.errors import UsageError
+from seqlm.graph_policy import check_setting
 from seqlm.text import check_encoding
 
 #: The learning rate each optimizer starts from unless ``--lr`` is given: the seed's 1
@@ -68,7 +69,7 @@ class RunConfig:
     schedule: str = "constant"
     warmup_epochs: int = 0
     precision: str = "fp32"
-    cuda_graph: bool = False
+    cuda_graph: bool | str = "auto"  # "auto", True (demand) or False; see graph_policy
     clip: float = 1.0
     device: str = "auto"
     threads: int = 0
@@ -125,6 +126,7 @@ class RunConfig:
             raise UsageError("--prefix is empty; give some text for the model to continue, "
                              "for example --prefix 'time traveller'")
         check_seed(self.seed)
+        check_setting(self.cuda_graph)
         # Limits torch would enforce late (an overflow) or not at all (a crash).
         check_threads(self.threads)
         check_model_size(self.hidden, self.embedding_dim, self.num_layers)

@@ -44,7 +44,7 @@ from seqlm.outputs import (
     write_json_atomic,
     write_text_atomic,
 )
-from seqlm.plot import plot_perplexity
+from seqlm.plot import PlotInBackground, start_imports
 from seqlm.plugins import check_options, get_plugins
 from seqlm.preflight import check_corpus_fits, check_prefix, opening_prefix
 from seqlm.progress import generation_progress, make_progress
@@ -64,7 +64,7 @@ RESUMABLE = ("epochs", "device", "threads", "cuda_graph", "checkpoint_every", "p
 
 #: Trainer options and their defaults; only changed ones are passed to the trainer.
 TRAINER_OPTIONS = {"optimizer": "sgd", "weight_decay": None, "schedule": "constant",
-                   "warmup_epochs": 0, "precision": "fp32", "cuda_graph": False}
+                   "warmup_epochs": 0, "precision": "fp32", "cuda_graph": "auto"}
 
 #: What the framework passes to each kind of component itself (not options).
 CELL_ARGUMENTS = ("input_size", "hidden_size", "num_layers")
@@ -323,9 +323,12 @@ def _run(
         trainer.check(sampler)
     check_before_training(model, sampler, train_ids, len(corpus.vocab),
                           {"sampler": config.sampler, "cell": config.cell}, plugins)
-    if config.cuda_graph and device.type != "cuda":
+    if config.cuda_graph is True and device.type != "cuda":
         console.print(f"note: --cuda-graph applies to CUDA only; on {device.type} the steps "
                       "run as usual", highlight=False, markup=False)
+    if hasattr(trainer, "notify"):
+        trainer.notify = lambda line: console.print(line, highlight=False, markup=False,
+                                                    soft_wrap=True)
     if len(val_ids) and not trainer.validates:
         console.print(f"note: trainer {config.trainer!r} does not validate; the last "
                       f"{len(val_ids)} tokens are held out unused", highlight=False,
@@ -375,6 +378,7 @@ def _run(
                          f"{len(corpus.vocab)}")
                 run_callbacks = [make_progress(console, title), MetricsWriter(metrics_path),
                                  saver, *callbacks]
+                start_imports()  # matplotlib loads while the run trains
             with calling("trainer", config.trainer, plugins):
                 history = trainer.fit(model, train_ids, sampler, run_callbacks,
                                       val_corpus=val_ids if len(val_ids) else None)
@@ -406,34 +410,56 @@ def _run(
         def summary_with(sample: str | None) -> dict[str, Any]:
             return summarize(config, device, history, sample, model,
                              train_tokens=len(train_ids), val_tokens=len(val_ids),
-                             vocab_size=len(corpus.vocab))
+                             vocab_size=len(corpus.vocab),
+                             cuda_graph=getattr(trainer, "graph_report", None))
 
-        if out_dir is not None:
-            # Written before generating, so a long generation that is stopped loses neither.
-            try:
+        def with_checkpoint_kept(error: OutputError) -> OutputError:
+            return OutputError(f"{error}. The checkpoint of epoch {saver.saved_epoch} is kept "
+                               f"in {out_dir}")
+
+        # The plot draws in the background while the sample is generated.
+        plot = (PlotInBackground(history, out_dir / "perplexity.png",
+                                 title=f"{config.cell}, {config.sampler} sampling")
+                if out_dir is not None else None)
+
+        def finish_plot() -> None:
+            plot.wait()
+            record_written(out_dir, out_dir / "perplexity.png")
+
+        try:
+            if out_dir is not None:
+                # Written before generating, so that a long generation, if stopped, loses
+                # neither the summary nor (once it is drawn) the plot.
                 write_json_atomic(out_dir / "summary.json", summary_with(None))
-                plot_perplexity(history, out_dir / "perplexity.png",
-                                title=f"{config.cell}, {config.sampler} sampling")
-                record_written(out_dir, out_dir / "perplexity.png")
-            except OutputError as error:
-                raise OutputError(f"{error}. The checkpoint of epoch {saver.saved_epoch} is "
-                                  f"kept in {out_dir}") from None
-        sample = ""
-        if main:
+            sample = ""
+            if main:
+                try:
+                    sample = generate(model, corpus.vocab, tokenizer, config.prefix,
+                                      config.predict, on_progress=generation_progress(
+                                          console, config.predict))
+                except KeyboardInterrupt:
+                    if out_dir is not None:
+                        files = "the checkpoint and summary.json are"
+                        with contextlib.suppress(Exception):
+                            finish_plot()
+                            files = "the checkpoint, summary.json and perplexity.png are"
+                        Console(stderr=True).print(
+                            f"Stopped while generating; {files} in {out_dir}.",
+                            highlight=False, markup=False, soft_wrap=True)
+                    raise
+            summary = summary_with(sample)
+            if out_dir is not None:
+                write_json_atomic(out_dir / "summary.json", summary)
+        except OutputError as error:
+            raise with_checkpoint_kept(error) from None
+        finally:
+            if plot is not None:
+                plot.join()  # no thread writes the folder once the run has returned
+        if plot is not None:
             try:
-                sample = generate(model, corpus.vocab, tokenizer, config.prefix,
-                                  config.predict, on_progress=generation_progress(
-                                      console, config.predict))
-            except KeyboardInterrupt:
-                if out_dir is not None:
-                    Console(stderr=True).print(
-                        f"Stopped while generating; the checkpoint, summary.json and "
-                        f"perplexity.png are in {out_dir}.", highlight=False, markup=False,
-                        soft_wrap=True)
-                raise
-        summary = summary_with(sample)
-        if out_dir is not None:
-            write_json_atomic(out_dir / "summary.json", summary)
+                finish_plot()
+            except OutputError as error:
+                raise with_checkpoint_kept(error) from None
         return RunResult(config, out_dir, device, history, sample, summary, model,
                          corpus.vocab, tokenizer)
 
