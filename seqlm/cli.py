@@ -219,12 +219,16 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
 @click.option("--resume", type=click.Path(), default=None, metavar="DIR",
               help="Continue the run saved in DIR where it stopped (--epochs may raise its "
               "length).")
+@click.option("--log", multiple=True, metavar="NAME",
+              help="Enable a logger a plugin registered (for example tensorboard); "
+              "repeatable. Kept for --resume.")
 def run(**options: Any) -> None:
     """Train a language model, plot its perplexity, and generate text."""
     from rich.console import Console
 
     from seqlm.runner import run as run_training
 
+    options["log"] = list(options["log"])
     console = Console()
     if options["resume"] is not None:
         # Only what was typed counts: the checkpoint supplies every other setting.
@@ -247,7 +251,7 @@ def run(**options: Any) -> None:
     )
     console.print(f"sample: {result.sample}", highlight=False, markup=False)
     console.print(f"outputs in {result.out_dir}/ (summary.json, metrics.jsonl, "
-                  "perplexity.png, checkpoint.json)", highlight=False)
+                  "perplexity.png, checkpoint.json, status.json)", highlight=False)
 
 
 _WHICH = click.option(

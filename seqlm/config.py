@@ -69,6 +69,7 @@ class RunConfig:
     force: bool = False
     checkpoint_every: int = 10
     resume: str | Path | None = None
+    log: list[str] = field(default_factory=list)
 
     def validate(self) -> RunConfig:
         """Raise :class:`UsageError` naming the first out-of-range setting."""
@@ -120,6 +121,10 @@ class RunConfig:
                              "for example --prefix 'time traveller'")
         if self.seed is not None and not -(2**63) <= self.seed < 2**64:
             raise UsageError(f"--seed must be a whole number from 0 to 2**64 - 1, got {self.seed}")
+        bad = [name for name in self.log if not isinstance(name, str) or not name.strip()]
+        if bad:
+            raise UsageError(f"--log needs the name of a logger, got {bad[0]!r}; "
+                             "seqlm list callbacks shows them")
         check_encoding(self.encoding)
         return self
 
@@ -134,6 +139,7 @@ class RunConfig:
         for key in ("data", "out", "resume"):
             if data[key] is not None:
                 data[key] = str(data[key])
+        data["log"] = list(data["log"])
         return data
 
     @classmethod

@@ -40,7 +40,14 @@ def _val_text(m: EpochMetrics) -> tuple[str, str]:
     return f"{m.val_ppl:.4f}", f"{m.val_bits:.3f}"
 
 
-def _log_every(epochs: int) -> int:
+def _optim_text(m: EpochMetrics) -> tuple[str, str]:
+    """Learning rate and mean gradient norm as table cells ("-" where not reported)."""
+    lr = "-" if m.lr is None else f"{m.lr:.3g}"
+    norm = "-" if m.grad_norm is None else f"{m.grad_norm:.3g}"
+    return lr, norm
+
+
+def log_every(epochs: int) -> int:
     """Log about ten rows per run: every 50 epochs for the default 500, like the seed."""
     return max(1, epochs // 10)
 
@@ -50,7 +57,8 @@ class RichProgress(Callback):
 
     It shows one row every ``log_every`` epochs (50 of the default 500) and a last row
     for the current epoch, with training perplexity and, when text is held out,
-    validation perplexity and bits per token.
+    validation perplexity and bits per token, then the learning rate and the mean
+    gradient norm (before clipping).
     """
 
     def __init__(self, console: Console, title: str = "Training", log_every: int = 0) -> None:
@@ -63,7 +71,7 @@ class RichProgress(Callback):
     def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
         self.total = trainer.epochs
         self.start = getattr(trainer, "start_epoch", 0)  # epochs done before a resume
-        self.log_every = self.log_every or _log_every(self.total)
+        self.log_every = self.log_every or log_every(self.total)
         self.timer = _Timer()
         self.live = Live(self._table(None), console=self.console, auto_refresh=False,
                          transient=False)
@@ -88,8 +96,8 @@ class RichProgress(Callback):
 
     def _table(self, current: EpochMetrics | None) -> Table:
         table = Table(title=self.title, title_justify="left")
-        for column in ("Epoch", "Train ppl", "Val ppl", "Val bits/token", "Tokens/s",
-                       "Elapsed", "Remaining"):
+        for column in ("Epoch", "Train ppl", "Val ppl", "Val bits/token", "LR", "Grad norm",
+                       "Tokens/s", "Elapsed", "Remaining"):
             table.add_column(column, justify="right")
         shown = list(self.rows)
         if current is not None and (not shown or shown[-1] is not current):
@@ -97,7 +105,7 @@ class RichProgress(Callback):
         for m in shown:
             table.add_row(
                 f"{m.epoch}/{self.total}", f"{m.train_ppl:.4f}", *_val_text(m),
-                f"{m.tokens_per_s:,.0f}",
+                *_optim_text(m), f"{m.tokens_per_s:,.0f}",
                 format_duration(self.timer.elapsed()) if m is shown[-1] else "",
                 format_duration(self.timer.remaining(m.epoch - self.start,
                                                      self.total - self.start))
@@ -116,7 +124,7 @@ class PlainProgress(Callback):
     def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
         self.total = trainer.epochs
         self.start = getattr(trainer, "start_epoch", 0)  # epochs done before a resume
-        self.log_every = self.log_every or _log_every(self.total)
+        self.log_every = self.log_every or log_every(self.total)
         self.timer = _Timer()
 
     def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:  # noqa: D102
@@ -126,9 +134,11 @@ class PlainProgress(Callback):
         if metrics.val_loss is not None:
             val = (f"val perplexity {metrics.val_ppl:.4f}  val bits/token "
                    f"{metrics.val_bits:.3f}  ")
+        lr, norm = _optim_text(metrics)
         remaining = self.timer.remaining(metrics.epoch - self.start, self.total - self.start)
         self.console.print(
             f"epoch {metrics.epoch}/{self.total}  perplexity {metrics.train_ppl:.4f}  {val}"
+            f"lr {lr}  grad norm {norm}  "
             f"{metrics.tokens_per_s:,.0f} tokens/s  elapsed "
             f"{format_duration(self.timer.elapsed())}  remaining "
             f"{format_duration(remaining)}",

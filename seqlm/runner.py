@@ -15,7 +15,7 @@ import torch
 from rich.console import Console
 
 import seqlm
-from seqlm.callbacks import Callback
+from seqlm.callbacks import Callback, RunInfo
 from seqlm.checkpoint import checkpoint_path, load_checkpoint, load_weights
 from seqlm.checkpointing import LAST, CheckpointCallback
 from seqlm.config import DEFAULT_PREFIX, RunConfig
@@ -24,20 +24,22 @@ from seqlm.errors import DataError, TrainingError, UsageError
 from seqlm.evaluation import hold_out
 from seqlm.generation import generate
 from seqlm.interfaces import RecurrentCell, Tokenizer
+from seqlm.loggers import build_loggers, resolve_loggers
 from seqlm.metrics import EpochMetrics
 from seqlm.model import RNNModel
 from seqlm.outputs import MetricsWriter, prepare_run_dir, write_json_atomic
 from seqlm.plot import plot_perplexity
 from seqlm.plugins import check_options, get_plugins
 from seqlm.preflight import check_corpus_fits, check_prefix, opening_prefix
-from seqlm.progress import make_progress
+from seqlm.progress import log_every, make_progress
+from seqlm.run_status import StatusRecorder
 from seqlm.runlock import hold_run_folder
 from seqlm.summary import summarize
 from seqlm.vocab import Vocab
 
 #: Settings a resumed run may change; the others must stay as the checkpoint has them.
 RESUMABLE = ("epochs", "device", "threads", "cuda_graph", "checkpoint_every", "prefix",
-             "predict", "resume", "force")
+             "predict", "resume", "force", "log")
 
 #: Trainer options and their defaults; only changed ones are passed to the trainer.
 TRAINER_OPTIONS = {"optimizer": "sgd", "weight_decay": None, "schedule": "constant",
@@ -182,6 +184,7 @@ def run(
     sampler_cls = plugins.get("sampler", config.sampler)
     cell_cls = plugins.get("cell", config.cell)
     trainer_cls = plugins.get("trainer", config.trainer)
+    loggers = resolve_loggers(config.log, plugins)
     trainer_options = _apply_trainer_options(trainer_cls, config)
     device = resolve_device(config.device)
     if config.threads:
@@ -245,7 +248,7 @@ def run(
         console.print(describe_device(device, config.device), highlight=False)
 
         run_callbacks: list[Callback] = list(callbacks)
-        saver = None
+        saver = status = None
         if out_dir is not None:
             saver = CheckpointCallback(
                 out_dir, model, lambda: _describe(config, corpus.vocab, tokenizer),
@@ -259,8 +262,13 @@ def run(
             title = (f"seqlm: {config.cell} on {device.type}, {len(train_ids):,} training + "
                      f"{len(val_ids):,} held-out {config.tokenizer} tokens, vocabulary "
                      f"{len(corpus.vocab)}")
+            status = StatusRecorder(out_dir, _describe(config, corpus.vocab, tokenizer)["config"])
+            info = RunInfo(out_dir, status.config, log_every(config.epochs),
+                           lambda length: generate(model, corpus.vocab, tokenizer,
+                                                   config.prefix, length))
             run_callbacks = [make_progress(console, title), MetricsWriter(metrics_path), saver,
-                             *callbacks]
+                             *build_loggers(loggers, info, Console(stderr=True).print),
+                             *callbacks, status]
         try:
             history = trainer.fit(model, train_ids, sampler, run_callbacks)
         except TrainingError as error:
@@ -287,6 +295,8 @@ def run(
             write_json_atomic(out_dir / "summary.json", summary)
             plot_perplexity(history, out_dir / "perplexity.png",
                             title=f"{config.cell}, {config.sampler} sampling")
+        if status is not None:
+            status.finish()
         return RunResult(config, out_dir, device, history, sample, summary, model,
                          corpus.vocab, tokenizer)
 
