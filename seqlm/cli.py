@@ -345,6 +345,67 @@ def plugins(as_json: bool) -> None:
     Console().print(table)
 
 
+@main.command()
+@click.argument("folder", metavar="[DIR]", type=click.Path(), default="runs")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def runs(folder: str, as_json: bool) -> None:
+    """List the runs under runs/ (or DIR): settings, figures and status of each."""
+    from pathlib import Path
+
+    from seqlm.run_listing import find_runs, runs_table
+
+    path = Path(folder)
+    if folder == "runs" and not path.exists() and not as_json:
+        click.echo("No runs yet: runs/ does not exist here (seqlm run creates it).", err=True)
+        return
+    records = find_runs(path) if path.exists() or folder != "runs" else []
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in records], indent=2))
+        return
+    if not records:
+        click.echo(f"No runs in {folder} (a run folder holds status.json or metrics.jsonl).",
+                   err=True)
+        return
+    from rich.console import Console
+
+    Console().print(runs_table(records, f"seqlm runs in {folder}"))
+    for record in records:
+        if record.note:
+            click.echo(f"note: {record.name}: {record.note}", err=True)
+
+
+@main.command()
+@click.argument("run_dirs", metavar="RUN RUN...", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", default="compare.png", show_default=True, type=click.Path(),
+              help="Picture of the runs' curves (.png, .svg or .pdf); only an existing "
+              "picture is ever replaced.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def compare(run_dirs: tuple[str, ...], output: str, as_json: bool) -> None:
+    """Plot several runs' curves in one picture and print their figures side by side."""
+    from pathlib import Path
+
+    from seqlm.compare import check_output, comparison, comparison_table, load_runs, plot_runs
+
+    path = Path(output)
+    check_output(path)
+    records = load_runs(run_dirs)
+    result = comparison(records)
+    plot_runs(records, [row["label"] for row in result["runs"]], path)
+    result["plot"] = str(path)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    from rich.console import Console
+
+    Console().print(comparison_table(result))
+    for record in records:
+        if record.note:
+            click.echo(f"note: {record.name}: {record.note}", err=True)
+    if not result["differing_settings"]:
+        click.echo("The runs have the same settings.")
+    click.echo(f"plot: {path}")
+
+
 @main.command("list")
 @click.argument("kind", type=click.Choice([f"{k}s" for k in KINDS]))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
