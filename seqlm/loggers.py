@@ -10,6 +10,7 @@ failures.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -48,10 +49,18 @@ def resolve_loggers(names: Iterable[str], plugins: Plugins) -> list[NamedLogger]
     return found
 
 
+def _stderr(line: str) -> None:
+    # A plain write: a live progress table redirects stderr above itself.
+    print(line, file=sys.stderr)
+
+
 def build_loggers(
-    loggers: Sequence[NamedLogger], run: RunInfo, warn: Callable[[str], None]
+    loggers: Sequence[NamedLogger], run: RunInfo, warn: Callable[[str], None] = _stderr
 ) -> list[Callback]:
-    """Build each logger as ``cls(run)``, wrapped so that its failures stay its own."""
+    """Build each logger as ``cls(run)``, wrapped so that its failures stay its own.
+
+    ``warn`` shows the one line about a logger that fails while the run trains.
+    """
     built: list[Callback] = []
     for logger in loggers:
         try:

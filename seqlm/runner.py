@@ -267,7 +267,7 @@ def run(
                            lambda length: generate(model, corpus.vocab, tokenizer,
                                                    config.prefix, length))
             run_callbacks = [make_progress(console, title), MetricsWriter(metrics_path), saver,
-                             *build_loggers(loggers, info, Console(stderr=True).print),
+                             *build_loggers(loggers, info),
                              *callbacks, status]
         try:
             history = trainer.fit(model, train_ids, sampler, run_callbacks)
