@@ -349,7 +349,11 @@ def plugins(as_json: bool) -> None:
 @click.argument("folder", metavar="[DIR]", type=click.Path(), default="runs")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def runs(folder: str, as_json: bool) -> None:
-    """List the runs under runs/ (or DIR): settings, figures and status of each."""
+    """List the runs in runs/ (or DIR) with their figures and status.
+
+    Status: finished, running, stopped (Ctrl-C or a termination signal) or failed, as
+    the run folder's status.json records it.
+    """
     from pathlib import Path
 
     from seqlm.run_listing import find_runs, runs_table
@@ -381,7 +385,10 @@ def runs(folder: str, as_json: bool) -> None:
               "picture is ever replaced.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def compare(run_dirs: tuple[str, ...], output: str, as_json: bool) -> None:
-    """Plot several runs' curves in one picture and print their figures side by side."""
+    """Compare runs: their curves in one picture, their figures in a table.
+
+    Each run is labelled by the settings in which the runs differ.
+    """
     from pathlib import Path
 
     from seqlm.compare import check_output, comparison, comparison_table, load_runs, plot_runs
@@ -410,7 +417,7 @@ def compare(run_dirs: tuple[str, ...], output: str, as_json: bool) -> None:
 @click.argument("kind", type=click.Choice([f"{k}s" for k in KINDS]))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_components(kind: str, as_json: bool) -> None:
-    """List the available cells, samplers, tokenizers or trainers.
+    """List the available cells, samplers, tokenizers, trainers or callbacks.
 
     Each name comes with its class, the plugin that registered it and the first line of
     its docstring. Listing imports the classes (and so torch).
