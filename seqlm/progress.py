@@ -42,7 +42,7 @@ def _val_text(m: EpochMetrics) -> tuple[str, str]:
 
 def _optim_text(m: EpochMetrics) -> tuple[str, str]:
     """Learning rate and mean gradient norm as table cells ("-" where not reported)."""
-    lr = "-" if m.lr is None else f"{m.lr:.3g}"
+    lr = "-" if m.lr is None else f"{m.lr:.2g}"
     norm = "-" if m.grad_norm is None else f"{m.grad_norm:.3g}"
     return lr, norm
 
@@ -94,11 +94,16 @@ class RichProgress(Callback):
             self.live.stop()
             self.live = None
 
+    def _times(self, m: EpochMetrics) -> str:
+        remaining = self.timer.remaining(m.epoch - self.start, self.total - self.start)
+        return f"{format_duration(self.timer.elapsed())} / {format_duration(remaining)}"
+
     def _table(self, current: EpochMetrics | None) -> Table:
         table = Table(title=self.title, title_justify="left")
-        for column in ("Epoch", "Train ppl", "Val ppl", "Val bits/token", "LR", "Grad norm",
-                       "Tokens/s", "Elapsed", "Remaining"):
-            table.add_column(column, justify="right")
+        # Two-line headers keep the nine figures within an 80-column terminal.
+        for column in ("Epoch", "Train\nppl", "Val\nppl", "Val\nbits", "LR", "Grad\nnorm",
+                       "Tokens/s", "Elapsed\n/ left"):
+            table.add_column(column, justify="right", no_wrap=True)
         shown = list(self.rows)
         if current is not None and (not shown or shown[-1] is not current):
             shown.append(current)
@@ -106,10 +111,7 @@ class RichProgress(Callback):
             table.add_row(
                 f"{m.epoch}/{self.total}", f"{m.train_ppl:.4f}", *_val_text(m),
                 *_optim_text(m), f"{m.tokens_per_s:,.0f}",
-                format_duration(self.timer.elapsed()) if m is shown[-1] else "",
-                format_duration(self.timer.remaining(m.epoch - self.start,
-                                                     self.total - self.start))
-                if m is shown[-1] else "",
+                self._times(m) if m is shown[-1] else "",
             )
         return table
 

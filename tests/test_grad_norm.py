@@ -91,15 +91,18 @@ class FakeTrainer:
 def test_the_live_table_and_plain_lines_show_lr_and_grad_norm():
     metrics = EpochMetrics(epoch=1, train_loss=2.0, tokens=100, seconds=1.0, val_loss=2.1,
                            lr=0.002, grad_norm=0.4567)
-    console = Console(record=True, width=200, force_terminal=True)
+    console = Console(record=True, width=80, force_terminal=True)
     table = RichProgress(console, log_every=1)
     table.on_train_start(FakeTrainer())
     table.on_epoch_end(FakeTrainer(), metrics)
     table.on_train_end(FakeTrainer(), [metrics])
     text = console.export_text()
-    header = next(line for line in text.splitlines() if "Epoch" in line)
-    assert "LR" in header and "Grad norm" in header
-    assert "0.002" in text and "0.457" in text
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if "Epoch" in line)
+    assert "Grad" in lines[at - 1] and "LR" in lines[at] and "norm" in lines[at]
+    row = next(line for line in lines if "1/2" in line)
+    assert "0.002" in row and "0.457" in row
+    assert all(len(line) <= 80 for line in lines if line[:1] in "┃│")  # a classic terminal
     plain = Console(record=True, width=200)
     lines = PlainProgress(plain, log_every=1)
     lines.on_train_start(FakeTrainer())
