@@ -351,8 +351,8 @@ def plugins(as_json: bool) -> None:
 def runs(folder: str, as_json: bool) -> None:
     """List the runs in runs/ (or DIR) with their figures and status.
 
-    Status: finished, running, stopped (Ctrl-C or a termination signal) or failed, as
-    the run folder's status.json records it.
+    Status: finished, running, stopped (by Ctrl-C; resume it) or failed, as the run
+    folder's status.json records it.
     """
     from pathlib import Path
 

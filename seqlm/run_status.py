@@ -1,7 +1,7 @@
 """The run folder's ``status.json``: whether its run is running, finished, stopped or failed.
 
 Written when training starts, and again when the run ends: ``finished`` once its outputs
-are written, ``stopped`` on Ctrl-C or a termination signal, ``failed`` on any other error
+are written, ``stopped`` on Ctrl-C (or an exit asked for), ``failed`` on any other error
 (with the error's message). A process killed outright cannot write anything; its record
 still says ``running`` while the run folder's lock (see :mod:`seqlm.runlock`) is free,
 which :func:`current_status` reads as ``failed``.

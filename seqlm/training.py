@@ -253,6 +253,7 @@ class DefaultTrainer(Trainer):
         val_corpus = self.val_corpus.to(self.device) if self.val_corpus is not None else None
         self.optimizer = optimizer = self.make_optimizer(model)
         self._static = None
+        self._grad_norms = None  # made afresh on this fit's device
         self.scheduler = self.make_scheduler(optimizer)
         params = [p for p in model.parameters() if p.requires_grad]
         net = self.wrap_model(model)
@@ -337,10 +338,9 @@ class DefaultTrainer(Trainer):
 
     def _grad_norm_sum(self) -> torch.Tensor:
         """The running sum of this epoch's gradient norms, one tensor for the whole fit."""
-        total = self._grad_norms
-        if total is None or total.device != self.device:
-            total = self._grad_norms = torch.zeros((), device=self.device)
-        return total
+        if self._grad_norms is None:
+            self._grad_norms = torch.zeros((), device=self.device)
+        return self._grad_norms
 
     def use_static_step(self) -> bool:
         """Whether batches run through a :class:`~seqlm.graphs.StaticStep` (CUDA graphs)."""
