@@ -359,20 +359,24 @@ def runs(folder: str, as_json: bool) -> None:
     from seqlm.run_listing import find_runs, runs_table
 
     path = Path(folder)
-    if folder == "runs" and not path.exists() and not as_json:
-        click.echo("No runs yet: runs/ does not exist here (seqlm run creates it).", err=True)
-        return
-    records = find_runs(path) if path.exists() or folder != "runs" else []
+    if folder == "runs" and not path.exists():  # the default before any run: no error
+        records, empty = [], "No runs yet: runs/ does not exist here (seqlm run creates it)."
+    else:
+        records = find_runs(path)
+        empty = f"No runs in {folder} (a run folder holds status.json or metrics.jsonl)."
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in records], indent=2))
-        return
-    if not records:
-        click.echo(f"No runs in {folder} (a run folder holds status.json or metrics.jsonl).",
-                   err=True)
-        return
-    from rich.console import Console
+    elif not records:
+        click.echo(empty, err=True)
+    else:
+        from rich.console import Console
 
-    Console().print(runs_table(records, f"seqlm runs in {folder}"))
+        Console().print(runs_table(records, f"seqlm runs in {folder}"))
+    _notes(records)
+
+
+def _notes(records: list[Any]) -> None:
+    """One line on stderr for each run folder with something to remark (an older run)."""
     for record in records:
         if record.note:
             click.echo(f"note: {record.name}: {record.note}", err=True)
@@ -399,15 +403,13 @@ def compare(run_dirs: tuple[str, ...], output: str, as_json: bool) -> None:
     result = comparison(records)
     plot_runs(records, [row["label"] for row in result["runs"]], path)
     result["plot"] = str(path)
+    _notes(records)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     from rich.console import Console
 
     Console().print(comparison_table(result))
-    for record in records:
-        if record.note:
-            click.echo(f"note: {record.name}: {record.note}", err=True)
     if not result["differing_settings"]:
         click.echo("The runs have the same settings.")
     click.echo(f"plot: {path}")
