@@ -25,7 +25,8 @@ class RunInfo:
     #: The run's settings, as :meth:`seqlm.config.RunConfig.to_dict` gives them.
     config: dict[str, Any]
     #: Log a sample (or anything else periodic) every this many epochs: the same
-    #: cadence as the rows of the progress table, about ten per run.
+    #: cadence as the rows of the progress table (``--log-every``; by default about
+    #: ten per run).
     log_every: int
     #: ``sample(length)`` continues the run's ``--prefix`` with ``length`` tokens from
     #: the model as it is now (greedy, so it draws no random numbers from training).

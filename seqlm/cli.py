@@ -222,6 +222,9 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
 @click.option("--log", multiple=True, metavar="NAME",
               help="Enable a logger a plugin registered (for example tensorboard); "
               "repeatable. Kept for --resume.")
+@click.option("--log-every", type=int, default=DEFAULTS.log_every, show_default=True,
+              metavar="N", help="Show a progress row, and let loggers write samples, every "
+              "N epochs; 0 for about ten per run.")
 def run(**options: Any) -> None:
     """Train a language model, plot its perplexity, and generate text."""
     from rich.console import Console

@@ -70,6 +70,7 @@ class RunConfig:
     checkpoint_every: int = 10
     resume: str | Path | None = None
     log: list[str] = field(default_factory=list)
+    log_every: int = 0
 
     def validate(self) -> RunConfig:
         """Raise :class:`UsageError` naming the first out-of-range setting."""
@@ -90,7 +91,8 @@ class RunConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise UsageError(f"--{_flag(name)} must be 0 (off) or more, got {value!r}")
-        for name in ("embedding_dim", "checkpoint_every", "warmup_epochs", "threads"):
+        for name in ("embedding_dim", "checkpoint_every", "warmup_epochs", "threads",
+                     "log_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise UsageError(f"--{_flag(name)} must be a whole number, 0 or more, "

@@ -148,8 +148,9 @@ class PlainProgress(Callback):
         )
 
 
-def make_progress(console: Console, title: str) -> Callback:
-    """A live table on a terminal, plain lines otherwise."""
+def make_progress(console: Console, title: str, every: int = 0) -> Callback:
+    """A live table on a terminal, plain lines otherwise; a row every ``every`` epochs
+    (0: about ten per run)."""
     if console.is_terminal and not console.is_dumb_terminal:
-        return RichProgress(console, title=title)
-    return PlainProgress(console)
+        return RichProgress(console, title=title, log_every=every)
+    return PlainProgress(console, log_every=every)

@@ -39,7 +39,7 @@ from seqlm.vocab import Vocab
 
 #: Settings a resumed run may change; the others must stay as the checkpoint has them.
 RESUMABLE = ("epochs", "device", "threads", "cuda_graph", "checkpoint_every", "prefix",
-             "predict", "resume", "force", "log")
+             "predict", "resume", "force", "log", "log_every")
 
 #: Trainer options and their defaults; only changed ones are passed to the trainer.
 TRAINER_OPTIONS = {"optimizer": "sgd", "weight_decay": None, "schedule": "constant",
@@ -263,12 +263,12 @@ def run(
                      f"{len(val_ids):,} held-out {config.tokenizer} tokens, vocabulary "
                      f"{len(corpus.vocab)}")
             status = StatusRecorder(out_dir, _describe(config, corpus.vocab, tokenizer)["config"])
-            info = RunInfo(out_dir, status.config, log_every(config.epochs),
+            every = config.log_every or log_every(config.epochs)
+            info = RunInfo(out_dir, status.config, every,
                            lambda length: generate(model, corpus.vocab, tokenizer,
                                                    config.prefix, length))
-            run_callbacks = [make_progress(console, title), MetricsWriter(metrics_path), saver,
-                             *build_loggers(loggers, info),
-                             *callbacks, status]
+            run_callbacks = [make_progress(console, title, every), MetricsWriter(metrics_path),
+                             saver, *build_loggers(loggers, info), *callbacks, status]
         try:
             history = trainer.fit(model, train_ids, sampler, run_callbacks)
         except TrainingError as error:

@@ -104,3 +104,24 @@ def test_a_logger_that_is_not_a_callback_fails_its_plugin(add_logger):
     info = add_logger("plain", dict)
     assert "does not subclass seqlm.callbacks.Callback" in info.status
     assert "plain" not in seqlm.get_plugins().choices("callback")
+
+
+def test_log_every_sets_the_progress_rows_and_the_loggers_cadence(
+    add_logger, small_text, tmp_path
+):
+    seen = []
+
+    class Cadence(Callback):
+        def __init__(self, run):
+            seen.append(run.log_every)
+
+    add_logger("cadence", Cadence)
+    result = CliRunner().invoke(main, ["run", "--log", "cadence", "--log-every", "3",
+                                       "--data", str(small_text), "--out", str(tmp_path),
+                                       *TINY_RUN, "--epochs", "7"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert rows == ["3/7", "6/7", "7/7"] and seen == [3]
+    bad = CliRunner().invoke(main, ["run", "--log-every", "-1", "--data", str(small_text),
+                                    "--out", str(tmp_path / "x"), *TINY_RUN])
+    assert bad.exit_code == 2 and "--log-every must be a whole number, 0 or more" in bad.stderr
