@@ -220,8 +220,8 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
               help="Continue the run saved in DIR where it stopped (--epochs may raise its "
               "length).")
 @click.option("--log", multiple=True, metavar="NAME",
-              help="Enable a logger a plugin registered (for example tensorboard); "
-              "repeatable. Kept for --resume.")
+              help=f"Turn on a logger that a plugin registered: "
+              f"{_choices('callback') or '(none installed)'}; repeatable. Kept for --resume.")
 @click.option("--log-every", type=int, default=DEFAULTS.log_every, show_default=True,
               metavar="N", help="Show a progress row, and let loggers write samples, every "
               "N epochs; 0 for about ten per run.")
