@@ -149,25 +149,35 @@ def _speed(record: RunRecord) -> float | None:
 
 
 def comparison_table(result: dict[str, Any]) -> Any:
-    """A rich table of :func:`comparison`'s result (what ``seqlm compare`` prints)."""
+    """A rich table of :func:`comparison`'s result (what ``seqlm compare`` prints).
+
+    One column per run, side by side: the settings that differ, then the figures. Runs
+    are few and figures many, so this keeps the table within an 80-column terminal.
+    """
     from rich.markup import escape
     from rich.table import Table
 
     def num(value: float | None, digits: int = 4) -> str:
         return "-" if value is None else f"{value:.{digits}f}"
 
+    runs = result["runs"]
     table = Table(title="seqlm compare", title_justify="left")
-    keys = result["differing_settings"]
-    for column in ("Run", *keys, "Epochs done", "Train ppl", "Val ppl", "Best val ppl",
-                   "Best bits/token", "Tokens/s", "Status"):
-        table.add_column(escape(column), justify="left" if column in ("Run", "Status")
-                         else "right")
-    for row in result["runs"]:
-        best = ("-" if row["best_val_ppl"] is None
-                else f"{row['best_val_ppl']:.4f} @{row['best_epoch']}")
-        table.add_row(escape(row["name"]), *(escape(_show(row["settings"][k])) for k in keys),
-                      str(row["epochs"]), num(row["final_train_ppl"]),
-                      num(row["final_val_ppl"]), best, num(row["best_val_bits_per_token"], 3),
-                      "-" if row["tokens_per_s"] is None else f"{row['tokens_per_s']:,.0f}",
-                      escape(row["status"]))
+    table.add_column("")
+    for row in runs:
+        table.add_column(escape(row["name"]), justify="right", overflow="fold")
+    for key in result["differing_settings"]:
+        table.add_row(escape(key), *(escape(_show(row["settings"][key])) for row in runs))
+    table.add_section()
+    figures = {
+        "epochs done": lambda r: str(r["epochs"]),
+        "train ppl": lambda r: num(r["final_train_ppl"]),
+        "val ppl": lambda r: num(r["final_val_ppl"]),
+        "best val ppl": lambda r: num(r["best_val_ppl"]),
+        "best epoch": lambda r: str(r["best_epoch"] or "-"),
+        "best bits/token": lambda r: num(r["best_val_bits_per_token"], 3),
+        "tokens/s": lambda r: "-" if r["tokens_per_s"] is None else f"{r['tokens_per_s']:,.0f}",
+        "status": lambda r: escape(r["status"]),
+    }
+    for name, show in figures.items():
+        table.add_row(name, *(show(row) for row in runs))
     return table

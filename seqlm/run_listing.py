@@ -174,7 +174,7 @@ def find_runs(folder: Path) -> list[RunRecord]:
 
 
 def _ppl(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
+    return "-" if value is None else f"{value:.3f}"
 
 
 #: Colours of the status column.
@@ -182,24 +182,33 @@ STATUS_STYLE = {"finished": "green", "running": "cyan", "stopped": "yellow", "fa
 
 
 def runs_table(records: list[RunRecord], title: str) -> Any:
-    """A rich table of the runs, one row each (what ``seqlm runs`` prints)."""
+    """A rich table of the runs, one row each (what ``seqlm runs`` prints).
+
+    Figures and statuses never wrap; dates and models take two lines, so that the table
+    fits an 80-column terminal.
+    """
+    from rich import box
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
-    for column in ("Run", "Date", "Cell", "Size", "Epochs", "Train ppl", "Val ppl",
-                   "Best val ppl", "Status"):
-        table.add_column(column, justify="right" if column in (
-            "Epochs", "Train ppl", "Val ppl", "Best val ppl") else "left")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  collapse_padding=True)
+    table.add_column("Run", overflow="fold")
+    table.add_column("Started", no_wrap=True)
+    table.add_column("Model", overflow="fold")
+    for column in ("Epochs", "Train\nppl", "Val\nppl", "Best val\nppl (epoch)"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
     for record in records:
         row = record.to_dict()
         planned = row["epochs_planned"]
         best = ("-" if row["best_val_ppl"] is None
-                else f"{row['best_val_ppl']:.4f} @{row['best_epoch']}")
+                else f"{row['best_val_ppl']:.3f} ({row['best_epoch']})")
         style = STATUS_STYLE.get(record.status)
         status = escape(record.status) if style is None else f"[{style}]{record.status}[/]"
-        table.add_row(escape(record.name), record.created[:16].replace("T", " "),
-                      escape(str(row["cell"] or "?")), escape(row["size"]),
+        day, _, clock = record.created[:16].partition("T")
+        table.add_row(escape(record.name), f"{day}\n{clock}",
+                      escape(f"{row['cell'] or '?'}\n{row['size']}"),
                       f"{row['epochs']}/{planned}" if planned else str(row["epochs"]),
                       _ppl(row["final_train_ppl"]), _ppl(row["final_val_ppl"]), best, status)
     return table

@@ -43,8 +43,14 @@ def test_compare_draws_one_picture_and_tabulates_the_settings_that_differ(
 
     height, width, _ = image.imread(picture).shape
     assert (width, height) == (900, 550)
-    small = next(line for line in result.stdout.splitlines() if line.startswith("│ small"))
-    assert "lstm" in small and "8" in small and "finished" in small
+    # One column per run: the settings that differ, then the figures.
+    rows = {line.split("│")[1].strip(): line.split("│")[2:4]
+            for line in result.stdout.splitlines() if line.count("│") == 4}
+    assert [v.strip() for v in rows["cell"]] == ["lstm", "gru"]
+    assert [v.strip() for v in rows["hidden"]] == ["8", "16"]
+    assert [v.strip() for v in rows["status"]] == ["finished", "finished"]
+    summary = json.loads((two_runs[0] / "summary.json").read_text())
+    assert rows["best val ppl"][0].strip() == f"{summary['best_val_ppl']:.4f}"
     assert "plot: compare.png" in result.stdout
 
 

@@ -56,9 +56,10 @@ def test_runs_lists_each_run_with_its_figures(runs_dir):
 
 def test_runs_prints_a_table_and_reads_runs_by_default(runs_dir, monkeypatch):
     monkeypatch.chdir(runs_dir.parent)
-    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("COLUMNS", "80")
     result = CliRunner().invoke(main, ["runs"])
     assert result.exit_code == 0, result.output
+    assert "…" not in result.stdout  # a classic terminal: figures are never cut short
     lines = [line for line in result.stdout.splitlines() if "a-lstm" in line or "b-gru" in line]
     assert len(lines) == 2
     assert "lstm" in lines[0] and "2/2" in lines[0] and "finished" in lines[0]
