@@ -50,6 +50,8 @@ def differing_settings(records: Sequence[RunRecord]) -> list[str]:
 
 
 def _show(value: Any) -> str:
+    if value is None:
+        return "default"  # None settings mean "the default" (--lr, --weight-decay, ...)
     if isinstance(value, dict):
         return ",".join(f"{k}={v}" for k, v in sorted(value.items())) or "{}"
     return str(value)
@@ -97,13 +99,15 @@ def plot_runs(records: Sequence[RunRecord], names: Sequence[str], path: Path) ->
         for i, (record, name) in enumerate(zip(records, names, strict=True)):
             colour = f"C{i % 10}"
             history = record.history
+            # One legend entry per run: the title says which line style is which.
             ax.plot([m.epoch for m in history], [m.train_ppl for m in history],
-                    color=colour, label=f"{name} (train)")
+                    color=colour, label=name)
             validated = [m for m in history if m.val_loss is not None]
             if validated:
                 ax.plot([m.epoch for m in validated], [m.val_ppl for m in validated],
-                        color=colour, linestyle="--", label=f"{name} (validation)")
+                        color=colour, linestyle="--")
         ax.set_xlabel("Epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_ylabel("Perplexity")
         values = [v for line in ax.get_lines() for v in line.get_ydata() if v > 0]
         if values and max(values) / min(values) > 20:
