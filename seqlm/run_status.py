@@ -52,10 +52,13 @@ def read_status(folder: Path) -> dict[str, Any] | None:
     return record
 
 
-def lock_is_held(folder: Path) -> bool:
-    """Whether a live seqlm process holds the folder's lock (without writing anything)."""
+def lock_is_held(folder: Path) -> bool | None:
+    """Whether a live seqlm process holds the folder's lock (without writing anything).
+
+    None where the system has no such locks (Windows): then nobody can tell.
+    """
     if fcntl is None:  # pragma: no cover - Windows: no lock to ask
-        return False
+        return None
     try:
         fd = os.open(folder / LOCK_NAME, os.O_RDONLY)
     except OSError:
@@ -72,7 +75,7 @@ def lock_is_held(folder: Path) -> bool:
 def current_status(folder: Path, record: dict[str, Any]) -> str:
     """``running``, ``finished``, ``stopped`` or ``failed``, from the record and the lock."""
     status = str(record.get("status", "failed"))
-    if status == "running" and not lock_is_held(folder):
+    if status == "running" and lock_is_held(folder) is False:
         return "failed"  # the process ended without recording how: killed, or crashed
     return status
 
