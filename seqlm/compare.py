@@ -16,8 +16,8 @@ from seqlm.errors import UsageError
 from seqlm.run_listing import RunRecord, read_run
 
 #: Settings that say where and how a run was kept, not what was trained; never compared.
-BOOKKEEPING = ("out", "force", "resume", "log", "checkpoint_every", "predict", "prefix",
-               "threads")
+BOOKKEEPING = ("out", "force", "resume", "log", "log_every", "checkpoint_every", "predict",
+               "prefix", "threads")
 
 #: Picture formats ``-o`` may name (matplotlib picks the format from the suffix).
 FORMATS = {".png": b"\x89PNG\r\n\x1a\n", ".svg": b"<?xml", ".pdf": b"%PDF"}
@@ -34,8 +34,8 @@ def load_runs(paths: Sequence[str | Path]) -> list[RunRecord]:
     records = [read_run(Path(p)) for p in paths]
     for record in records:
         if not record.history:
-            why = (" (made by an older seqlm, whose metrics.jsonl it lacks)" if record.note
-                   and "older" in record.note else "")
+            why = (" (made by an older seqlm, whose metrics.jsonl it lacks)"
+                   if record.older else "")
             raise UsageError(f"{record.path} has no finished epoch in metrics.jsonl{why}; "
                              "compare runs that trained at least one epoch")
     return records

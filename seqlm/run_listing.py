@@ -34,6 +34,8 @@ class RunRecord:
     parameters: int | None = None
     #: A one-line remark about the folder (made by an older seqlm, damaged rows), or None.
     note: str | None = None
+    #: Made by a seqlm that wrote no status.json; the status is read from its files.
+    older: bool = False
 
     @property
     def name(self) -> str:
@@ -154,7 +156,7 @@ def read_run(path: Path) -> RunRecord:
     return RunRecord(path=path, status=state, created=created,
                      config=config if isinstance(config, dict) else {}, history=history,
                      parameters=parameters if isinstance(parameters, int) else None,
-                     note="; ".join(notes) or None)
+                     note="; ".join(notes) or None, older=status is None)
 
 
 def find_runs(folder: Path) -> list[RunRecord]:
