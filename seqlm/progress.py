@@ -100,7 +100,7 @@ class RichProgress(Callback):
 
     def _table(self, current: EpochMetrics | None) -> Table:
         table = Table(title=self.title, title_justify="left")
-        # Two-line headers keep the nine figures within an 80-column terminal.
+        # Two-line headers keep the figures within an 80-column terminal.
         for column in ("Epoch", "Train\nppl", "Val\nppl", "Val\nbits", "LR", "Grad\nnorm",
                        "Tokens/s", "Elapsed\n/ left"):
             table.add_column(column, justify="right", no_wrap=True)
