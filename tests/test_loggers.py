@@ -125,3 +125,18 @@ def test_log_every_sets_the_progress_rows_and_the_loggers_cadence(
     bad = CliRunner().invoke(main, ["run", "--log-every", "-1", "--data", str(small_text),
                                     "--out", str(tmp_path / "x"), *TINY_RUN])
     assert bad.exit_code == 2 and "--log-every must be a whole number, 0 or more" in bad.stderr
+
+
+def test_sampling_in_a_logger_does_not_change_the_run(add_logger, small_text, tmp_path):
+    class Sampler(Callback):
+        def __init__(self, run):
+            self.run = run
+
+        def on_epoch_end(self, trainer, metrics):
+            assert self.run.sample(5).startswith("time traveller")
+
+    add_logger("sampling", Sampler)
+    options = dict(TINY, data=small_text, sampler="random", dropout=0.3, embedding_dim=4)
+    plain = seqlm.run(out=tmp_path / "plain", **options)
+    logged = seqlm.run(out=tmp_path / "logged", log=["sampling"], **options)
+    assert [m.train_loss for m in logged.history] == [m.train_loss for m in plain.history]
