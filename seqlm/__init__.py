@@ -30,6 +30,10 @@ _EXPORTS = {
     "EpochMetrics": "seqlm.metrics",
     "RNNModel": "seqlm.model",
     "Vocab": "seqlm.vocab",
+    "load_text": "seqlm.corpus",
+    "text_tokens": "seqlm.corpus",
+    "build_corpus": "seqlm.corpus",
+    "clean_lines": "seqlm.text",
     "generate": "seqlm.generation",
     "hookimpl": "seqlm.hookspecs",
     "get_plugins": "seqlm.plugins",
@@ -38,13 +42,14 @@ _EXPORTS = {
 
 __all__ = [
     "Callback", "EpochMetrics", "RNNModel", "RecurrentCell", "RunConfig", "RunResult",
-    "Sampler", "SeqlmError", "Tokenizer", "Trainer", "Vocab", "generate", "get_plugins",
-    "hookimpl", "run",
+    "Sampler", "SeqlmError", "Tokenizer", "Trainer", "Vocab", "build_corpus", "clean_lines",
+    "generate", "get_plugins", "hookimpl", "load_text", "run", "text_tokens",
 ]
 
 if TYPE_CHECKING:
     from seqlm.callbacks import Callback
     from seqlm.config import RunConfig
+    from seqlm.corpus import build_corpus, load_text, text_tokens
     from seqlm.errors import SeqlmError
     from seqlm.generation import generate
     from seqlm.hookspecs import hookimpl
@@ -53,6 +58,7 @@ if TYPE_CHECKING:
     from seqlm.model import RNNModel
     from seqlm.plugins import get_plugins
     from seqlm.runner import RunResult, run
+    from seqlm.text import clean_lines
     from seqlm.vocab import Vocab
 
 

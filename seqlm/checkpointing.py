@@ -37,7 +37,8 @@ class CheckpointCallback(Callback):
 
     ``describe()`` returns the parts of a checkpoint that do not change while training
     (settings, vocabulary, component names); the callback adds the epoch, the model's
-    weights and, where the trainer has a ``state_dict``, its state.
+    weights and the trainer's :meth:`~seqlm.interfaces.Trainer.state_dict` (None for a
+    trainer that cannot resume).
     """
 
     def __init__(
@@ -63,14 +64,12 @@ class CheckpointCallback(Callback):
         state = dict(self.describe())
         state["epoch"] = epoch
         state["model"] = self.model.state_dict()
-        trainer_state = getattr(trainer, "state_dict", None)
-        state["trainer"] = trainer_state() if callable(trainer_state) else None
+        state["trainer"] = trainer.state_dict()
         return state
 
     def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
-        start = getattr(trainer, "start_epoch", 0)
-        self.saved_epoch = start if start else None
-        for m in getattr(trainer, "history", []):
+        self.saved_epoch = trainer.start_epoch or None
+        for m in trainer.history:
             if m.val_loss is not None and m.val_loss < self.best_loss:
                 self.best_loss = m.val_loss
 

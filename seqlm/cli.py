@@ -100,7 +100,13 @@ class SeqlmGroup(click.Group):
         except Exception as error:
             if _debug_requested(ctx):
                 raise
-            click.echo(f"Error: {describe_unexpected(error)}", err=True)
+            # Code of a plugin (a command, or a component used by a built-in command)
+            # is the plugin's fault, not seqlm's.
+            from seqlm.blame import find_culprit
+
+            culprit = find_culprit(error, get_plugins(), command=ctx.invoked_subcommand)
+            message = describe_unexpected(error) if culprit is None else culprit.message(error)
+            click.echo(f"Error: {message}", err=True)
             sys.exit(1)
 
 
@@ -120,15 +126,14 @@ def _choices(kind: str) -> str:
 
 
 def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]):
+    # Values stay text here: the runner converts them to the types the component's
+    # constructor declares (seqlm.options), before anything is built.
     options: dict[str, Any] = {}
     for item in values:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE (for example dropout=0.2)")
-        try:
-            options[key.replace("-", "_")] = json.loads(raw)
-        except json.JSONDecodeError:
-            options[key.replace("-", "_")] = raw
+        options[key.replace("-", "_")] = raw
     return options
 
 
@@ -158,11 +163,18 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
 @click.option("--num-layers", type=int, default=DEFAULTS.num_layers, show_default=True)
 @click.option("--bidirectional", is_flag=True, help="Bidirectional layers (torch cells only).")
 @click.option("--cell-opt", "cell_options", multiple=True, callback=_parse_option,
-              metavar="KEY=VALUE", help="Extra option for the cell's constructor; repeatable.")
+              metavar="KEY=VALUE", help="Extra option for the cell's constructor; repeatable. "
+              "Values are converted to the types the constructor declares.")
 @click.option("--tokenizer-opt", "tokenizer_options", multiple=True, callback=_parse_option,
               metavar="KEY=VALUE",
               help="Extra option for the tokenizer's constructor (for example "
               "vocab_size=2000 with --tokenizer bpe); repeatable.")
+@click.option("--sampler-opt", "sampler_options", multiple=True, callback=_parse_option,
+              metavar="KEY=VALUE", help="Extra option for the sampler's constructor; "
+              "repeatable.")
+@click.option("--trainer-opt", "trainer_options", multiple=True, callback=_parse_option,
+              metavar="KEY=VALUE", help="Extra option for the trainer's constructor; "
+              "repeatable.")
 @click.option("--embedding-dim", type=int, default=DEFAULTS.embedding_dim, show_default=True,
               help="Learn token embeddings of this size; 0 feeds one-hot vectors (the seed's).")
 @click.option("--dropout", type=float, default=DEFAULTS.dropout, show_default=True,
@@ -304,7 +316,8 @@ def eval_command(run_dir: str, data: str, encoding: str, which: str, device: str
     """Perplexity and bits per token of a trained model (in DIR) on the text in --data."""
     from seqlm.inference import evaluate_text
 
-    result = evaluate_text(run_dir, data, which=which, device=device, encoding=encoding)
+    result = evaluate_text(run_dir, data, which=which, device=device, encoding=encoding,
+                           warn=lambda line: click.echo(line, err=True))
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -325,7 +338,10 @@ def _escape(text: str) -> str:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def plugins(as_json: bool) -> None:
-    """List the plugins: where each comes from, what it registered, and its status."""
+    """List the plugins: where each comes from, what it registered (commands included),
+    what was refused, and its status."""
+    if not get_plugins().commands_added:  # plugins loaded afresh in this process
+        get_plugins().add_commands(main, BUILTIN_COMMANDS)
     rows = [info.to_dict() for info in get_plugins().info.values()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -343,6 +359,8 @@ def plugins(as_json: bool) -> None:
         if not registered and row["hooks"]:
             registered = ", ".join(row["hooks"])
         status = "ok" if row["status"] == "ok" else f"[red]{_escape(row['status'])}[/red]"
+        if row["refused"]:
+            status += "".join(f"\n[yellow]{_escape(line)}[/yellow]" for line in row["refused"])
         table.add_row(_escape(row["name"]), _escape(row["distribution"]), _escape(row["version"]),
                       _escape(registered), status)
     Console().print(table)
@@ -418,6 +436,25 @@ def compare(run_dirs: tuple[str, ...], output: str, as_json: bool) -> None:
     click.echo(f"plot: {path}")
 
 
+@main.command("new-plugin")
+@click.argument("name")
+@click.option("--dir", "parent", type=click.Path(file_okay=False), default=".",
+              show_default=True, help="Folder to write the package folder NAME in.")
+def new_plugin(name: str, parent: str) -> None:
+    """Write a ready plugin package ./NAME/: an example cell, sampler, tokenizer and
+    command, their entry point, tests using seqlm.testing, and a README."""
+    from pathlib import Path
+
+    from seqlm.newplugin import plugin_names, write_plugin
+
+    root = write_plugin(name, Path(parent))
+    names = plugin_names(name)
+    click.echo(f"wrote {root}/ with cell {names['cell']}, sampler {names['sampler']}, "
+               f"tokenizer {names['tokenizer']} and command {names['command']}.\n"
+               f"Next: pip install -e {root} && seqlm plugins && "
+               f"python -m pytest {root}/tests")
+
+
 @main.command("list")
 @click.argument("kind", type=click.Choice([f"{k}s" for k in KINDS]))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -456,4 +493,6 @@ def list_components(kind: str, as_json: bool) -> None:
     Console().print(table)
 
 
-get_plugins().add_commands(main)
+#: seqlm's own commands, which no plugin may replace.
+BUILTIN_COMMANDS = frozenset(main.commands)
+get_plugins().add_commands(main, BUILTIN_COMMANDS)

@@ -46,6 +46,8 @@ class RunConfig:
     bidirectional: bool = False
     cell_options: dict[str, Any] = field(default_factory=dict)
     tokenizer_options: dict[str, Any] = field(default_factory=dict)
+    sampler_options: dict[str, Any] = field(default_factory=dict)
+    trainer_options: dict[str, Any] = field(default_factory=dict)
     embedding_dim: int = 0
     dropout: float = 0.0
     activation_reg: float = 0.0

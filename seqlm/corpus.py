@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from seqlm.door import refuse, tokens_problem
 from seqlm.errors import DataError
 from seqlm.interfaces import Tokenizer
 from seqlm.text import clean_lines, read_text
@@ -34,11 +35,14 @@ def load_text(data: str | Path | None, encoding: str = "utf-8") -> str:
 
 
 def text_tokens(
-    text: str, tokenizer: Tokenizer, clean: str = "letters", fit: bool = False
+    text: str, tokenizer: Tokenizer, clean: str = "letters", fit: bool = False,
+    label: str | None = None,
 ) -> list[str]:
     """Clean ``text`` and tokenize it into one stream (lines joined, as in the seed).
 
     ``fit`` lets the tokenizer learn from the cleaned lines first (training text only).
+    What ``tokenize`` gives is checked against its contract (a list of token lists, one
+    per line) and refused as ``label``'s fault (default: the tokenizer's class).
     """
     lines = clean_lines(text, clean)
     if not lines:
@@ -47,7 +51,13 @@ def text_tokens(
                         f"give a text with letters{hint}")
     if fit:
         tokenizer.fit(lines)
-    return [t for line in tokenizer.tokenize(lines) for t in line]
+    tokenized = tokenizer.tokenize(lines)
+    # The opening lines show a mistake; checking every token would cost a pass.
+    problem = tokens_problem(lines, tokenized) if not isinstance(tokenized, list) or len(
+        tokenized) != len(lines) else tokens_problem(lines[:3], tokenized[:3])
+    if problem:
+        raise refuse(label or f"tokenizer {type(tokenizer).__qualname__}", "tokenizer", problem)
+    return [t for line in tokenized for t in line]
 
 
 def build_corpus(
@@ -56,13 +66,15 @@ def build_corpus(
     clean: str = "letters",
     max_tokens: int = 10000,
     min_freq: int = 0,
+    label: str | None = None,
 ) -> Corpus:
     """Clean and tokenize ``text``, build the vocabulary, keep the first ``max_tokens``.
 
     As in the seed, the vocabulary is built from the whole text before truncation, and
     lines are concatenated into one stream of tokens. ``max_tokens=0`` keeps everything.
+    ``label`` names the tokenizer in an error about what it gave.
     """
-    tokens = text_tokens(text, tokenizer, clean, fit=True)
+    tokens = text_tokens(text, tokenizer, clean, fit=True, label=label)
     vocab = Vocab(tokens, min_freq=min_freq)
     ids = vocab[tokens]
     if max_tokens > 0:

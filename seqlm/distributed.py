@@ -195,6 +195,7 @@ class DDPTrainer(DefaultTrainer):
         corpus: torch.Tensor,
         sampler: Sampler,
         callbacks: Sequence[Callback] = (),
+        val_corpus: torch.Tensor | None = None,
     ) -> list[EpochMetrics]:
         """Join the process group, train as :class:`DefaultTrainer` does, then leave it."""
         self.check(sampler)
@@ -211,7 +212,8 @@ class DDPTrainer(DefaultTrainer):
                     self.backend, timeout=self.timeout, rank=self.launch.rank,
                     world_size=self.launch.world_size,
                 )
-            history = super().fit(model, corpus, sampler, [*callbacks, _ShareRandomState(self)])
+            history = super().fit(model, corpus, sampler, [*callbacks, _ShareRandomState(self)],
+                                  val_corpus)
             if owns_group:
                 # The DDP wrapper's reducer holds the process group; collect it (it sits in
                 # reference cycles) while the group is alive, then leave together, so that

@@ -26,5 +26,11 @@ class PluginError(SeqlmError):
     """A plugin could not be loaded or registered something invalid."""
 
 
+class ContractError(PluginError):
+    """A component broke its interface's contract, found before training (exit status 2)."""
+
+    exit_code = 2
+
+
 class TrainingError(SeqlmError):
     """Training cannot go on (for example the loss became NaN)."""

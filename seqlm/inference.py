@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from seqlm.blame import calling
 from seqlm.checkpoint import CheckpointError, checkpoint_path, load_checkpoint, load_weights
 from seqlm.checkpointing import BEST, LAST
 from seqlm.config import RunConfig
@@ -23,6 +24,7 @@ from seqlm.interfaces import Tokenizer
 from seqlm.metrics import bits_per_token, perplexity
 from seqlm.model import RNNModel
 from seqlm.plugins import get_plugins
+from seqlm.provenance import resolve
 from seqlm.vocab import UNK, Vocab
 
 
@@ -39,13 +41,15 @@ class TrainedModel:
 
 
 def load_trained(
-    run_dir: str | Path, which: str = "best", device: str = "cpu"
+    run_dir: str | Path, which: str = "best", device: str = "cpu",
+    warn: Callable[[str], None] | None = None,
 ) -> TrainedModel:
     """Rebuild the model saved in ``run_dir``: ``which`` is ``best`` or ``last``.
 
     ``best`` falls back to the last checkpoint when the run kept no best one (it held
     out no text). Weights load on the CPU first, whatever device wrote them, then move
-    to ``device``.
+    to ``device``. A component whose plugin is missing is an error naming the package to
+    install; ``warn`` hears of a different installed version.
     """
     from seqlm.runner import build_model, resolve_device
 
@@ -62,9 +66,16 @@ def load_trained(
         raise CheckpointError(f"the checkpoint in {run_dir} lacks what a model needs ({exc}); "
                               "it is damaged") from None
     plugins = get_plugins()
-    tokenizer = plugins.get("tokenizer", tokenizer_info["name"])(**config.tokenizer_options)
-    tokenizer.load_state_dict(tokenizer_info.get("state") or {})
-    model = build_model(plugins.get("cell", state.get("cell", config.cell)), config, len(vocab))
+    recorded = state.get("components") if isinstance(state.get("components"), dict) else {}
+    tokenizer_name = tokenizer_info["name"]
+    cell_name = state.get("cell", config.cell)
+    tokenizer_cls = resolve(plugins, "tokenizer", tokenizer_name, recorded.get("tokenizer"), warn)
+    cell_cls = resolve(plugins, "cell", cell_name, recorded.get("cell"), warn)
+    with calling("tokenizer", tokenizer_name, plugins):
+        tokenizer = tokenizer_cls(**config.tokenizer_options)
+        tokenizer.load_state_dict(tokenizer_info.get("state") or {})
+    with calling("cell", cell_name, plugins):
+        model = build_model(cell_cls, config, len(vocab))
     load_weights(model, weights, run_dir)
     model.to(resolve_device(device)).eval()
     return TrainedModel(model, vocab, tokenizer, config, int(state.get("epoch", 0)), name)
@@ -92,7 +103,7 @@ def generate_text(
     """
     from seqlm.generation import generate
 
-    trained = load_trained(run_dir, which, device)
+    trained = load_trained(run_dir, which, device, warn)
     if prefix is None:
         prefix = trained.config.prefix
     tokens = trained.tokenizer.tokenize([prefix])[0] if prefix else []
@@ -112,6 +123,7 @@ def evaluate_text(
     which: str = "best",
     device: str = "cpu",
     encoding: str = "utf-8",
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Perplexity and bits per token of the model in ``run_dir`` on the text in ``data``.
 
@@ -121,7 +133,7 @@ def evaluate_text(
     from seqlm.corpus import text_tokens
     from seqlm.text import read_text
 
-    trained = load_trained(run_dir, which, device)
+    trained = load_trained(run_dir, which, device, warn)
     text = read_text(data, encoding=encoding)
     try:
         tokens = text_tokens(text, trained.tokenizer, trained.config.clean)

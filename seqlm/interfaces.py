@@ -2,7 +2,9 @@
 
 A plugin registers a class under a user-facing name (see :mod:`seqlm.hookspecs`); the
 framework builds it with the keyword arguments listed on each class below, plus any
-option the user passes.
+option the user passes. Everything the framework calls or reads on a component is
+declared here, with a default where it is optional: seqlm never probes a component for
+a member its interface does not declare. ``docs/plugins/contracts.md`` states each one.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
+
+from seqlm.errors import UsageError
 
 if TYPE_CHECKING:
     from seqlm.callbacks import Callback
@@ -25,8 +29,10 @@ State = torch.Tensor | tuple[torch.Tensor, ...]
 class Tokenizer(ABC):
     """Turns lines of text into tokens, and tokens back into text.
 
-    Built as ``cls()``. :meth:`fit` is called once with the training lines before
+    Built as ``cls(**options)``. :meth:`fit` is called once with the training lines before
     :meth:`tokenize`, so a tokenizer that learns its units (such as BPE) can do so.
+    :meth:`detokenize` may receive ``"<unk>"``, the token that stands for what the
+    vocabulary lacks.
     """
 
     #: What :meth:`detokenize` puts between tokens; used to show generated text.
@@ -40,7 +46,7 @@ class Tokenizer(ABC):
         """Split each line into a list of tokens."""
 
     def detokenize(self, tokens: Sequence[str]) -> str:
-        """Join tokens back into text."""
+        """Join tokens back into text (``"<unk>"`` among them, for unknown tokens)."""
         return self.separator.join(tokens)
 
     def state_dict(self) -> dict[str, Any]:
@@ -54,7 +60,8 @@ class Tokenizer(ABC):
 class Sampler(ABC):
     """Cuts a 1-D corpus of token ids into minibatches.
 
-    Built as ``cls(batch_size=..., num_steps=...)``. Calling it on a corpus yields
+    Built as ``cls(batch_size=..., num_steps=..., **options)``; the base class keeps
+    both as :attr:`batch_size` and :attr:`num_steps`. Calling it on a corpus yields
     ``(X, Y)`` pairs of int64 tensors shaped ``(batch_size, num_steps)``, ``Y`` being
     ``X`` shifted by one token. Randomness comes from torch's global generator, so
     ``--seed`` makes a run repeatable.
@@ -65,7 +72,9 @@ class Sampler(ABC):
     contiguous: ClassVar[bool] = False
 
     def __init__(self, batch_size: int, num_steps: int) -> None:
+        #: Rows of every batch.
         self.batch_size = batch_size
+        #: Time steps (columns) of every batch.
         self.num_steps = num_steps
 
     @abstractmethod
@@ -82,19 +91,51 @@ class RecurrentCell(nn.Module, ABC):
 
     Built as ``cls(input_size=..., hidden_size=..., num_layers=..., **options)``.
     ``forward(inputs, state)`` takes float inputs shaped ``(num_steps, batch, input_size)``
-    and returns ``(outputs, state)`` with outputs shaped ``(num_steps, batch,
-    output_size)``.
+    (or, where :attr:`accepts_token_ids` is true, int64 token ids shaped ``(num_steps,
+    batch)``) and returns ``(outputs, state)`` with outputs shaped ``(num_steps, batch,
+    output_size)`` and a state of the structure :meth:`begin_state` gives.
+
+    A subclass may call ``super().__init__()`` with no arguments, as every torch module
+    does: the sizes the framework passed to the subclass's constructor are then taken
+    from that call.
     """
+
+    #: True when :meth:`forward` takes token ids instead of one-hot vectors (only used
+    #: without ``--embedding-dim``); the cell then looks up its input weights' rows.
+    accepts_token_ids: ClassVar[bool] = False
+    #: True when the cell runs under bfloat16 autocast (``--precision bf16``);
+    #: ``seqlm.testing.check_cell`` then checks that it does.
+    supports_bf16: ClassVar[bool] = False
 
     #: Size of each output vector: hidden size times the number of directions.
     output_size: int
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1) -> None:
+    def __new__(cls, *args: Any, **kwargs: Any) -> RecurrentCell:
+        self = super().__new__(cls)
+        # Kept so that ``super().__init__()`` without arguments still knows the sizes
+        # the framework gave the subclass's constructor (always as keywords).
+        object.__setattr__(self, "_given_sizes", {
+            key: kwargs[key] for key in ("input_size", "hidden_size", "num_layers")
+            if key in kwargs})
+        return self
+
+    def __init__(
+        self, input_size: int | None = None, hidden_size: int | None = None,
+        num_layers: int | None = None,
+    ) -> None:
         super().__init__()
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.output_size = hidden_size
+        given = self.__dict__.get("_given_sizes", {})
+        sizes = {"input_size": input_size, "hidden_size": hidden_size,
+                 "num_layers": num_layers}
+        for key, value in sizes.items():
+            sizes[key] = value if value is not None else given.get(key)
+        if sizes["input_size"] is None or sizes["hidden_size"] is None:
+            raise TypeError(f"{type(self).__qualname__} needs input_size and hidden_size: "
+                            "build it with keywords, cls(input_size=..., hidden_size=...)")
+        self.input_size: int = sizes["input_size"]
+        self.hidden_size: int = sizes["hidden_size"]
+        self.num_layers: int = sizes["num_layers"] or 1
+        self.output_size = self.hidden_size
 
     @abstractmethod
     def begin_state(self, batch_size: int, device: torch.device | str) -> State:
@@ -108,12 +149,22 @@ class RecurrentCell(nn.Module, ABC):
 class Trainer(ABC):
     """Runs the training loop.
 
-    Built as ``cls(lr=..., clip=..., epochs=..., device=..., **options)``.
+    Built as ``cls(lr=..., clip=..., epochs=..., device=..., **options)``. Besides
+    :meth:`fit`, the framework reads :attr:`start_epoch` and :attr:`history` (progress,
+    metrics and checkpoints of a resumed run), calls :meth:`state_dict` after every epoch
+    for the checkpoint and :meth:`load_state_dict` to resume.
     """
 
     #: False on the processes of a distributed run other than rank 0, which must not
     #: write files or print; the run's outputs come from rank 0 alone.
     is_main_process: bool = True
+    #: True when :meth:`fit` validates on its ``val_corpus``; otherwise the runner says
+    #: that held-out text goes unused.
+    validates: ClassVar[bool] = False
+    #: Epochs already done before :meth:`fit` (non-zero once resumed).
+    start_epoch: int = 0
+    #: The metrics of every finished epoch, the resumed ones included.
+    history: Sequence[EpochMetrics] = ()
 
     def __init__(
         self, lr: float, clip: float, epochs: int, device: torch.device | str = "cpu"
@@ -122,6 +173,8 @@ class Trainer(ABC):
         self.clip = clip
         self.epochs = epochs
         self.device = torch.device(device)
+        self.start_epoch = 0
+        self.history = []
 
     def check(self, sampler: Sampler) -> None:  # noqa: B027 - optional hook, no-op default
         """Raise a usage error now if this trainer cannot train with ``sampler``.
@@ -137,12 +190,25 @@ class Trainer(ABC):
         corpus: torch.Tensor,
         sampler: Sampler,
         callbacks: Sequence[Callback] = (),
+        val_corpus: torch.Tensor | None = None,
     ) -> list[EpochMetrics]:
         """Train ``model`` on ``corpus`` for ``self.epochs`` epochs; return each epoch's metrics.
 
         ``model`` is a :class:`seqlm.model.RNNModel`: ``model(X, state)`` returns logits
-        shaped ``(num_steps * batch, vocab_size)`` (time-major) and the new state.
+        shaped ``(num_steps * batch, vocab_size)`` (time-major) and the new state, and
+        ``model(X, state, with_penalty=True)`` also returns the activation penalty to
+        add to the loss that is differentiated. ``val_corpus`` holds the held-out token
+        ids (None when nothing is held out).
         """
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """The state a checkpoint keeps to resume this run; None: it cannot resume."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from what :meth:`state_dict` returned, at the next :meth:`fit`."""
+        raise UsageError(f"trainer {type(self).__qualname__} keeps no state in checkpoints "
+                         "and cannot resume; start a new run")
 
 
 def map_state(fn: Callable[[torch.Tensor], torch.Tensor], state: State) -> State:

@@ -44,8 +44,8 @@ def resolve_loggers(names: Iterable[str], plugins: Plugins) -> list[NamedLogger]
     found = []
     for name in dict.fromkeys(names):
         cls = plugins.get("callback", name)
-        impl = plugins.implementations("callback")[name][0]
-        found.append(NamedLogger(name, cls, plugins.info[impl.plugin].describe()))
+        provider = plugins.provider("callback", name)  # exactly one, once get() succeeded
+        found.append(NamedLogger(name, cls, provider.describe() if provider else name))
     return found
 
 

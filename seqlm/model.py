@@ -18,8 +18,9 @@ class RNNModel(nn.Module):
 
     ``activation_reg`` and ``temporal_reg`` (AR and TAR of AWD-LSTM) penalise, during
     training, the mean square of the cell's outputs (after dropout) and of their change
-    from one step to the next (before dropout); each training forward pass leaves the
-    penalty in :attr:`penalty` for the trainer to add to the loss.
+    from one step to the next (before dropout); ``forward(X, state, with_penalty=True)``
+    returns that penalty as a third value, for the trainer to add to the loss (None when
+    not training or when both are 0).
     """
 
     def __init__(
@@ -39,32 +40,40 @@ class RNNModel(nn.Module):
         self.head = nn.Linear(cell.output_size, vocab_size)
         self.activation_reg = activation_reg
         self.temporal_reg = temporal_reg
-        #: The last training forward pass's activation penalty (a 0-d tensor), or None.
-        self.penalty: torch.Tensor | None = None
 
     @property
     def input_size(self) -> int:
         """What the cell receives per token: the vocabulary size, or the embedding size."""
         return self.embedding.embedding_dim if self.embedding is not None else self.vocab_size
 
-    def forward(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """Logits for the token after each input token, and the cell's new state."""
-        steps_first = tokens.T
-        if self.embedding is None and getattr(self.cell, "accepts_token_ids", False):
+    def forward(
+        self, tokens: torch.Tensor, state: State, with_penalty: bool = False
+    ) -> tuple[torch.Tensor, State] | tuple[torch.Tensor, State, torch.Tensor | None]:
+        """Logits for the token after each input token, and the cell's new state.
+
+        With ``with_penalty`` the activation penalty comes third: a 0-d tensor while
+        training with ``activation_reg`` or ``temporal_reg``, else None.
+        """
+        outputs, state = self.cell(self.cell_inputs(tokens.T), state)
+        dropped = self.dropout(outputs)
+        logits = self.head(dropped.reshape(-1, outputs.shape[-1]))
+        if not with_penalty:
+            return logits, state
+        penalty = None
+        if self.training and (self.activation_reg or self.temporal_reg):
+            penalty = self.activation_penalty(outputs, dropped)
+        return logits, state, penalty
+
+    def cell_inputs(self, steps_first: torch.Tensor) -> torch.Tensor:
+        """What the cell receives for token ids shaped ``(num_steps, batch)``: one-hot
+        vectors, embeddings, or the ids themselves for a cell that accepts them."""
+        if self.embedding is None and self.cell.accepts_token_ids:
             # The cell looks up the rows of its input weights that the one-hot vectors
             # would select: the same maths without the one-hot products.
-            inputs = steps_first
-        elif self.embedding is None:
-            inputs = F.one_hot(steps_first, self.vocab_size).to(self.head.weight.dtype)
-        else:
-            inputs = self.dropout(self.embedding(steps_first))
-        outputs, state = self.cell(inputs, state)
-        dropped = self.dropout(outputs)
-        self.penalty = None
-        if self.training and (self.activation_reg or self.temporal_reg):
-            self.penalty = self.activation_penalty(outputs, dropped)
-        logits = self.head(dropped.reshape(-1, outputs.shape[-1]))
-        return logits, state
+            return steps_first
+        if self.embedding is None:
+            return F.one_hot(steps_first, self.vocab_size).to(self.head.weight.dtype)
+        return self.dropout(self.embedding(steps_first))
 
     def activation_penalty(self, outputs: torch.Tensor, dropped: torch.Tensor) -> torch.Tensor:
         """``activation_reg * mean(dropped^2) + temporal_reg * mean((h[t+1] - h[t])^2)``.

@@ -10,6 +10,12 @@ empty: the built-ins only).
 
 Implementations may be registered as a class or as a ``"module:Class"`` string; strings
 are imported only when used, which keeps ``seqlm --help`` free of torch.
+
+Names follow the same rules for every kind of registration (commands included): a
+built-in name cannot be taken over (the plugin's registration of it is refused, its
+others stay); a name that two third-party plugins register is an error naming both when
+it is used; a plugin whose hook failed registers nothing. ``seqlm plugins`` shows the
+refusals.
 """
 
 from __future__ import annotations
@@ -24,12 +30,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from seqlm import hookspecs
 from seqlm.errors import PluginError, UsageError
+
+if TYPE_CHECKING:
+    from seqlm.blame import Culprit
 
 GROUP = "seqlm"
 BUILTIN_DISTRIBUTION = "seqlm"
@@ -119,6 +128,10 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     registered: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
+    #: Registrations refused by the name rules, each as one sentence.
+    refused: list[str] = field(default_factory=list)
+    #: The module (or object) the plugin's hooks live in.
+    module: str = ""
 
     @property
     def status(self) -> str:
@@ -143,6 +156,7 @@ class PluginInfo:
             "version": self.version,
             "hooks": list(self.hooks),
             "registered": {kind: list(names) for kind, names in self.registered.items()},
+            "refused": list(self.refused),
             "status": self.status,
         }
 
@@ -167,13 +181,14 @@ def interface_problem(kind: str, cls: Any) -> str | None:
 
 def check_options(
     kind: str, name: str, cls: type, options: Mapping[str, Any], fixed: Iterable[str] = (),
-    flags: Mapping[str, str] | None = None,
+    flags: Mapping[str, str] | None = None, origin: str = "",
 ) -> None:
     """Raise :class:`UsageError` if ``cls``'s constructor does not take every option.
 
     ``fixed`` are the arguments the framework passes itself (left out of the list of
     options shown to the user); ``flags`` names the command-line flag that sets an
-    option, for options that have one of their own (such as ``--bidirectional``).
+    option, for options that have one of their own (such as ``--bidirectional``);
+    ``origin`` (`` from DIST VERSION``) follows the component's name in the message.
     """
     params = inspect.signature(cls).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
@@ -184,8 +199,24 @@ def check_options(
         known = [k for k, p in params.items()
                  if k not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         what = (flags or {}).get(unknown[0], f"option {unknown[0]!r}")
-        raise UsageError(f"{kind} {name!r} does not accept {what}; its options: "
+        raise UsageError(f"{kind} {name!r}{origin} does not accept {what}; its options: "
                          f"{', '.join(known) or '(none)'}")
+
+
+def _misnamed_arguments(plugin: Any, hooks: Iterable[str]) -> str | None:
+    """Say which hook takes an argument its specification does not pass, or None."""
+    for hook in hooks:
+        try:
+            wanted = list(inspect.signature(getattr(hookspecs, hook)).parameters)
+            taken = list(inspect.signature(getattr(plugin, hook)).parameters)
+        except (TypeError, ValueError):  # not introspectable: pluggy will judge it
+            continue
+        extra = [arg for arg in taken if arg not in wanted and arg != "self"]
+        if extra:
+            return (f"hook {hook}({', '.join(taken)}) takes "
+                    f"{', '.join(repr(a) for a in extra)}, which seqlm does not pass; write "
+                    f"{hook}({', '.join(wanted)})")
+    return None
 
 
 def _raise_errors() -> bool:
@@ -220,6 +251,8 @@ class Plugins:
         self.info: dict[str, PluginInfo] = {}
         self._implementations: dict[str, list[Implementation]] = {}
         self._stderr: Callable[[str], None] = lambda line: print(line, file=sys.stderr)
+        #: Whether :meth:`add_commands` has run, so that commands are known.
+        self.commands_added = False
 
     # -- loading -------------------------------------------------------------------------
 
@@ -267,7 +300,8 @@ class Plugins:
         """
         if name in self.info:
             raise PluginError(f"a plugin named {name!r} is already registered")
-        info = PluginInfo(name=display or name, distribution=distribution, version=version)
+        info = PluginInfo(name=display or name, distribution=distribution, version=version,
+                          module=getattr(plugin, "__name__", type(plugin).__module__))
         try:
             hooks = [attr for attr in dir(plugin) if self.pm.parse_hookimpl_opts(plugin, attr)]
         except Exception as exc:  # an attribute of the plugin object raised when read
@@ -280,10 +314,13 @@ class Plugins:
         if not hooks:
             return self._fail(name, info, "implements no seqlm hook; mark each hook function "
                               "with @seqlm.hookimpl")
+        misnamed = _misnamed_arguments(plugin, hooks)
+        if misnamed:
+            return self._fail(name, info, misnamed)
         try:
             self.pm.register(plugin, name=name)
-        except Exception as exc:  # pluggy's validation: wrong argument names and the like
-            return self._fail(name, info, str(exc), exc)
+        except Exception as exc:  # pluggy's other validation
+            return self._fail(name, info, " ".join(str(exc).split()), exc)
         info.hooks = sorted(hooks)
         implementations: list[Implementation] = []
         for kind, hook_name in KINDS.items():
@@ -301,6 +338,7 @@ class Plugins:
         self._implementations[name] = implementations
         for impl in implementations:
             info.registered.setdefault(impl.kind, []).append(impl.name)
+        self._apply_builtin_names()
         return info
 
     def remove(self, name: str) -> None:
@@ -339,6 +377,7 @@ class Plugins:
         self, key: str, info: PluginInfo, reason: str, exc: BaseException | None = None
     ) -> PluginInfo:
         info.error = reason
+        info.registered = {}  # a plugin whose hook failed registers nothing
         self.info[key] = info
         self._implementations.pop(key, None)
         message = f"plugin {info.describe()} failed: {reason}"
@@ -347,12 +386,20 @@ class Plugins:
         self._stderr(f"seqlm: {message}")
         return info
 
-    def add_commands(self, cli: Any) -> None:
+    def add_commands(self, cli: Any, builtin: Iterable[str] | None = None) -> None:
         """Let every plugin add its commands to the click group ``cli``, one by one.
 
-        A plugin whose hook raises is reported and left out, commands and components.
+        A plugin whose hook raises is reported and left out, commands and components. A
+        command named like a built-in one is refused; two plugins' commands of the same
+        name are both refused, and using that name is an error naming both. ``builtin``
+        names seqlm's own commands (default: those ``cli`` has now).
         """
+        self.commands_added = True
+        builtin = set(cli.commands if builtin is None else builtin)
+        owners: dict[str, str] = {}
         for impl in self.pm.hook.register_commands.get_hookimpls():
+            key = impl.plugin_name
+            info = self.info[key]
             before = dict(cli.commands)
             try:
                 impl.function(**{arg: cli for arg in impl.argnames})
@@ -360,21 +407,66 @@ class Plugins:
                 cli.commands.clear()
                 cli.commands.update(before)
                 self.pm.unregister(impl.plugin)
-                self._fail(impl.plugin_name, self.info[impl.plugin_name],
-                           f"register_commands raised {type(exc).__name__}: {exc}", exc)
+                self._fail(key, info, f"register_commands raised {type(exc).__name__}: {exc}",
+                           exc)
+                continue
+            added = {n: c for n, c in cli.commands.items() if before.get(n) is not c}
+            cli.commands.clear()
+            cli.commands.update(before)
+            for name, command in added.items():
+                if name in builtin:
+                    info.refused.append(f"command {name!r} refused: seqlm {name} is built in")
+                elif name in owners:
+                    other = self.info[owners[name]]
+                    if name in other.registered.get("command", []):
+                        other.registered["command"].remove(name)
+                        if not other.registered["command"]:
+                            del other.registered["command"]
+                    for one, two in ((info, other), (other, info)):
+                        one.refused.append(f"command {name!r} refused: {two.describe()} adds "
+                                           "one of the same name")
+                    cli.commands[name] = _conflicting_command(
+                        name, self._conflict_message("command", name, [other, info]))
+                else:
+                    cli.commands[name] = command
+                    owners[name] = key
+                    info.registered.setdefault("command", []).append(name)
 
     # -- lookup --------------------------------------------------------------------------
 
     def implementations(self, kind: str) -> dict[str, list[Implementation]]:
         """Every registered name of ``kind``, with all the plugins that registered it."""
         by_name: dict[str, list[Implementation]] = {}
+        builtin = self._builtin_names(kind)
         for plugin_name, impls in self._implementations.items():
-            if self.info[plugin_name].error is not None:
+            info = self.info[plugin_name]
+            if info.error is not None:
                 continue
             for impl in impls:
-                if impl.kind == kind:
+                if impl.kind == kind and (info.builtin or impl.name not in builtin):
                     by_name.setdefault(impl.name, []).append(impl)
         return by_name
+
+    def _builtin_names(self, kind: str) -> set[str]:
+        return {impl.name for key, impls in self._implementations.items()
+                if self.info[key].builtin and self.info[key].error is None
+                for impl in impls if impl.kind == kind}
+
+    def _apply_builtin_names(self) -> None:
+        """Note, on each third-party plugin, the built-in names it tried to take."""
+        kinds = {impl.kind for impls in self._implementations.values() for impl in impls}
+        builtin = {kind: self._builtin_names(kind) for kind in kinds}
+        for key, impls in self._implementations.items():
+            info = self.info[key]
+            if info.builtin:
+                continue
+            for impl in impls:
+                note = f"{impl.kind} {impl.name!r} refused: the name is built in"
+                if impl.name in builtin[impl.kind] and note not in info.refused:
+                    info.refused.append(note)
+                    info.registered[impl.kind].remove(impl.name)
+                    if not info.registered[impl.kind]:
+                        del info.registered[impl.kind]
 
     def choices(self, kind: str) -> list[str]:
         """The names a user can choose for ``kind``, sorted."""
@@ -396,8 +488,86 @@ class Plugins:
         except PluginError as exc:
             raise PluginError(f"plugin {self.info[impl.plugin].describe()} failed: {exc}") from exc
 
-    def _conflict_message(self, kind: str, name: str, impls: list[Implementation]) -> str:
-        owners = sorted((self.info[i.plugin] for i in impls),
+    def provider(self, kind: str, name: str) -> PluginInfo | None:
+        """The plugin that provides ``name`` for ``kind``, if exactly one does."""
+        found = self.implementations(kind).get(name) or []
+        return self.info[found[0].plugin] if len(found) == 1 else None
+
+    def component_culprit(self, kind: str, name: str) -> Culprit | None:
+        """``name`` of ``kind`` as a :class:`~seqlm.blame.Culprit`, if a third party's."""
+        from seqlm.blame import Culprit
+
+        info = self.provider(kind, name)
+        if info is None or info.builtin:
+            return None
+        return Culprit(kind, name, info.distribution, info.version)
+
+    def _third_party(self) -> list[tuple[PluginInfo, list[Implementation]]]:
+        return [(self.info[key], impls) for key, impls in self._implementations.items()
+                if not self.info[key].builtin and self.info[key].error is None]
+
+    def instance_culprit(self, instance: Any) -> Culprit | None:
+        """The third-party component whose registered class ``instance`` belongs to."""
+        from seqlm.blame import Culprit
+
+        if instance is None:
+            return None
+        for info, impls in self._third_party():
+            for impl in impls:
+                if inspect.isclass(impl.target) and isinstance(instance, impl.target):
+                    return Culprit(impl.kind, impl.name, info.distribution, info.version)
+        return None
+
+    def culprit_for(self, module: str, command: str | None = None) -> Culprit | None:
+        """The third-party component whose code lives in ``module``, or None.
+
+        Tried in order: the ``command`` being run when its plugin owns ``module``'s
+        package, a class defined in ``module``, a class of the same package, and last
+        the plugin itself.
+        """
+        from seqlm.blame import Culprit
+
+        top = module.partition(".")[0]
+        third_party = self._third_party()
+
+        def package(info: PluginInfo) -> str:
+            return info.module.partition(".")[0]
+
+        if command is not None:
+            for info, _ in third_party:
+                if command in info.registered.get("command", []) and package(info) == top:
+                    return Culprit("command", command, info.distribution, info.version)
+        same_package = None
+        for info, impls in third_party:
+            for impl in impls:
+                where = (impl.target.__module__ if inspect.isclass(impl.target)
+                         else str(impl.target).partition(":")[0])
+                if where == module:
+                    return Culprit(impl.kind, impl.name, info.distribution, info.version)
+                if where.partition(".")[0] == top and same_package is None:
+                    same_package = Culprit(impl.kind, impl.name, info.distribution,
+                                           info.version)
+        if same_package is not None:
+            return same_package
+        for info, _ in third_party:
+            if package(info) == top:
+                return Culprit("plugin", info.name, info.distribution, info.version)
+        return None
+
+    def origin(self, kind: str, name: str) -> str:
+        """`` from DIST VERSION`` for a component a third-party plugin provides, else ""."""
+        found = self.implementations(kind).get(name) or []
+        if len(found) != 1:
+            return ""
+        info = self.info[found[0].plugin]
+        if info.builtin:
+            return ""
+        return f" from {' '.join(filter(None, (info.distribution, info.version)))}"
+
+    def _conflict_message(
+        self, kind: str, name: str, impls: list[Implementation] | list[PluginInfo]
+    ) -> str:
+        owners = sorted((i if isinstance(i, PluginInfo) else self.info[i.plugin] for i in impls),
                         key=lambda info: (not info.builtin, info.describe()))
         others = sorted({o.distribution for o in owners if not o.builtin})
         return (
@@ -408,11 +578,28 @@ class Plugins:
         )
 
     def report_conflicts(self) -> None:
-        """Print one line on stderr for each name registered by more than one plugin."""
+        """Print one line on stderr for each name registered by more than one plugin.
+
+        seqlm itself says so only when such a name is used (:meth:`get`); this is for
+        tools that want every conflict at once.
+        """
         for kind in KINDS:
             for name, impls in sorted(self.implementations(kind).items()):
                 if len(impls) > 1:
                     self._stderr(f"seqlm: {self._conflict_message(kind, name, impls)}")
+
+
+def _conflicting_command(name: str, message: str) -> Any:
+    """A stand-in for a command two plugins added: using it says so."""
+    import click
+
+    def refuse(args: tuple[str, ...]) -> None:
+        raise UsageError(message)
+
+    return click.Command(
+        name, callback=refuse, help="Refused: two plugins add this command.",
+        params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 
 
 _plugins: Plugins | None = None
@@ -426,7 +613,6 @@ def get_plugins() -> Plugins:
         env = os.environ.get("SEQLM_LOAD_PLUGINS")
         allowed = None if env is None else [p.strip() for p in env.split(",") if p.strip()]
         plugins.load_entry_points(allowed)
-        plugins.report_conflicts()
         _plugins = plugins
     return _plugins
 

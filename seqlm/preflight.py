@@ -3,7 +3,7 @@ that cannot give a batch or a sample."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from seqlm.errors import DataError, UsageError
 from seqlm.interfaces import Sampler, Tokenizer
@@ -12,7 +12,7 @@ from seqlm.vocab import Vocab
 
 
 def check_corpus_fits(
-    sampler_cls: type[Sampler],
+    sampler_cls: Callable[..., Sampler],
     batch_size: int,
     num_steps: int,
     train_tokens: int,

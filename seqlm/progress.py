@@ -70,7 +70,7 @@ class RichProgress(Callback):
 
     def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
         self.total = trainer.epochs
-        self.start = getattr(trainer, "start_epoch", 0)  # epochs done before a resume
+        self.start = trainer.start_epoch  # epochs done before a resume
         self.log_every = self.log_every or log_every(self.total)
         self.timer = _Timer()
         self.live = Live(self._table(None), console=self.console, auto_refresh=False,
@@ -125,7 +125,7 @@ class PlainProgress(Callback):
 
     def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
         self.total = trainer.epochs
-        self.start = getattr(trainer, "start_epoch", 0)  # epochs done before a resume
+        self.start = trainer.start_epoch  # epochs done before a resume
         self.log_every = self.log_every or log_every(self.total)
         self.timer = _Timer()
 

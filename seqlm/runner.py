@@ -8,6 +8,7 @@ import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,26 +16,38 @@ import torch
 from rich.console import Console
 
 import seqlm
+from seqlm.blame import blaming_plugins, calling
 from seqlm.callbacks import Callback, RunInfo
 from seqlm.checkpoint import checkpoint_path, load_checkpoint, load_weights
 from seqlm.checkpointing import LAST, CheckpointCallback
 from seqlm.config import DEFAULT_PREFIX, RunConfig
 from seqlm.corpus import build_corpus, load_text
+from seqlm.door import (
+    cell_attributes_problem,
+    check_before_training,
+    check_tokenizer_output,
+    component_label,
+    history_problem,
+    refuse,
+)
 from seqlm.errors import DataError, TrainingError, UsageError
 from seqlm.evaluation import hold_out
 from seqlm.generation import generate
-from seqlm.interfaces import RecurrentCell, Tokenizer
+from seqlm.interfaces import RecurrentCell, Tokenizer, Trainer
 from seqlm.loggers import build_loggers, resolve_loggers
 from seqlm.metrics import EpochMetrics
 from seqlm.model import RNNModel
+from seqlm.options import convert_options, same_options
 from seqlm.outputs import MetricsWriter, prepare_run_dir, write_json_atomic
 from seqlm.plot import plot_perplexity
 from seqlm.plugins import check_options, get_plugins
 from seqlm.preflight import check_corpus_fits, check_prefix, opening_prefix
 from seqlm.progress import log_every, make_progress
+from seqlm.provenance import record, resolve
 from seqlm.run_status import StatusRecorder
 from seqlm.runlock import hold_run_folder
 from seqlm.summary import summarize
+from seqlm.text import clean_lines
 from seqlm.vocab import Vocab
 
 #: Settings a resumed run may change; the others must stay as the checkpoint has them.
@@ -44,6 +57,11 @@ RESUMABLE = ("epochs", "device", "threads", "cuda_graph", "checkpoint_every", "p
 #: Trainer options and their defaults; only changed ones are passed to the trainer.
 TRAINER_OPTIONS = {"optimizer": "sgd", "weight_decay": None, "schedule": "constant",
                    "warmup_epochs": 0, "precision": "fp32", "cuda_graph": False}
+
+#: What the framework passes to each kind of component itself (not options).
+CELL_ARGUMENTS = ("input_size", "hidden_size", "num_layers")
+SAMPLER_ARGUMENTS = ("batch_size", "num_steps")
+TRAINER_ARGUMENTS = ("lr", "clip", "epochs", "device")
 
 
 @dataclass
@@ -100,23 +118,29 @@ def build_cell(cls: type, name: str, input_size: int, config: RunConfig) -> Recu
     ``--dropout`` also applies between stacked layers when the cell takes a ``dropout``
     option and the user did not set one with ``--cell-opt``.
     """
-    options: dict[str, Any] = dict(config.cell_options)
+    options = convert_options("cell", name, cls, config.cell_options, fixed=CELL_ARGUMENTS,
+                              flags={"bidirectional": "--bidirectional"},
+                              origin=get_plugins().origin("cell", name))
     if config.bidirectional:
         options["bidirectional"] = True
     if (config.dropout > 0 and config.num_layers > 1 and "dropout" not in options
             and "dropout" in inspect.signature(cls).parameters):
         options["dropout"] = config.dropout
-    check_options("cell", name, cls, options,
-                  fixed=("input_size", "hidden_size", "num_layers"),
-                  flags={"bidirectional": "--bidirectional"})
+    check_options("cell", name, cls, options, fixed=CELL_ARGUMENTS,
+                  flags={"bidirectional": "--bidirectional"},
+                  origin=get_plugins().origin("cell", name))
     try:
-        return cls(input_size=input_size, hidden_size=config.hidden,
+        cell = cls(input_size=input_size, hidden_size=config.hidden,
                    num_layers=config.num_layers, **options)
     except (TypeError, ValueError) as exc:
         if not config.cell_options:
             raise  # nothing the user passed: a fault of the cell, shown as such
         given = " ".join(f"--cell-opt {k}={v}" for k, v in config.cell_options.items())
         raise UsageError(f"cell {name!r} rejected {given}: {exc}") from exc
+    problem = cell_attributes_problem(cell)
+    if problem:
+        raise refuse(component_label("cell", name, get_plugins()), "cell", problem)
+    return cell
 
 
 def build_model(cell_cls: type, config: RunConfig, vocab_size: int) -> RNNModel:
@@ -136,11 +160,14 @@ def _resumed_config(
         old = getattr(saved, key, value)
         if key == "data" and old is not None and value is not None:
             return Path(old).resolve() == Path(value).resolve()
+        if key.endswith("_options") and isinstance(old, dict) and isinstance(value, dict):
+            return same_options(old, value)  # typed text against the saved values
         return old == value
 
     changed = [k for k, v in overrides.items() if k not in RESUMABLE and not same(k, v)]
     if changed:
-        flags = ", ".join(f"--{k.replace('_', '-')}" for k in changed)
+        flags = ", ".join(f"--{k.replace('_options', '-opt').replace('_', '-')}"
+                          for k in changed)
         raise UsageError(f"{flags} cannot change when resuming (the checkpoint fixes it); "
                          f"drop it, or start a new run with --out")
     allowed = {k: v for k, v in overrides.items() if k in RESUMABLE and k != "resume"}
@@ -152,11 +179,36 @@ def _resumed_config(
 
 
 def _apply_trainer_options(trainer_cls: type, config: RunConfig) -> dict[str, Any]:
-    options = {k: getattr(config, k) for k, default in TRAINER_OPTIONS.items()
-               if getattr(config, k) != default}
-    check_options("trainer", config.trainer, trainer_cls, options,
-                  fixed=("lr", "clip", "epochs", "device"))
+    origin = get_plugins().origin("trainer", config.trainer)
+    options = convert_options(
+        "trainer", config.trainer, trainer_cls, config.trainer_options,
+        fixed=TRAINER_ARGUMENTS,
+        flags={k: f"--{k.replace('_', '-')}" for k in TRAINER_OPTIONS}, origin=origin)
+    options.update({k: getattr(config, k) for k, default in TRAINER_OPTIONS.items()
+                    if getattr(config, k) != default})
+    check_options("trainer", config.trainer, trainer_cls, options, fixed=TRAINER_ARGUMENTS,
+                  origin=origin)
     return options
+
+
+def _convert_component_options(
+    config: RunConfig, tokenizer_cls: type, sampler_cls: type, cell_cls: type
+) -> RunConfig:
+    """The settings with the components' options in their declared types."""
+    plugins = get_plugins()
+    return replace(
+        config,
+        cell_options=convert_options(
+            "cell", config.cell, cell_cls, config.cell_options, fixed=CELL_ARGUMENTS,
+            flags={"bidirectional": "--bidirectional"},
+            origin=plugins.origin("cell", config.cell)),
+        tokenizer_options=convert_options(
+            "tokenizer", config.tokenizer, tokenizer_cls, config.tokenizer_options,
+            origin=plugins.origin("tokenizer", config.tokenizer)),
+        sampler_options=convert_options(
+            "sampler", config.sampler, sampler_cls, config.sampler_options,
+            fixed=SAMPLER_ARGUMENTS, origin=plugins.origin("sampler", config.sampler)),
+    )
 
 
 def run(
@@ -170,8 +222,18 @@ def run(
 
     ``run(epochs=20, cell="gru")`` overrides the defaults of :class:`RunConfig`.
     ``run(resume="runs/x")`` continues the run saved in that folder exactly where its
-    last checkpoint left it (``epochs=`` may raise the number of epochs).
+    last checkpoint left it (``epochs=`` may raise the number of epochs). An exception
+    raised in a plugin's code comes out as a :class:`~seqlm.errors.PluginError` that
+    names the component and its plugin.
     """
+    with blaming_plugins(get_plugins()):
+        return _run(config, console, callbacks, overrides)
+
+
+def _run(
+    config: RunConfig | None, console: Console | None, callbacks: Sequence[Callback],
+    overrides: dict[str, Any],
+) -> RunResult:
     config = replace(config or RunConfig(), **overrides)
     resumed: dict[str, Any] | None = None
     if config.resume is not None:
@@ -180,10 +242,15 @@ def run(
     config.validate()
     console = console or Console()
     plugins = get_plugins()
-    tokenizer_cls = plugins.get("tokenizer", config.tokenizer)
-    sampler_cls = plugins.get("sampler", config.sampler)
-    cell_cls = plugins.get("cell", config.cell)
-    trainer_cls = plugins.get("trainer", config.trainer)
+    recorded = (resumed or {}).get("components") or {}
+
+    def warn(line: str) -> None:
+        console.print(line, highlight=False, markup=False)
+
+    tokenizer_cls, sampler_cls, cell_cls, trainer_cls = (
+        resolve(plugins, kind, getattr(config, kind), recorded.get(kind), warn)
+        for kind in ("tokenizer", "sampler", "cell", "trainer"))
+    config = _convert_component_options(config, tokenizer_cls, sampler_cls, cell_cls)
     loggers = resolve_loggers(config.log, plugins)
     trainer_options = _apply_trainer_options(trainer_cls, config)
     device = resolve_device(config.device)
@@ -193,17 +260,25 @@ def run(
         random.seed(config.seed)
         torch.manual_seed(config.seed)
 
-    check_options("tokenizer", config.tokenizer, tokenizer_cls, config.tokenizer_options)
-    tokenizer = tokenizer_cls(**config.tokenizer_options)
-    corpus = build_corpus(load_text(config.data, config.encoding), tokenizer,
-                          clean=config.clean, max_tokens=config.max_tokens)
+    text = load_text(config.data, config.encoding)
+    tokenizer_label = component_label("tokenizer", config.tokenizer, plugins)
+    with calling("tokenizer", config.tokenizer, plugins):
+        tokenizer = tokenizer_cls(**config.tokenizer_options)
+        corpus = build_corpus(text, tokenizer, clean=config.clean, max_tokens=config.max_tokens,
+                              label=tokenizer_label)
+    # The opening lines are enough to see that detokenize keeps its contract too.
+    check_tokenizer_output(tokenizer, clean_lines(text[:2000], config.clean)[:3],
+                           tokenizer_label,
+                           guard=lambda: calling("tokenizer", config.tokenizer, plugins))
     if resumed is not None and corpus.vocab.to_dict() != resumed["vocab"]:
         raise DataError(f"--data {config.data}: the text no longer gives the vocabulary "
                         "the checkpoint was trained with; resume on the same text")
     train_ids, val_ids = hold_out(corpus.ids, config.val_fraction)
-    check_corpus_fits(sampler_cls, config.batch_size, config.num_steps, len(train_ids),
-                      held_out=len(val_ids), sampler_name=config.sampler,
-                      truncated=0 < config.max_tokens <= len(corpus))
+    with calling("sampler", config.sampler, plugins):
+        check_corpus_fits(partial(sampler_cls, **config.sampler_options), config.batch_size,
+                          config.num_steps, len(train_ids),
+                          held_out=len(val_ids), sampler_name=config.sampler,
+                          truncated=0 < config.max_tokens <= len(corpus))
     try:
         prefix_warning = check_prefix(config.prefix, tokenizer, corpus.vocab, config.clean)
     except UsageError:
@@ -219,22 +294,26 @@ def run(
         config = replace(config, prefix=opening)
     if prefix_warning:
         console.print(f"warning: {prefix_warning}", highlight=False, markup=False)
-    sampler = sampler_cls(batch_size=config.batch_size, num_steps=config.num_steps)
-    model = build_model(cell_cls, config, len(corpus.vocab))
-    trainer = trainer_cls(lr=config.learning_rate, clip=config.clip, epochs=config.epochs,
-                          device=device, **trainer_options)
-    trainer.check(sampler)
+    with calling("sampler", config.sampler, plugins):
+        sampler = sampler_cls(batch_size=config.batch_size, num_steps=config.num_steps,
+                              **config.sampler_options)
+    with calling("cell", config.cell, plugins):
+        model = build_model(cell_cls, config, len(corpus.vocab))
+    with calling("trainer", config.trainer, plugins):
+        trainer = trainer_cls(lr=config.learning_rate, clip=config.clip, epochs=config.epochs,
+                              device=device, **trainer_options)
+        trainer.check(sampler)
+    check_before_training(model, sampler, train_ids, len(corpus.vocab),
+                          {"sampler": config.sampler, "cell": config.cell}, plugins)
     if config.cuda_graph and device.type != "cuda":
         console.print(f"note: --cuda-graph applies to CUDA only; on {device.type} the steps "
                       "run as usual", highlight=False)
-    if len(val_ids):
-        if hasattr(trainer, "val_corpus"):
-            trainer.val_corpus = val_ids
-        else:
-            console.print(f"note: trainer {config.trainer!r} does not validate; the last "
-                          f"{len(val_ids)} tokens are held out unused", highlight=False)
+    if len(val_ids) and not trainer.validates:
+        console.print(f"note: trainer {config.trainer!r} does not validate; the last "
+                      f"{len(val_ids)} tokens are held out unused", highlight=False)
     if resumed is not None:
-        _restore(model, trainer, resumed, config)
+        with calling("trainer", config.trainer, plugins):
+            _restore(model, trainer, resumed, config)
     # In a distributed run, rank 0 alone prints, generates and writes files.
     main = trainer.is_main_process
     if not main:
@@ -250,19 +329,22 @@ def run(
         run_callbacks: list[Callback] = list(callbacks)
         saver = status = None
         if out_dir is not None:
+            components = record(plugins, {kind: getattr(config, kind) for kind in
+                                          ("tokenizer", "sampler", "cell", "trainer")})
             saver = CheckpointCallback(
-                out_dir, model, lambda: _describe(config, corpus.vocab, tokenizer),
+                out_dir, model, lambda: _describe(config, corpus.vocab, tokenizer, components),
                 every=config.checkpoint_every,
             )
             metrics_path = out_dir / "metrics.jsonl"
             # A resumed run's metrics restart from its checkpoint's, dropping later rows.
             metrics_path.write_text("".join(
-                f"{json.dumps(m.to_dict())}\n" for m in getattr(trainer, "history", [])
+                f"{json.dumps(m.to_dict())}\n" for m in trainer.history
             ) if resumed is not None else "", encoding="utf-8")
             title = (f"seqlm: {config.cell} on {device.type}, {len(train_ids):,} training + "
                      f"{len(val_ids):,} held-out {config.tokenizer} tokens, vocabulary "
                      f"{len(corpus.vocab)}")
-            status = StatusRecorder(out_dir, _describe(config, corpus.vocab, tokenizer)["config"])
+            status = StatusRecorder(
+                out_dir, _describe(config, corpus.vocab, tokenizer, components)["config"])
             every = config.log_every or log_every(config.epochs)
             info = RunInfo(out_dir, status.config, every,
                            lambda length: generate(model, corpus.vocab, tokenizer,
@@ -270,7 +352,9 @@ def run(
             run_callbacks = [make_progress(console, title, every), MetricsWriter(metrics_path),
                              saver, *build_loggers(loggers, info), *callbacks, status]
         try:
-            history = trainer.fit(model, train_ids, sampler, run_callbacks)
+            with calling("trainer", config.trainer, plugins):
+                history = trainer.fit(model, train_ids, sampler, run_callbacks,
+                                      val_corpus=val_ids if len(val_ids) else None)
         except TrainingError as error:
             kept = saver.saved_epoch if saver is not None else None
             if kept:
@@ -286,6 +370,9 @@ def run(
                     "Stopped before the first epoch finished; no checkpoint was saved.",
                     highlight=False, soft_wrap=True)
             raise
+        problem = history_problem(history)
+        if problem:
+            raise refuse(component_label("trainer", config.trainer, plugins), "trainer", problem)
         sample = (generate(model, corpus.vocab, tokenizer, config.prefix, config.predict)
                   if main else "")
         summary = summarize(config, device, history, sample, model,
@@ -301,7 +388,9 @@ def run(
                          corpus.vocab, tokenizer)
 
 
-def _describe(config: RunConfig, vocab: Vocab, tokenizer: Tokenizer) -> dict[str, Any]:
+def _describe(
+    config: RunConfig, vocab: Vocab, tokenizer: Tokenizer, components: dict[str, Any]
+) -> dict[str, Any]:
     """The parts of a checkpoint that stay the same while the run trains."""
     settings = config.to_dict()
     if settings["data"] is not None:
@@ -316,13 +405,17 @@ def _describe(config: RunConfig, vocab: Vocab, tokenizer: Tokenizer) -> dict[str
         "cell": config.cell,
         "sampler": config.sampler,
         "trainer": config.trainer,
+        # Which distribution and version provided each component (seqlm.provenance).
+        "components": components,
     }
 
 
-def _restore(model: RNNModel, trainer: Any, checkpoint: dict[str, Any], config: RunConfig) -> None:
+def _restore(
+    model: RNNModel, trainer: Trainer, checkpoint: dict[str, Any], config: RunConfig
+) -> None:
     load_weights(model, checkpoint.get("model"), config.out)
     state = checkpoint.get("trainer")
-    if state is None or not callable(getattr(trainer, "load_state_dict", None)):
+    if state is None:
         raise UsageError(f"trainer {config.trainer!r} cannot resume from {config.out}: it "
                          "keeps no state in checkpoints; start a new run")
     trainer.load_state_dict(state)

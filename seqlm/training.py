@@ -107,8 +107,9 @@ class DefaultTrainer(Trainer):
     recurrent kernels use by default; bf16: bfloat16 autocast) and ``cuda_graph`` (on
     CUDA, record each step once as a CUDA graph and replay it for the following
     batches; see :mod:`seqlm.graphs`).
-    Set :attr:`val_corpus` to validate on held-out token ids after every epoch.
     """
+
+    validates = True
 
     def __init__(
         self,
@@ -145,10 +146,6 @@ class DefaultTrainer(Trainer):
         self.schedule = schedule
         self.warmup_epochs = warmup_epochs
         self.history: list[EpochMetrics] = []
-        #: Held-out token ids to validate on after each epoch; None skips validation.
-        self.val_corpus: torch.Tensor | None = None
-        #: Epochs already done before this :meth:`fit` (non-zero when resuming).
-        self.start_epoch = 0
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self._pending_state: dict[str, Any] | None = None
@@ -246,11 +243,16 @@ class DefaultTrainer(Trainer):
         corpus: torch.Tensor,
         sampler: Sampler,
         callbacks: Sequence[Callback] = (),
+        val_corpus: torch.Tensor | None = None,
     ) -> list[EpochMetrics]:
-        """Train until epoch ``self.epochs``; see :meth:`Trainer.fit`."""
+        """Train until epoch ``self.epochs``, validating on ``val_corpus`` after each
+        epoch when given; see :meth:`Trainer.fit`."""
         model.to(self.device)
         corpus = corpus.to(self.device)
-        val_corpus = self.val_corpus.to(self.device) if self.val_corpus is not None else None
+        if val_corpus is not None and len(val_corpus):
+            val_corpus = val_corpus.to(self.device)
+        else:
+            val_corpus = None
         self.optimizer = optimizer = self.make_optimizer(model)
         self._static = None
         self._grad_norms = None  # made afresh on this fit's device
@@ -266,7 +268,7 @@ class DefaultTrainer(Trainer):
             with float32_products(self.device, self.precision):
                 for epoch in range(self.start_epoch + 1, self.epochs + 1):
                     metrics = self._train_epoch(epoch, net, corpus, sampler, optimizer,
-                                                params, penalised=model)
+                                                params)
                     if val_corpus is not None:
                         metrics.val_loss = self._validate(epoch, model, val_corpus, sampler)
                     if self.scheduler is not None:
@@ -311,16 +313,12 @@ class DefaultTrainer(Trainer):
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         params: list[nn.Parameter],
-        penalised: nn.Module | None,
         autocast_cache: bool = True,
     ) -> tuple[torch.Tensor, State]:
         """One optimisation step on one batch: ``(detached mean loss, new state)``."""
         with self.autocast(cache_enabled=autocast_cache):
-            logits, state = model(X, state)
+            logits, state, penalty = model(X, state, with_penalty=True)
         loss = F.cross_entropy(logits.float(), Y.T.reshape(-1))
-        penalty = getattr(penalised, "penalty", None)
-        if penalty is not None:
-            penalised.penalty = None  # keep no reference to this batch's graph
         optimizer.zero_grad(set_to_none=True)
         # The penalty shapes the gradient only; the reported loss stays the
         # cross-entropy, so perplexities mean the same with or without it.
@@ -354,7 +352,6 @@ class DefaultTrainer(Trainer):
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         params: list[nn.Parameter],
-        penalised: nn.Module | None,
     ) -> int:
         """Train on one batch through the static step, from a fresh state or the one the
         last batch ended in; returns the batch's token count."""
@@ -373,7 +370,7 @@ class DefaultTrainer(Trainer):
             def step(inputs: torch.Tensor, targets: torch.Tensor,
                      state: State) -> tuple[torch.Tensor, State]:
                 return self._step(inputs, targets, state, model, optimizer, params,
-                                  penalised, autocast_cache=False)
+                                  autocast_cache=False)
 
             # Recording needs the optimizer's lazily made state and the libraries'
             # workspaces to exist first: a few eager steps do that (fewer on re-records).
@@ -395,10 +392,8 @@ class DefaultTrainer(Trainer):
         sampler: Sampler,
         optimizer: torch.optim.Optimizer,
         params: list[nn.Parameter],
-        penalised: nn.Module | None = None,
     ) -> EpochMetrics:
-        # ``model`` may be a wrapper (DDP); ``penalised`` is the model itself, whose
-        # forward pass leaves any activation penalty in its ``penalty`` attribute.
+        # ``model`` may be a wrapper (DDP), which passes ``with_penalty`` on.
         model.train()
         started = time.perf_counter()
         lr = float(optimizer.param_groups[0]["lr"])
@@ -412,13 +407,13 @@ class DefaultTrainer(Trainer):
             steps += 1
             if static:
                 fresh = tokens == 0 or not sampler.contiguous
-                tokens += self._static_batch(X, Y, fresh, model, optimizer, params, penalised)
+                tokens += self._static_batch(X, Y, fresh, model, optimizer, params)
                 continue
             if state is None or not sampler.contiguous:
                 state = model.begin_state(X.shape[0], self.device)
             else:
                 state = detach_state(state)
-            loss, state = self._step(X, Y, state, model, optimizer, params, penalised)
+            loss, state = self._step(X, Y, state, model, optimizer, params)
             loss_sum += loss * Y.numel()
             tokens += Y.numel()
         if static and self._static is not None:

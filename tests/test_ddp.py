@@ -237,7 +237,12 @@ def test_ranks_draw_the_same_global_batches_without_a_seed(book_path, tmp_path):
     _torchrun([str(script), json.dumps(settings)], cwd=tmp_path)
     rank0 = (tmp_path / "batches0.txt").read_text().splitlines()
     rank1 = (tmp_path / "batches1.txt").read_text().splitlines()
-    assert len(rank0) > 3 * 2 and rank0 == rank1
+    # Each rank's first line is the batch of the check before training, drawn from its
+    # own generator before the ranks share rank 0's random state; the generator is put
+    # back after it, so rank 0's first training batch repeats it. The training batches
+    # are what must agree.
+    assert rank0[0] == rank0[1]
+    assert len(rank0) > 3 * 2 and rank0[1:] == rank1[1:]
 
 
 @pytest.mark.slow

@@ -102,6 +102,11 @@ def test_the_tutorial_plugin_installs_lists_and_trains(tmp_path, monkeypatch, sm
         spec.loader.exec_module(module)
         module.test_shapes()
         module.test_registered_through_the_entry_point()
+        marks = [m for m in module.test_conforms.pytestmark if m.name == "parametrize"]
+        checks = marks[0].args[1]
+        assert len(checks) >= 16  # every cell rule, for both settings
+        for check in checks:
+            module.test_conforms(check)
     finally:
         reset_plugins()
         for name in [m for m in sys.modules if m.startswith("seqlm_mingru")]:

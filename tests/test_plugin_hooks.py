@@ -82,7 +82,8 @@ def test_hook_register_samplers(register, small_text, tmp_path):
 
     register(Plugin(), "counting-plugin")
     result = seqlm.run(sampler="counting", data=small_text, out=tmp_path, **TINY)
-    assert len(calls) == 2 and len(result.history) == 2
+    # Once for the check before training, then once per epoch.
+    assert len(calls) == 3 and len(result.history) == 2
 
 
 class TanhCell(RecurrentCell):
@@ -124,9 +125,9 @@ def test_hook_register_trainers(register, small_text, tmp_path):
     class RecordingTrainer(DefaultTrainer):
         """The default trainer, remembering the model it trained."""
 
-        def fit(self, model, corpus, sampler, callbacks=()):
+        def fit(self, model, corpus, sampler, callbacks=(), val_corpus=None):
             seen.append(model)
-            return super().fit(model, corpus, sampler, callbacks)
+            return super().fit(model, corpus, sampler, callbacks, val_corpus)
 
     class Plugin:
         @seqlm.hookimpl

@@ -234,18 +234,21 @@ def test_two_plugins_with_one_name_is_an_error_naming_both(site, capsys):
     assert only_first.get("cell", "dup").__doc__ == "first"
 
 
-def test_a_plugin_claiming_a_builtin_name_names_the_distribution_to_remove(site):
+def test_a_plugin_cannot_take_a_builtin_name_and_keeps_its_other_names(site):
     one_dist(site, "seqlm-shadow", with_cell("""
         import seqlm
 
         @seqlm.hookimpl
         def register_cells(register):
             register("lstm", TanhCell)
+            register("tanh-own", TanhCell)
     """))
-    with pytest.raises(UsageError, match=r"cells \(seqlm .*\) and plugin \(seqlm-shadow 1.0\)"
-                       r".*pip uninstall seqlm-shadow"):
-        load().get("cell", "lstm")
-    assert load([]).get("cell", "lstm").__name__ == "TorchLSTM"
+    plugins = load()
+    assert plugins.get("cell", "lstm").__name__ == "TorchLSTM"
+    assert plugins.get("cell", "tanh-own").__name__ == "TanhCell"
+    info = next(i for i in plugins.info.values() if i.distribution == "seqlm-shadow")
+    assert info.status == "ok" and info.registered == {"cell": ["tanh-own"]}
+    assert info.refused == ["cell 'lstm' refused: the name is built in"]
 
 
 def test_load_plugins_limits_the_distributions(site, capsys):

@@ -30,9 +30,9 @@ def _record_states(sampler):
     starts = []
     original = model.forward
 
-    def forward(tokens, state):
+    def forward(tokens, state, with_penalty=False):
         starts.append(bool(torch.count_nonzero(state[0]) == 0))
-        return original(tokens, state)
+        return original(tokens, state, with_penalty)
 
     model.forward = forward
     corpus = torch.randint(0, 10, (400,))

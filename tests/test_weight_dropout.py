@@ -80,11 +80,15 @@ def test_scratch_cell_fused_and_plain_paths_drop_the_same_weights(cls):
                        no_drop(x, no_drop.begin_state(3, "cpu"))[0])
 
 
-@pytest.mark.parametrize("value", ["1.5", "-0.1", "true"])
-def test_bad_weight_dropout_is_a_one_line_error(value, small_text, tmp_path):
+@pytest.mark.parametrize("value, message", [
+    ("1.5", "weight_dropout must be at least 0 and below 1"),
+    ("-0.1", "weight_dropout must be at least 0 and below 1"),
+    ("true", "option 'weight_dropout' of cell 'lstm' expects a number"),
+])
+def test_bad_weight_dropout_is_a_one_line_error(value, message, small_text, tmp_path):
     result = CliRunner().invoke(main, [
         "run", "--data", str(small_text), "--epochs", "1", "--out", str(tmp_path / "o"),
         "--cell-opt", f"weight_dropout={value}"])
-    assert result.exit_code != 0
-    assert "weight_dropout must be at least 0 and below 1" in result.output
+    assert result.exit_code == 2
+    assert message in result.output
     assert "Traceback" not in result.output

@@ -55,6 +55,7 @@ class _ScratchCell(RecurrentCell):
     #: ``forward`` also takes int64 token ids shaped ``(num_steps, batch)`` in place of
     #: their one-hot vectors; :class:`seqlm.model.RNNModel` then skips building them.
     accepts_token_ids: ClassVar[bool] = True
+    supports_bf16 = True
     #: Whether ``b_h`` simply adds to the gates, so the fused pass can fold it into the
     #: input's share (not so for the GRU, whose reset gate multiplies it).
     fold_b_h: ClassVar[bool] = True

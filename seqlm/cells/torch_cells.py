@@ -43,6 +43,7 @@ class _TorchCell(RecurrentCell):
     fused_layer: ClassVar[Callable[..., tuple[torch.Tensor, torch.Tensor]] | None] = None
     #: Whether ``b_hh`` simply adds to the gates (so it joins the input's share).
     fold_b_hh: ClassVar[bool] = True
+    supports_bf16 = True
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ from seqlm_bpe.tokenizer import BPETokenizer
 
 import seqlm
 from seqlm.errors import DataError, UsageError
+from seqlm.testing import parametrize_checks
 
 LINES = [
     "the time traveller for so it will be convenient to speak of him",
@@ -77,3 +78,9 @@ def test_registered_as_bpe_through_the_entry_point():
     assert plugins.get("tokenizer", "bpe") is BPETokenizer
     info = next(i for i in plugins.info.values() if i.distribution == "seqlm-bpe")
     assert info.status == "ok" and info.registered == {"tokenizer": ["bpe"]}
+
+
+@parametrize_checks([BPETokenizer, (BPETokenizer, {"vocab_size": 60, "min_frequency": 1})])
+def test_conforms_to_the_tokenizer_contract(check):
+    """seqlm's conformance kit: tokens, detokenize (with <unk>), repeatable fits, state."""
+    check()

@@ -35,7 +35,7 @@ class TensorBoardLogger(Callback):
 
     def on_train_start(self, trainer: Trainer) -> None:
         """Open the writer; a resumed run first drops events after its checkpoint."""
-        start = int(getattr(trainer, "start_epoch", 0))
+        start = trainer.start_epoch  # non-zero when the run resumes
         self.epochs = trainer.epochs
         # purge_step hides the epochs that the resumed run trains again, as
         # metrics.jsonl drops its rows after the checkpoint.

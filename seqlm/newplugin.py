@@ -1,0 +1,284 @@
+"""``seqlm new-plugin NAME``: a ready plugin package to start from.
+
+The package holds a working example of each kind a plugin usually adds (a cell, a
+sampler, a tokenizer and a command), the entry point that registers them, tests that run
+seqlm's conformance kit (:mod:`seqlm.testing`) and test the command, and a README.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from seqlm.errors import UsageError
+
+_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+def plugin_names(name: str) -> dict[str, str]:
+    """The names the package for ``name`` uses: distribution, module and components.
+
+    ``seqlm-`` in front is left out of component names (``seqlm-peephole`` registers
+    ``peephole-cell``); the module is the distribution name with underscores.
+    """
+    if not _NAME.match(name):
+        raise UsageError(f"new-plugin {name!r}: use lower-case letters, digits and single "
+                         "hyphens, starting with a letter (for example seqlm-peephole)")
+    short = name.removeprefix("seqlm-") or name
+    return {"dist": name, "module": name.replace("-", "_"), "short": short,
+            "cell": f"{short}-cell", "sampler": f"{short}-strided",
+            "tokenizer": f"{short}-bytes", "command": f"{short}-stats"}
+
+
+def write_plugin(name: str, parent: Path) -> Path:
+    """Write the package folder ``parent/name`` and return it; never overwrite anything."""
+    names = plugin_names(name)
+    root = Path(parent) / name
+    if root.exists():
+        raise UsageError(f"new-plugin: {root} already exists; choose another NAME or remove it")
+    files = {
+        "pyproject.toml": PYPROJECT,
+        "README.md": README,
+        f"{names['module']}/__init__.py": INIT,
+        f"{names['module']}/plugin.py": PLUGIN,
+        f"{names['module']}/components.py": COMPONENTS,
+        f"{names['module']}/command.py": COMMAND,
+        "tests/test_plugin.py": TESTS,
+    }
+    for relative, template in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = template
+        for key, value in names.items():
+            text = text.replace("{" + key + "}", value)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+PYPROJECT = '''\
+[build-system]
+requires = ["setuptools>=64"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "{dist}"
+version = "0.1.0"
+description = "A seqlm plugin: an example cell, sampler, tokenizer and command"
+readme = "README.md"
+requires-python = ">=3.10"
+dependencies = ["seqlm"]
+
+[project.optional-dependencies]
+test = ["pytest"]
+
+# seqlm finds the plugin through this entry point: NAME = "module with the hooks".
+[project.entry-points.seqlm]
+{short} = "{module}.plugin"
+
+[tool.setuptools]
+packages = ["{module}"]
+'''
+
+README = '''\
+# {dist}
+
+A seqlm plugin. It adds:
+
+| Kind | Name | Class |
+| --- | --- | --- |
+| cell | `{cell}` | `{module}.components:ElmanCell` |
+| sampler | `{sampler}` | `{module}.components:StridedSampler` |
+| tokenizer | `{tokenizer}` | `{module}.components:ByteTokenizer` |
+| command | `seqlm {command}` | `{module}.command:stats` |
+
+## Install and try
+
+```
+pip install -e .
+seqlm plugins                      # lists {dist} with its cell, sampler, tokenizer, command
+seqlm run --cell {cell} --epochs 5
+seqlm run --sampler {sampler} --sampler-opt stride=7 --epochs 5
+seqlm run --tokenizer {tokenizer} --clean none --epochs 5
+seqlm {command} path/to/text.txt
+```
+
+## Test
+
+```
+pip install -e '.[test]'
+python -m pytest tests
+```
+
+`tests/test_plugin.py` runs seqlm's conformance kit (`seqlm.testing`) on every class, so
+each rule of the contracts (shapes, state, gradients, determinism, saved state) is one
+test, and tests the command with click's test runner.
+
+See seqlm's `docs/plugins/` for the hooks, the contracts, and what to do if it breaks.
+'''
+
+INIT = '''\
+"""{dist}: a seqlm plugin."""
+'''
+
+PLUGIN = '''\
+"""The hooks seqlm calls. Classes are registered as "module:Class" strings, imported only
+when used, so that `seqlm --help` stays fast."""
+
+import seqlm
+
+
+@seqlm.hookimpl
+def register_cells(register):
+    register("{cell}", "{module}.components:ElmanCell")
+
+
+@seqlm.hookimpl
+def register_samplers(register):
+    register("{sampler}", "{module}.components:StridedSampler")
+
+
+@seqlm.hookimpl
+def register_tokenizers(register):
+    register("{tokenizer}", "{module}.components:ByteTokenizer")
+
+
+@seqlm.hookimpl
+def register_commands(cli):
+    from {module}.command import stats
+
+    cli.add_command(stats)
+'''
+
+COMPONENTS = '''\
+"""An example of each component; see seqlm's docs/plugins/contracts.md."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from seqlm.errors import UsageError
+from seqlm.interfaces import RecurrentCell, Sampler, Tokenizer
+
+
+class ElmanCell(RecurrentCell):
+    """A one-layer Elman network: h = act(W x + U h + b), written as any torch module."""
+
+    #: Runs under bfloat16 autocast (--precision bf16); seqlm.testing checks it.
+    supports_bf16 = True
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 activation: str = "tanh") -> None:
+        super().__init__()  # seqlm passes the sizes; the base class keeps them
+        if activation not in ("tanh", "relu"):
+            raise UsageError(f"--cell-opt activation must be tanh or relu, got {activation!r}")
+        self.activation = torch.tanh if activation == "tanh" else torch.relu
+        self.input = nn.Linear(input_size, hidden_size)
+        self.recurrent = nn.Linear(hidden_size, hidden_size, bias=False)
+
+    def begin_state(self, batch_size: int, device: torch.device | str) -> torch.Tensor:
+        return torch.zeros(batch_size, self.hidden_size, device=device)
+
+    def forward(self, inputs: torch.Tensor, state: torch.Tensor):
+        # inputs: (num_steps, batch, input_size); outputs: (num_steps, batch, hidden_size).
+        projected = self.input(inputs)  # all steps at once
+        outputs = []
+        for x in projected:
+            state = self.activation(x + self.recurrent(state))
+            outputs.append(state)
+        return torch.stack(outputs), state
+
+
+class StridedSampler(Sampler):
+    """Windows of num_steps tokens starting every `stride` tokens, in random order."""
+
+    contiguous = False  # rows do not continue from batch to batch
+
+    def __init__(self, batch_size: int, num_steps: int, stride: int = 0) -> None:
+        super().__init__(batch_size, num_steps)
+        if stride < 0:
+            raise UsageError(f"--sampler-opt stride must be 0 (num_steps) or more, got {stride}")
+        self.stride = stride or num_steps
+
+    def __call__(self, corpus: torch.Tensor):
+        count = (len(corpus) - self.num_steps - 1) // self.stride + 1
+        starts = torch.arange(max(count, 0), device=corpus.device) * self.stride
+        starts = starts[torch.randperm(len(starts)).to(corpus.device)]  # seeded by --seed
+        steps = torch.arange(self.num_steps, device=corpus.device)
+        for b in range(len(starts) // self.batch_size):
+            rows = starts[b * self.batch_size:(b + 1) * self.batch_size, None] + steps
+            yield corpus[rows], corpus[rows + 1]
+
+    def min_tokens(self) -> int:
+        return (self.batch_size - 1) * self.stride + self.num_steps + 1
+
+
+class ByteTokenizer(Tokenizer):
+    """One token per UTF-8 byte, written as two hex digits; any text, no fitting."""
+
+    def tokenize(self, lines):
+        return [[f"{byte:02x}" for byte in line.encode("utf-8")] for line in lines]
+
+    def detokenize(self, tokens):
+        # "<unk>" (a token the vocabulary lacks) may come here: show it as U+FFFD.
+        data = b"".join(b"\\xef\\xbf\\xbd" if t == "<unk>" else bytes.fromhex(t) for t in tokens)
+        return data.decode("utf-8", errors="replace")
+'''
+
+COMMAND = '''\
+"""`seqlm {command}`: counts of a text's tokens, read and cleaned as `seqlm run` does."""
+
+from __future__ import annotations
+
+import click
+
+import seqlm
+
+
+@click.command("{command}")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--clean", type=click.Choice(["letters", "none"]), default="letters",
+              show_default=True, help="Clean the text as seqlm run --clean does.")
+@click.option("--top", type=int, default=5, show_default=True, help="Most frequent tokens.")
+def stats(path: str, clean: str, top: int) -> None:
+    """Vocabulary size and most frequent characters of the text in PATH."""
+    text = seqlm.load_text(path)  # seqlm's reading: encodings and errors as in `seqlm run`
+    tokens = seqlm.text_tokens(text, seqlm.get_plugins().get("tokenizer", "char")(), clean)
+    vocab = seqlm.Vocab(tokens)
+    common = ", ".join(repr(token) for token, _ in vocab.token_freqs[:top])
+    click.echo(f"{len(tokens)} tokens, vocabulary {len(vocab)}; most frequent: {common}")
+'''
+
+TESTS = '''\
+"""The plugin keeps seqlm's contracts (seqlm.testing), and its command works."""
+
+from click.testing import CliRunner
+from {module}.command import stats
+from {module}.components import ByteTokenizer, ElmanCell, StridedSampler
+
+from seqlm.testing import parametrize_checks
+
+
+@parametrize_checks([
+    ElmanCell, (ElmanCell, {"activation": "relu"}),
+    StridedSampler, (StridedSampler, {"stride": 2}),
+    ByteTokenizer,
+])
+def test_conforms(check):
+    check()
+
+
+def test_the_command_counts_a_text(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("Abba, abba!\\n", encoding="utf-8")
+    result = CliRunner().invoke(stats, [str(text), "--top", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "9 tokens, vocabulary 4; most frequent: 'a'\\n"
+
+
+def test_bytes_round_trip_and_unknown_tokens():
+    tokenizer = ByteTokenizer()
+    (tokens,) = tokenizer.tokenize(["café"])
+    assert tokenizer.detokenize(tokens) == "café"
+    assert tokenizer.detokenize([*tokens[:2], "<unk>"]) == "ca\\ufffd"
+'''

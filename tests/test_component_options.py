@@ -1,0 +1,103 @@
+"""--cell-opt, --sampler-opt, --trainer-opt and --tokenizer-opt: converted to the types the
+constructor declares, and refused before the run folder is made when they do not fit."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pytest
+from plugin_dists import TINY_RUN, run_seqlm
+
+from seqlm.errors import UsageError
+from seqlm.options import convert_options, convert_value
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--cell-opt", "bidirectional=yes"], "bidirectional is set with --bidirectional"),
+    (["--cell-opt", "fused=maybe"],
+     "--cell-opt fused=maybe: option 'fused' of cell 'lstm' expects a boolean"),
+    (["--cell-opt", "weight_dropout=abc"],
+     "option 'weight_dropout' of cell 'lstm' expects a number"),
+    (["--sampler-opt", "stride=2"], "sampler 'sequential' does not accept option 'stride'"),
+    (["--trainer-opt", "optimizer=adam"], "optimizer is set with --optimizer"),
+    (["--trainer-opt", "warmup=1"], "trainer 'default' does not accept option 'warmup'"),
+])
+def test_a_bad_option_is_a_usage_error_before_the_run_folder(tmp_path, small_text, args,
+                                                              expected):
+    out = tmp_path / "run"
+    done = run_seqlm(["run", "--data", str(small_text), "--out", str(out), *TINY_RUN, *args])
+    assert done.returncode == 2, done.stderr
+    assert expected in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_values_get_the_constructors_types(tmp_path, small_text):
+    out = tmp_path / "run"
+    done = run_seqlm(["run", "--data", str(small_text), "--out", str(out), *TINY_RUN,
+                      "--cell-opt", "fused=NO", "--cell-opt", "weight_dropout=0.1"])
+    assert done.returncode == 0, done.stderr
+    import json
+
+    saved = json.loads((out / "summary.json").read_text())["config"]
+    assert saved["cell_options"] == {"fused": False, "weight_dropout": 0.1}
+
+
+class Annotated:
+    def __init__(self, flag: bool = False, count: int = 1, rate: float = 0.5,
+                 label: str = "x", maybe: int | None = None,
+                 mode: Literal["a", "b"] = "a", loose=None, guessed=3) -> None: ...
+
+
+@pytest.mark.parametrize("key, text, want", [
+    ("flag", "Yes", True), ("flag", "0", False), ("flag", "FALSE", False),
+    ("count", "7", 7), ("rate", "1e-3", 1e-3), ("rate", "2", 2.0), ("label", "12", "12"),
+    ("maybe", "none", None), ("maybe", "4", 4), ("mode", "b", "b"),
+    ("loose", "[1, 2]", [1, 2]), ("loose", "text", "text"), ("guessed", "5", 5),
+])
+def test_text_converts_to_the_declared_type(key, text, want):
+    got = convert_options("cell", "c", Annotated, {key: text})[key]
+    assert got == want and type(got) is type(want)
+
+
+@pytest.mark.parametrize("key, text, words", [
+    ("flag", "maybe", "a boolean"), ("count", "1.5", "a whole number"),
+    ("rate", "fast", "a number"), ("mode", "c", "one of a, b"),
+    ("maybe", "x", "a whole number (such as 3) or none"),
+])
+def test_a_value_of_the_wrong_type_names_option_value_and_type(key, text, words):
+    with pytest.raises(UsageError) as error:
+        convert_options("cell", "c", Annotated, {key: text})
+    want = f"--cell-opt {key}={text}: option {key!r} of cell 'c' expects {words}"
+    assert want in str(error.value)
+
+
+def test_a_required_option_without_default_is_named():
+    class Needs:
+        def __init__(self, input_size, hidden_size, num_layers=1, *, alpha: float): ...
+
+    with pytest.raises(UsageError, match="requires option 'alpha', which has no default; "
+                       "pass --cell-opt alpha=VALUE"):
+        convert_options("cell", "c", Needs, {}, fixed=("input_size", "hidden_size",
+                                                       "num_layers"))
+
+
+def test_typed_values_from_the_library_pass_through():
+    assert convert_value(True, bool) is True
+    assert convert_value(3, float) == 3.0
+    with pytest.raises(ValueError):
+        convert_value(True, int)
+
+
+def test_resuming_with_the_same_options_as_typed_is_accepted(tmp_path, small_text):
+    out = tmp_path / "run"
+    args = ["--data", str(small_text), *TINY_RUN, "--cell-opt", "fused=no",
+            "--cell-opt", "weight_dropout=0.1"]
+    first = run_seqlm(["run", "--out", str(out), *args])
+    assert first.returncode == 0, first.stderr
+    again = run_seqlm(["run", "--resume", str(out), "--epochs", "3", "--cell-opt", "fused=false",
+                       "--cell-opt", "weight_dropout=0.10"])
+    assert again.returncode == 0, again.stderr
+    other = run_seqlm(["run", "--resume", str(out), "--epochs", "4", "--cell-opt", "fused=true",
+                       "--cell-opt", "weight_dropout=0.1"])
+    assert other.returncode == 2 and "--cell-opt cannot change when resuming" in other.stderr

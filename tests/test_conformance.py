@@ -1,0 +1,167 @@
+"""seqlm.testing: every built-in passes the conformance kit, and each rule catches the
+mistake it is about, naming the rule."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_door_check import BatchMajor, Doubled, Tanh, TorchWay
+
+import seqlm
+from seqlm.samplers import SequentialSampler
+from seqlm.testing import (
+    check_cell,
+    check_sampler,
+    check_tokenizer,
+    check_trainer,
+    parametrize_checks,
+)
+
+
+def builtin(kind: str) -> list[type]:
+    plugins = seqlm.get_plugins()
+    return [impls[0].load() for name, impls in sorted(plugins.implementations(kind).items())
+            if plugins.info[impls[0].plugin].builtin and name != "ddp"]
+
+
+BUILTINS = [*builtin("cell"), *builtin("sampler"), *builtin("tokenizer"), *builtin("trainer")]
+
+
+def test_every_builtin_is_checked():
+    names = {cls.__name__ for cls in BUILTINS}
+    assert {"TorchLSTM", "ScratchGRU", "RandomSampler", "SequentialSampler", "CharTokenizer",
+            "WordTokenizer", "DefaultTrainer"} <= names
+
+
+@parametrize_checks(BUILTINS)
+def test_builtins_conform(check):
+    check()
+
+
+def test_the_ddp_trainer_conforms_in_a_one_process_group(monkeypatch):
+    from seqlm.distributed import DDPTrainer
+
+    for key, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0",
+                       "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": "29517"}.items():
+        monkeypatch.setenv(key, value)
+    check_trainer(DDPTrainer)
+
+
+def test_good_plugin_classes_pass():
+    check_cell(Tanh)
+    check_cell(TorchWay)
+
+
+@pytest.mark.parametrize("cls, rule", [
+    (BatchMajor, "rule cell_shapes failed: expected outputs shaped (num_steps, batch, "
+     "output_size) = (5, 3, 6), got (3, 5, 6) (batch-major"),
+    (Doubled, "rule cell_shapes failed"),
+])
+def test_a_broken_cell_fails_the_rule_it_breaks(cls, rule):
+    with pytest.raises(AssertionError) as error:
+        check_cell(cls)
+    assert str(error.value).startswith(rule)
+
+
+class Unused(Tanh):
+    """Has a parameter that forward never uses."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1):
+        super().__init__(input_size, hidden_size, num_layers)
+        self.spare = torch.nn.Parameter(torch.zeros(3))
+
+
+class IgnoresState(Tanh):
+    def forward(self, inputs, state):
+        return self.steps(inputs, self.begin_state(inputs.shape[1], inputs.device))
+
+
+class Unseeded(Tanh):
+    def __init__(self, input_size, hidden_size, num_layers=1):
+        super().__init__(input_size, hidden_size, num_layers)
+        import random
+
+        self.scale = random.random()
+
+    def forward(self, inputs, state):
+        outputs, state = self.steps(inputs, state)
+        return outputs * self.scale, state
+
+
+class ClaimsIds(Tanh):
+    accepts_token_ids = True
+
+    def forward(self, inputs, state):
+        return self.steps(inputs.float() if inputs.dtype == torch.long else inputs, state)
+
+
+@pytest.mark.parametrize("cls, rule", [
+    (Unused, "rule cell_gradients_reach_every_parameter failed: parameter spare got no "
+     "gradient"),
+    (IgnoresState, "rule cell_state_carries_over_detached failed"),
+    (Unseeded, "rule cell_deterministic_under_a_seed failed"),
+    (ClaimsIds, "rule cell_token_ids_as_declared failed"),
+])
+def test_each_cell_rule_names_itself(cls, rule):
+    with pytest.raises(AssertionError, match=rule.replace("(", r"\(").replace(")", r"\)")):
+        check_cell(cls)
+
+
+class Transposed(SequentialSampler):
+    def __call__(self, corpus):
+        for X, Y in super().__call__(corpus):
+            yield X.T, Y.T
+
+
+class Greedy(SequentialSampler):
+    def min_tokens(self):
+        return 2
+
+
+class NotContiguous(SequentialSampler):
+    def __call__(self, corpus):
+        batches = list(super().__call__(corpus))
+        yield from reversed(batches)
+
+
+@pytest.mark.parametrize("cls, rule", [
+    (Transposed, "rule sampler_batches failed: batch 0: expected X shaped"),
+    (Greedy, "rule sampler_min_tokens failed"),
+    (NotContiguous, "rule sampler_contiguous_as_declared failed"),
+])
+def test_each_sampler_rule_names_itself(cls, rule):
+    with pytest.raises(AssertionError, match=rule):
+        check_sampler(cls)
+
+
+class Forgetful(seqlm.Tokenizer):
+    """Learns its units in fit but keeps no state."""
+
+    def fit(self, lines):
+        self.units = sorted({c for line in lines for c in line})
+
+    def tokenize(self, lines):
+        units = getattr(self, "units", [" "])
+        return [[c if c in units else "?" for c in line] for line in lines]
+
+
+def test_a_tokenizer_that_keeps_no_state_fails_the_round_trip():
+    with pytest.raises(AssertionError, match="rule tokenizer_state_round_trip failed"):
+        check_tokenizer(Forgetful)
+
+
+def test_a_trainer_that_skips_callbacks_fails():
+    from seqlm.training import DefaultTrainer
+
+    class Silent(DefaultTrainer):
+        def fit(self, model, corpus, sampler, callbacks=(), val_corpus=None):
+            return super().fit(model, corpus, sampler, (), val_corpus)
+
+    with pytest.raises(AssertionError, match="rule trainer_fit failed: callbacks were called"):
+        check_trainer(Silent)
+
+
+def test_check_refuses_a_class_of_another_interface():
+    with pytest.raises(AssertionError, match="does not subclass seqlm.interfaces.Sampler"):
+        check_sampler(Tanh)

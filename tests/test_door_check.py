@@ -1,0 +1,368 @@
+"""Plugin mistakes are refused before training, with the plugin named: the check at the
+door (first batch, first forward pass) and exceptions raised inside plugin code."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+import seqlm
+from seqlm.cli import main
+from seqlm.interfaces import RecurrentCell, Sampler, Tokenizer
+from seqlm.samplers import SequentialSampler
+
+ORIGIN = "from seqlm-mistakes 0.1.0"
+TINY = ["--epochs", "2", "--hidden", "8", "--batch-size", "4", "--num-steps", "5",
+        "--max-tokens", "400", "--predict", "5", "--device", "cpu", "--val-fraction", "0"]
+
+
+class Tanh(RecurrentCell):
+    """A correct one-layer tanh RNN, the base of the faulty cells below."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1):
+        super().__init__(input_size, hidden_size, num_layers)
+        self.W_x = nn.Parameter(torch.randn(input_size, hidden_size) * 0.1)
+        self.W_h = nn.Parameter(torch.randn(hidden_size, hidden_size) * 0.1)
+
+    def begin_state(self, batch_size, device):
+        return torch.zeros(batch_size, self.hidden_size, device=device)
+
+    def steps(self, inputs, state):
+        outputs = []
+        for x in inputs:
+            state = torch.tanh(x @ self.W_x + state @ self.W_h)
+            outputs.append(state)
+        return torch.stack(outputs), state
+
+    def forward(self, inputs, state):
+        return self.steps(inputs, state)
+
+
+class TorchWay(Tanh):
+    """Written as every torch module is: super().__init__() with no arguments."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1):
+        RecurrentCell.__init__(self)
+        self.W_x = nn.Parameter(torch.randn(input_size, hidden_size) * 0.1)
+        self.W_h = nn.Parameter(torch.randn(hidden_size, hidden_size) * 0.1)
+
+
+class BatchMajor(Tanh):
+    def forward(self, inputs, state):
+        outputs, state = self.steps(inputs, state)
+        return outputs.transpose(0, 1), state
+
+
+class OneArgument(Tanh):
+    def forward(self, inputs):  # the state is missing
+        return self.steps(inputs, self.begin_state(inputs.shape[1], inputs.device))
+
+
+class OutputsOnly(Tanh):
+    def forward(self, inputs, state):
+        return self.steps(inputs, state)[0]
+
+
+class Doubled(Tanh):
+    def forward(self, inputs, state):
+        outputs, state = self.steps(inputs, state)
+        return torch.cat([outputs, outputs], dim=-1), state
+
+
+class LastStep(Tanh):
+    def forward(self, inputs, state):
+        outputs, state = self.steps(inputs, state)
+        return outputs[-1], state
+
+
+class NoSuper(Tanh):
+    def __init__(self, input_size, hidden_size, num_layers=1):
+        self.W_x = nn.Parameter(torch.randn(input_size, hidden_size))
+
+
+class ModuleInit(Tanh):
+    """Skips RecurrentCell's __init__, so it declares no sizes."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1):
+        nn.Module.__init__(self)
+        self.W_x = nn.Parameter(torch.randn(input_size, hidden_size) * 0.1)
+        self.W_h = nn.Parameter(torch.randn(hidden_size, hidden_size) * 0.1)
+
+
+class Required(Tanh):
+    def __init__(self, input_size, hidden_size, num_layers=1, *, alpha: float):
+        super().__init__(input_size, hidden_size, num_layers)
+
+
+class LaterFailure(Tanh):
+    """Fails on the tenth forward pass, deep in training."""
+
+    calls = 0
+
+    def forward(self, inputs, state):
+        LaterFailure.calls += 1
+        if LaterFailure.calls == 10:
+            raise RuntimeError("the cell ran out of ideas")
+        return self.steps(inputs, state)
+
+
+def _sampler(make):
+    class Faulty(SequentialSampler):
+        def __call__(self, corpus):
+            for X, Y in super().__call__(corpus):
+                yield make(X, Y)
+    return Faulty
+
+
+class Nothing(SequentialSampler):
+    def __call__(self, corpus):
+        return iter(())
+
+
+class Raises(Sampler):
+    contiguous = False
+
+    def __call__(self, corpus):
+        raise ValueError("cannot cut this corpus")
+
+
+class BadTokenizer(Tokenizer):
+    def tokenize(self, lines):
+        return [line.split(",")[5] for line in lines]
+
+
+class FlatTokenizer(Tokenizer):
+    """Gives one string per line instead of a list of tokens."""
+
+    def tokenize(self, lines):
+        return [line for line in lines]
+
+
+class NoneTokenizer(Tokenizer):
+    def tokenize(self, lines):
+        return None
+
+
+class NumberTokenizer(Tokenizer):
+    def tokenize(self, lines):
+        return [[ord(c) for c in line] for line in lines]
+
+
+CELLS = {"torch-way": TorchWay, "batch-major": BatchMajor, "one-argument": OneArgument,
+         "outputs-only": OutputsOnly, "doubled": Doubled, "last-step": LastStep,
+         "no-super": NoSuper, "required": Required, "module-init": ModuleInit,
+         "later-failure": LaterFailure}
+SAMPLERS = {"transposed": _sampler(lambda X, Y: (X.T, Y.T)),
+            "fewer-rows": _sampler(lambda X, Y: (X[:-1], Y[:-1])),
+            "floats": _sampler(lambda X, Y: (X.float(), Y.float())),
+            "flat": _sampler(lambda X, Y: (X.reshape(-1), Y.reshape(-1))),
+            "triple": _sampler(lambda X, Y: (X, Y, X)),
+            "unshifted": _sampler(lambda X, Y: (X, X)),
+            "nothing": Nothing, "raises": Raises}
+
+
+class Mistakes:
+    @seqlm.hookimpl
+    def register_cells(self, register):
+        for name, cls in CELLS.items():
+            register(name, cls)
+
+    @seqlm.hookimpl
+    def register_samplers(self, register):
+        for name, cls in SAMPLERS.items():
+            register(name, cls)
+
+    @seqlm.hookimpl
+    def register_tokenizers(self, register):
+        register("bad-tokens", BadTokenizer)
+        register("flat-tokens", FlatTokenizer)
+        register("number-tokens", NumberTokenizer)
+        register("none-tokens", NoneTokenizer)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def mistakes():
+    plugins = seqlm.get_plugins()
+    info = plugins.add(Mistakes(), "mistakes", distribution="seqlm-mistakes", version="0.1.0")
+    assert info.status == "ok", info.status
+    yield
+    plugins.remove("mistakes")
+
+
+def _run(tmp_path, small_text, *args):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["run", "--data", str(small_text), "--out", str(out),
+                                       *TINY, *args])
+    return result, out
+
+
+@pytest.mark.parametrize("args, exit_code, expected", [
+    (["--cell", "batch-major"], 2, "cell 'batch-major' from seqlm-mistakes 0.1.0 broke its "
+     "contract: expected outputs shaped (num_steps, batch, output_size) = (5, 4, 8), got "
+     "(4, 5, 8) (batch-major: outputs must be time-major); see "
+     "docs/plugins/contracts.md#recurrentcell"),
+    (["--cell", "outputs-only"], 2, "expected forward to return (outputs, state), got a Tensor"),
+    (["--cell", "doubled"], 2, "got (5, 4, 16) (set self.output_size"),
+    (["--cell", "last-step"], 2, "got (4, 8) (the last step only"),
+    (["--cell", "one-argument"], 1, f"cell 'one-argument' {ORIGIN} raised TypeError: "),
+    (["--cell", "no-super"], 1, f"cell 'no-super' {ORIGIN} raised AttributeError"),
+    (["--cell", "required"], 2, f"cell 'required' {ORIGIN} requires option 'alpha'"),
+    (["--cell", "module-init"], 2, f"cell 'module-init' {ORIGIN} broke its contract: expected "
+     "self.input_size to be a positive int, got nothing; call super().__init__() first"),
+    (["--sampler", "transposed"], 2, f"sampler 'transposed' {ORIGIN} broke its contract: "
+     "expected X shaped (batch_size, num_steps) = (4, 5), got (5, 4) (transposed"),
+    (["--sampler", "fewer-rows"], 2, "expected X shaped (batch_size, num_steps) = (4, 5), "
+     "got (3, 5)"),
+    (["--sampler", "floats"], 2, "expected X of dtype torch.int64 (token ids), got "
+     "torch.float32"),
+    (["--sampler", "flat"], 2, "got (20,)"),
+    (["--sampler", "triple"], 2, "expected a pair (X, Y), got a tuple of 3 items"),
+    (["--sampler", "unshifted"], 2, "expected Y to be X shifted by one token"),
+    (["--sampler", "nothing"], 2, f"sampler 'nothing' {ORIGIN} broke its contract: it "
+     "yielded no batch from a corpus of 400 tokens"),
+    (["--sampler", "raises"], 1, f"sampler 'raises' {ORIGIN} raised ValueError: cannot cut "
+     "this corpus. This is a fault of that plugin, not of seqlm: see "
+     "docs/plugins/contracts.md#sampler"),
+    (["--tokenizer", "bad-tokens"], 1, f"tokenizer 'bad-tokens' {ORIGIN} raised IndexError"),
+    (["--tokenizer", "flat-tokens"], 2, f"tokenizer 'flat-tokens' {ORIGIN} broke its contract: "
+     "expected each line's tokens as a list of str, got a str; see "
+     "docs/plugins/contracts.md#tokenizer"),
+    (["--tokenizer", "number-tokens"], 2, "expected tokens to be non-empty str, got 116"),
+    (["--tokenizer", "none-tokens"], 2, "expected tokenize to give a list of 12 lists (one per "
+     "line), got a NoneType"),
+])
+def test_a_mistake_is_refused_before_training_with_the_plugin_named(
+        tmp_path, small_text, args, exit_code, expected):
+    result, out = _run(tmp_path, small_text, *args)
+    assert result.exit_code == exit_code, result.output
+    [line] = [ln for ln in result.output.splitlines() if ln.startswith("Error:")]
+    assert expected in line
+    assert "unexpected" not in line and "Traceback" not in result.output
+    assert not out.exists()  # no run folder is left
+
+
+def test_an_exception_in_training_is_put_on_the_plugin(tmp_path, small_text):
+    LaterFailure.calls = 0
+    result, _ = _run(tmp_path, small_text, "--cell", "later-failure")
+    assert result.exit_code == 1
+    assert (f"Error: cell 'later-failure' {ORIGIN} raised RuntimeError: the cell ran out of "
+            "ideas. This is a fault of that plugin") in result.output
+
+
+def test_a_trainer_that_returns_no_history_is_named(tmp_path, small_text):
+    from seqlm.training import DefaultTrainer
+
+    class Forgets(DefaultTrainer):
+        def fit(self, model, corpus, sampler, callbacks=(), val_corpus=None):
+            super().fit(model, corpus, sampler, callbacks, val_corpus)
+
+    class Plugin:
+        @seqlm.hookimpl
+        def register_trainers(self, register):
+            register("forgets", Forgets)
+
+    plugins = seqlm.get_plugins()
+    plugins.add(Plugin(), "forgets", distribution="seqlm-mistakes", version="0.1.0")
+    try:
+        result, out = _run(tmp_path, small_text, "--trainer", "forgets")
+    finally:
+        plugins.remove("forgets")
+    assert result.exit_code == 2
+    assert (f"Error: trainer 'forgets' {ORIGIN} broke its contract: expected fit to return a "
+            "list of EpochMetrics, one per epoch, got NoneType") in result.output
+    assert (out / "checkpoint.json").is_file()  # what was trained is kept
+
+
+def test_a_cell_written_the_torch_way_trains(tmp_path, small_text):
+    result, out = _run(tmp_path, small_text, "--cell", "torch-way")
+    assert result.exit_code == 0, result.output
+    assert (out / "checkpoint.json").is_file()
+
+
+def test_the_check_leaves_the_random_generators_as_they_were():
+    import random
+
+    from seqlm.door import rng_kept
+
+    torch.manual_seed(3)
+    random.seed(3)
+    before = torch.get_rng_state(), random.getstate()
+    with rng_kept():
+        torch.rand(5)
+        random.random()
+    assert torch.equal(before[0], torch.get_rng_state()) and before[1] == random.getstate()
+
+
+def test_seqlms_own_bugs_stay_unexpected(tmp_path, small_text, monkeypatch):
+    import math
+
+    # A bug in seqlm's own code, with a plugin loaded: a call with the wrong arguments.
+    monkeypatch.setattr("seqlm.runner.summarize", math.sqrt)
+    result, _ = _run(tmp_path, small_text, "--epochs", "1")
+    assert result.exit_code == 1
+    assert "Error: unexpected TypeError: " in result.output
+    assert "please report" in result.output or "--debug" in result.output
+
+
+def test_the_benchmark_of_the_check_runs(small_text):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import door_check
+
+    result = door_check.measure(repeats=1, data=str(small_text), threads=1)
+    assert 0 < result["check_seconds"] and 0 < result["epoch_seconds"]
+    assert result["check_per_run_in_epochs"] == result["check_seconds"] / result["epoch_seconds"]
+
+
+def test_an_installed_package_is_blamed_through_its_helpers_and_commands(tmp_path, small_text):
+    from plugin_dists import CELL_SOURCE, TINY_RUN, make_dist, run_seqlm, unique
+
+    package = unique("seqlm_extras")
+    make_dist(tmp_path, "seqlm-extras", {
+        f"{package}.__init__": "",
+        f"{package}.helpers": """
+            def mix(x):
+                raise ValueError("mix() cannot mix this")
+        """,
+        f"{package}.cells": CELL_SOURCE + f"""
+from {package}.helpers import mix
+
+
+class Mixing(TanhCell):
+    def forward(self, inputs, state):
+        return mix(inputs)
+""",
+        f"{package}.plugin": f"""
+            import click
+            import seqlm
+
+            @seqlm.hookimpl
+            def register_cells(register):
+                register("mixing", "{package}.cells:Mixing")
+
+            @seqlm.hookimpl
+            def register_tokenizers(register):
+                register("extras-chars", "seqlm.tokenizers:CharTokenizer")
+
+            @seqlm.hookimpl
+            def register_commands(cli):
+                @cli.command()
+                def boom():
+                    {{}}["missing"]
+        """,
+    }, {"extras": f"{package}.plugin"}, version="0.1.0")
+    run = run_seqlm(["run", "--cell", "mixing", "--data", str(small_text),
+                     "--out", str(tmp_path / "r"), *TINY_RUN], tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        "Error: cell 'mixing' from seqlm-extras 0.1.0 raised ValueError: mix() cannot mix this")
+    assert not (tmp_path / "r").exists()
+    boom = run_seqlm(["boom"], tmp_path)
+    assert boom.returncode == 1
+    assert boom.stderr.strip().startswith(
+        "Error: command 'boom' from seqlm-extras 0.1.0 raised KeyError: 'missing'. This is a "
+        "fault of that plugin, not of seqlm: see docs/plugins/contracts.md#commands")

@@ -1,0 +1,95 @@
+"""A run records which distribution provided each component; using the run without it
+names the package to install, and another installed version is a warning."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+import seqlm
+from seqlm.cli import main
+from seqlm.interfaces import RecurrentCell
+
+TINY = ["--epochs", "2", "--hidden", "8", "--batch-size", "4", "--num-steps", "5",
+        "--max-tokens", "400", "--predict", "5", "--device", "cpu", "--checkpoint-every", "1"]
+
+
+class Peephole(RecurrentCell):
+    """A tanh RNN standing in for a peephole LSTM."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1):
+        super().__init__()
+        self.W_x = nn.Parameter(torch.randn(input_size, hidden_size) * 0.1)
+        self.W_h = nn.Parameter(torch.randn(hidden_size, hidden_size) * 0.1)
+
+    def begin_state(self, batch_size, device):
+        return torch.zeros(batch_size, self.hidden_size, device=device)
+
+    def forward(self, inputs, state):
+        outputs = []
+        for x in inputs:
+            state = torch.tanh(x @ self.W_x + state @ self.W_h)
+            outputs.append(state)
+        return torch.stack(outputs), state
+
+
+class Extras:
+    @seqlm.hookimpl
+    def register_cells(self, register):
+        register("peephole-lstm", Peephole)
+
+
+@pytest.fixture
+def installed():
+    """Install (in-process) seqlm-extras at a version; uninstalled after the test."""
+    plugins = seqlm.get_plugins()
+    names = []
+
+    def install(version: str | None, dist: str = "seqlm-extras"):
+        for name in names:
+            plugins.remove(name)
+        names.clear()
+        if version is not None:
+            plugins.add(Extras(), f"extras-{version}", distribution=dist, version=version,
+                        display="extras")
+            names.append(f"extras-{version}")
+
+    yield install
+    install(None)
+
+
+def test_a_run_without_its_plugin_names_the_package(installed, tmp_path, small_text):
+    installed("0.1.0")
+    out = tmp_path / "run"
+    trained = CliRunner().invoke(main, ["run", "--cell", "peephole-lstm", "--data",
+                                        str(small_text), "--out", str(out), *TINY])
+    assert trained.exit_code == 0, trained.output
+    saved = json.loads((out / "checkpoint.json").read_text())["state"]["components"]
+    assert saved["cell"] == {"name": "peephole-lstm", "distribution": "seqlm-extras",
+                             "version": "0.1.0"}
+    assert saved["sampler"]["distribution"] == "seqlm"
+
+    installed(None)
+    expected = ("Error: cell 'peephole-lstm' came from seqlm-extras 0.1.0: "
+                "pip install seqlm-extras")
+    for args in (["generate", str(out)], ["eval", str(out), "--data", str(small_text)],
+                 ["run", "--resume", str(out), "--epochs", "3"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert result.output.strip().splitlines()[-1] == expected
+
+    installed("0.2.0")
+    result = CliRunner().invoke(main, ["generate", str(out), "--length", "3"])
+    assert result.exit_code == 0, result.output
+    assert ("warning: cell 'peephole-lstm' was trained with seqlm-extras 0.1.0; 0.2.0 is "
+            "installed") in result.output
+
+    installed("0.1.0", dist="seqlm-other")
+    result = CliRunner().invoke(main, ["generate", str(out), "--length", "3"])
+    assert result.exit_code == 0, result.output
+    assert ("warning: cell 'peephole-lstm' was trained from seqlm-extras 0.1.0, but "
+            "seqlm-other 0.1.0 provides it now") in result.output
