@@ -43,6 +43,16 @@ if TYPE_CHECKING:
 GROUP = "seqlm"
 BUILTIN_DISTRIBUTION = "seqlm"
 
+#: seqlm's own plugin modules, registered directly by the plugin manager: a source tree
+#: that was never pip-installed (so has no entry points) still has every built-in, and the
+#: registry is never empty. Third-party plugins come through entry points.
+BUILTIN_PLUGINS = {
+    "tokenizers": "seqlm.builtins.tokenizers",
+    "samplers": "seqlm.builtins.samplers",
+    "cells": "seqlm.builtins.cells",
+    "trainers": "seqlm.builtins.trainers",
+}
+
 #: Each kind of component and the hook that registers it.
 KINDS: dict[str, str] = {
     "tokenizer": "register_tokenizers",
@@ -262,6 +272,7 @@ class Plugins:
         ``allowed`` is a set of distribution names to load besides seqlm itself; None
         loads all of them.
         """
+        self.add_builtins()
         allowed_set = None if allowed is None else {_normalise(a) for a in allowed}
         found: set[str] = set()
         for ep in metadata.entry_points(group=GROUP):
@@ -270,8 +281,9 @@ class Plugins:
             if key in self.info:  # the same distribution seen twice on sys.path
                 continue
             found.add(_normalise(dist_name))
-            builtin = _normalise(dist_name) == BUILTIN_DISTRIBUTION
-            if allowed_set is not None and not builtin and _normalise(dist_name) not in allowed_set:
+            if _normalise(dist_name) == BUILTIN_DISTRIBUTION:
+                continue  # an older install's entry points: the built-ins are added above
+            if allowed_set is not None and _normalise(dist_name) not in allowed_set:
                 continue
             info = PluginInfo(name=ep.name, distribution=dist_name, version=version)
             try:
@@ -287,6 +299,16 @@ class Plugins:
                 f"seqlm: SEQLM_LOAD_PLUGINS names {', '.join(missing)}, which provide no seqlm "
                 f"plugin; installed: {', '.join(sorted(found - {BUILTIN_DISTRIBUTION})) or 'none'}"
             )
+
+    def add_builtins(self) -> None:
+        """Register seqlm's own plugin modules (once), without looking at entry points."""
+        from seqlm import __version__
+
+        for name, module in BUILTIN_PLUGINS.items():
+            key = f"{BUILTIN_DISTRIBUTION}:{name}"
+            if key not in self.info:
+                self.add(importlib.import_module(module), key,
+                         distribution=BUILTIN_DISTRIBUTION, version=__version__, display=name)
 
     def add(
         self, plugin: Any, name: str, *, distribution: str = "",

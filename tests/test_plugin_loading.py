@@ -6,7 +6,7 @@ import pytest
 from plugin_dists import make_dist, unique, with_cell
 
 from seqlm.errors import PluginError, UsageError
-from seqlm.plugins import HOOKS, Plugins
+from seqlm.plugins import HOOKS, Plugins, get_plugins
 
 BUILTIN_CELLS = {"gru", "gru-scratch", "lstm", "lstm-scratch", "rnn", "rnn-scratch"}
 
@@ -295,3 +295,24 @@ def test_add_refuses_a_taken_name_and_remove_forgets():
     assert "implements no seqlm hook" in info.status
     plugins.remove("extra")
     assert "extra" not in plugins.info
+
+
+def test_builtins_are_registered_without_any_entry_point(monkeypatch):
+    # A source tree that was never pip-installed has no entry points at all; every
+    # built-in must still be there, registered by the plugin manager itself.
+    from importlib import metadata
+
+    from seqlm.plugins import reset_plugins
+
+    monkeypatch.setattr(metadata, "entry_points", lambda **_: [])
+    monkeypatch.delenv("SEQLM_LOAD_PLUGINS", raising=False)
+    reset_plugins()
+    try:
+        plugins = get_plugins()
+        assert {"lstm", "gru", "rnn", "lstm-scratch"} <= set(plugins.choices("cell"))
+        assert {"char", "word"} <= set(plugins.choices("tokenizer"))
+        assert {"sequential", "random"} <= set(plugins.choices("sampler"))
+        assert {"default", "ddp"} <= set(plugins.choices("trainer"))
+        assert all(info.builtin for info in plugins.info.values())
+    finally:
+        reset_plugins()
