@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import seed_reference as ref  # noqa: E402
+from seqlm.callbacks import Callback  # noqa: E402
 from seqlm.corpus import build_corpus, load_text  # noqa: E402
 from seqlm.errors import TrainingError  # noqa: E402
 from seqlm.model import RNNModel  # noqa: E402
@@ -107,9 +109,10 @@ class SeqlmRun:
                                        num_layers=num_layers), vocab)
         self.corpus = corpus
         self.sampler = SequentialSampler(batch_size or args.batch_size, args.num_steps)
+        # The default (auto): recorded as a CUDA graph on CUDA where the step allows it.
         self.trainer = DefaultTrainer(lr=args.lr, clip=1.0, epochs=1, device=device,
                                       precision=args.precision,
-                                      cuda_graph=not args.no_cuda_graph)
+                                      cuda_graph=False if args.no_cuda_graph else "auto")
         self.last_loss = math.nan
 
     def epochs(self, count: int) -> int:
@@ -117,6 +120,44 @@ class SeqlmRun:
         history = self.trainer.fit(self.model, self.corpus, self.sampler)
         self.last_loss = history[-1].train_loss
         return sum(m.tokens for m in history)
+
+    def chunks(self, chunk: int, repeats: int, device: torch.device,
+               between: Callable[[], None] = lambda: None) -> list[tuple[int, float]]:
+        """One warm-up epoch, then ``repeats`` timed chunks of ``chunk`` epochs, all in one
+        :meth:`~DefaultTrainer.fit` as a user's run trains (one recording of the step,
+        one optimizer); ``between()`` runs untimed after the warm-up and every chunk."""
+        timer = _ChunkTimer(chunk, device, between)
+        self.trainer.epochs = 1 + chunk * repeats
+        history = self.trainer.fit(self.model, self.corpus, self.sampler, [timer])
+        self.last_loss = history[-1].train_loss
+        return timer.chunks
+
+    @property
+    def recorded(self) -> bool:
+        """Whether the step ran as a recorded CUDA graph."""
+        report = self.trainer.graph_report
+        return bool(report and report.recorded)
+
+
+class _ChunkTimer(Callback):
+    """Times chunks of epochs inside one fit, running ``between()`` outside the timing."""
+
+    def __init__(self, chunk: int, device: torch.device, between: Callable[[], None]) -> None:
+        self.chunk, self.device, self.between = chunk, device, between
+        self.chunks: list[tuple[int, float]] = []
+        self._tokens, self._started = 0, 0.0
+
+    def on_epoch_end(self, trainer, metrics) -> None:  # noqa: D102
+        if metrics.epoch > 1:
+            self._tokens += metrics.tokens
+            if (metrics.epoch - 1) % self.chunk:
+                return
+            _sync(self.device)
+            self.chunks.append((self._tokens, time.perf_counter() - self._started))
+        self.between()
+        self._tokens = 0
+        _sync(self.device)
+        self._started = time.perf_counter()
 
 
 def timed(run, epochs: int, device: torch.device) -> tuple[int, float]:
@@ -143,18 +184,21 @@ def compare(cell: str, corpus, args, device: torch.device) -> Row:
     torch.manual_seed(args.seed)
     seqlm_run = SeqlmRun(cell, corpus.ids, vocab, args, device)
     seed_run.epochs(1)  # warm-up: allocator, kernels, lazy initialisation
-    seqlm_run.epochs(1)
-    seed_chunks, seqlm_chunks = [], []
-    for _ in range(args.repeats):
-        seed_chunks.append(timed(seed_run, args.chunk, device))
-        seqlm_chunks.append(timed(seqlm_run, args.chunk, device))
+    seed_chunks: list[tuple[int, float]] = []
+
+    def seed_chunk() -> None:
+        # Between seqlm's chunks (and after its warm-up epoch), so the two alternate.
+        if len(seed_chunks) < args.repeats:
+            seed_chunks.append(timed(seed_run, args.chunk, device))
+
+    seqlm_chunks = seqlm_run.chunks(args.chunk, args.repeats, device, seed_chunk)
     seed_speeds, seed_overall = _speeds(seed_chunks)
     seqlm_speeds, seqlm_overall = _speeds(seqlm_chunks)
     seed_median = statistics.median(seed_speeds)
     seqlm_median = statistics.median(seqlm_speeds)
     return Row(
         device=device.type, cell=cell, size="seed", precision=args.precision,
-        cuda_graph=seqlm_run.trainer.use_static_step(),
+        cuda_graph=seqlm_run.recorded,
         seed_tokens_per_s=seed_median, seqlm_tokens_per_s=seqlm_median,
         seed_best=max(seed_speeds), seqlm_best=max(seqlm_speeds),
         seed_overall=seed_overall, seqlm_overall=seqlm_overall,
@@ -169,10 +213,9 @@ def compute_bound(cell: str, corpus, args, device: torch.device) -> Row:
     torch.manual_seed(args.seed)
     run = SeqlmRun(cell, corpus.ids, len(corpus.vocab), args, device,
                    hidden=1024, num_layers=2, batch_size=256)
-    run.epochs(1)
-    speeds, overall = _speeds([timed(run, 1, device) for _ in range(args.repeats)])
+    speeds, overall = _speeds(run.chunks(1, args.repeats, device))
     return Row(device=device.type, cell=cell, size="b256-h1024-l2-book", precision=args.precision,
-               cuda_graph=run.trainer.use_static_step(), seed_tokens_per_s=None,
+               cuda_graph=run.recorded, seed_tokens_per_s=None,
                seqlm_tokens_per_s=statistics.median(speeds),
                seed_best=None, seqlm_best=max(speeds), seed_overall=None,
                seqlm_overall=overall, ratio=None, seed_ppl=None,

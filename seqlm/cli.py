@@ -205,9 +205,11 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
               help="bf16: compute the forward pass in bfloat16 (autocast; weights stay "
               "float32), faster on CPUs and GPUs with bf16 units. tf32: on CUDA, float32 "
               "products on TensorFloat-32 tensor cores (elsewhere as fp32).")
-@click.option("--cuda-graph/--no-cuda-graph", default=DEFAULTS.cuda_graph, show_default=True,
+@click.option("--cuda-graph/--no-cuda-graph", default=None,
               help="On CUDA, record the training step once as a CUDA graph and replay it "
-              "for every batch, saving the launch cost of its many small kernels.")
+              "for every batch, saving the launch cost of its many small kernels. "
+              "[default: auto: record on CUDA where the step allows it, else run it "
+              "eagerly with a note; --cuda-graph demands it, --no-cuda-graph turns it off]")
 @click.option("--clip", type=float, default=DEFAULTS.clip, show_default=True,
               help="Clip the global gradient norm to this; 0 turns clipping off.")
 @click.option("--device", default=DEFAULTS.device, show_default=True,
@@ -245,6 +247,8 @@ def run(**options: Any) -> None:
 
     options["log"] = list(options["log"])
     console = Console()
+    if options["cuda_graph"] is None:
+        options["cuda_graph"] = DEFAULTS.cuda_graph  # neither flag typed: auto
     if options["resume"] is not None:
         # Only what was typed counts: the checkpoint supplies every other setting.
         ctx = click.get_current_context()

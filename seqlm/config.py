@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from seqlm.errors import UsageError
+from seqlm.graph_policy import check_setting
 from seqlm.text import check_encoding
 
 #: The learning rate each optimizer starts from unless ``--lr`` is given: the seed's 1
@@ -60,7 +61,7 @@ class RunConfig:
     schedule: str = "constant"
     warmup_epochs: int = 0
     precision: str = "fp32"
-    cuda_graph: bool = False
+    cuda_graph: bool | str = "auto"  # "auto", True (demand) or False; see graph_policy
     clip: float = 1.0
     device: str = "auto"
     threads: int = 0
@@ -125,6 +126,7 @@ class RunConfig:
                              "for example --prefix 'time traveller'")
         if self.seed is not None and not -(2**63) <= self.seed < 2**64:
             raise UsageError(f"--seed must be a whole number from 0 to 2**64 - 1, got {self.seed}")
+        check_setting(self.cuda_graph)
         bad = [name for name in self.log if not isinstance(name, str) or not name.strip()]
         if bad:
             raise UsageError(f"--log needs the name of a logger, got {bad[0]!r}; "

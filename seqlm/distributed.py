@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from seqlm.callbacks import Callback
 from seqlm.errors import TrainingError, UsageError
+from seqlm.graph_policy import GraphDecision, decide
 from seqlm.interfaces import Sampler, State, Trainer
 from seqlm.metrics import EpochMetrics
 from seqlm.training import DefaultTrainer
@@ -163,10 +164,6 @@ class DDPTrainer(DefaultTrainer):
         device: torch.device | str = "cpu",
         **options: Any,
     ) -> None:
-        if options.get("cuda_graph"):
-            # Recording would also have to cover the gradient all-reduce of every rank.
-            raise UsageError("--cuda-graph does not work with --trainer ddp; "
-                             "drop one of them")
         self.launch = launch_info()
         self.timeout = collective_timeout()
         device = torch.device(device)
@@ -184,6 +181,14 @@ class DDPTrainer(DefaultTrainer):
         super().__init__(lr=lr, clip=clip, epochs=epochs, device=device, **options)
         self.backend = "nccl" if device.type == "cuda" else "gloo"
         self.is_main_process = self.launch.rank == 0
+        # DDP builds its gradient buckets over its first steps; a recording made before
+        # then would miss them (torch asks for 11 eager steps with DDP).
+        self.graph_warmup = 11
+
+    def graph_decision(self) -> GraphDecision:
+        """Record on CUDA with the gradient all-reduce inside the graph where NCCL can."""
+        return decide(self.cuda_graph, self.device.type, backend=self.backend,
+                      nccl_version=_nccl_version() if self.backend == "nccl" else None)
 
     def check(self, sampler: Sampler) -> None:
         """The global batch must split evenly over the processes."""
@@ -206,6 +211,10 @@ class DDPTrainer(DefaultTrainer):
             cores = os.cpu_count() or 1
             torch.set_num_threads(max(1, cores // self.launch.local_world_size))
         owns_group = not dist.is_initialized()
+        if self.graph_decision().record:
+            # A recorded collective must not be watched by NCCL's asynchronous error
+            # handling; torch's own guidance for DDP under CUDA graphs.
+            os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "0")
         try:
             if owns_group:
                 dist.init_process_group(
@@ -232,7 +241,15 @@ class DDPTrainer(DefaultTrainer):
     def wrap_model(self, model: nn.Module) -> nn.Module:
         """Wrap ``model`` in DDP, which copies rank 0's parameters to every rank."""
         device_ids = [self.device.index] if self.device.type == "cuda" else None
-        return RecurrentDDP(model, device_ids=device_ids)
+        if not self.use_static_step():
+            return RecurrentDDP(model, device_ids=device_ids)
+        # DDP set up on a side stream, so that what it builds may be recorded later.
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            wrapped = RecurrentDDP(model, device_ids=device_ids)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        return wrapped
 
     def local_batch(
         self, X: torch.Tensor, Y: torch.Tensor
@@ -258,6 +275,15 @@ class DDPTrainer(DefaultTrainer):
             f"output. Ranks wait {self.timeout.total_seconds():g} s for each other "
             f"({TIMEOUT_ENV} sets it)"
         )
+
+
+def _nccl_version() -> tuple[int, ...] | None:
+    """torch's NCCL version, or None where torch was built without NCCL."""
+    try:
+        version = torch.cuda.nccl.version()
+    except (AttributeError, RuntimeError):
+        return None
+    return tuple(version) if isinstance(version, tuple) else None
 
 
 def _first_sentence(error: BaseException) -> str:

@@ -1,4 +1,4 @@
-"""Generating text from a trained model, one token at a time."""
+"""Generating text from a trained model, one token at a time, on the model's device."""
 
 from __future__ import annotations
 
@@ -40,28 +40,35 @@ def generate(
     ids = torch.tensor([vocab[list(prefix_tokens)]], device=device)
     state = model.begin_state(1, device)
     logits, state = model(ids, state)
-    generated: list[int] = []
-    for _ in range(length):
+    # The tokens are picked and fed back on the device, and read once at the end: a
+    # read per token would wait for the device to finish every step.
+    generated = torch.empty(length, dtype=torch.long, device=device)
+    for i in range(length):
         scores = logits[-1]
         if not greedy and len(vocab) > 1:
             scores = scores.clone()
             scores[vocab.unk] = float("-inf")
         next_id = _pick(scores, greedy, temperature, top_k, generator)
-        generated.append(next_id)
-        logits, state = model(torch.tensor([[next_id]], device=device), state)
+        generated[i] = next_id
+        logits, state = model(next_id.view(1, 1), state)
     model.train(was_training)
-    return tokenizer.detokenize(list(prefix_tokens) + vocab.to_tokens(generated))
+    return tokenizer.detokenize(list(prefix_tokens) + vocab.to_tokens(generated.tolist()))
 
 
 def _pick(
     logits: torch.Tensor, greedy: bool, temperature: float, top_k: int,
     generator: torch.Generator | None,
-) -> int:
+) -> torch.Tensor:
+    """The next token's id, a 0-d tensor on the logits' device."""
     if greedy or temperature <= 0:
-        return int(logits.argmax())
-    logits = logits.float().cpu() / temperature
+        return logits.argmax()
+    logits = logits.float() / temperature
     if 0 < top_k < logits.numel():
         cutoff = torch.topk(logits, top_k).values[-1]
         logits = logits.masked_fill(logits < cutoff, float("-inf"))
     probs = torch.softmax(logits, dim=-1)
-    return int(torch.multinomial(probs, 1, generator=generator))
+    if generator is not None and generator.device != probs.device:
+        # A generator of another device (a CPU one for a CUDA model) draws there.
+        return torch.multinomial(probs.to(generator.device), 1,
+                                 generator=generator)[0].to(probs.device)
+    return torch.multinomial(probs, 1, generator=generator)[0]

@@ -16,11 +16,12 @@ buffers computes exactly what the ordinary loop computes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import torch
 
-from seqlm.errors import TrainingError
+from seqlm.graph_policy import GraphRecordingError
 from seqlm.interfaces import State, map_state
 
 
@@ -114,27 +115,40 @@ class StaticStep:
             self._run()
         elif self._warmup_left > 0:
             self._warmup_left -= 1
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
+            with self._side_stream():
                 self._run()
-            torch.cuda.current_stream().wait_stream(side)
         else:
             if self._graph is None:
                 self._graph = self._record()  # recording ran nothing: replay this batch
             self._graph.replay()
 
+    @property
+    def recorded(self) -> bool:
+        """Whether the step has been recorded (and every later call replays it)."""
+        return self._graph is not None
+
+    def _side_stream(self) -> contextlib.AbstractContextManager[None]:
+        # Warm-up runs on a side stream, as recording does, so that what the libraries
+        # set up lazily belongs to a non-default stream. Only CUDA has streams.
+        if self.inputs.device.type != "cuda":
+            return contextlib.nullcontext()
+        return _on_side_stream()
+
     def _record(self) -> torch.cuda.CUDAGraph:
         graph = torch.cuda.CUDAGraph()
+        on_cuda = self.inputs.device.type == "cuda"
+        stream = torch.cuda.current_stream() if on_cuda else None
         try:
             with torch.cuda.graph(graph):
                 self._run()
         except RuntimeError as error:
             # Typically an operation that reads a value back to the host, or one that
             # CUDA cannot record; the eager loop runs the same step without recording.
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else "no reason"
-            raise TrainingError(f"the training step could not be recorded as a CUDA graph "
-                                f"({reason}); run without --cuda-graph") from error
+            # Ending a broken recording can fail before torch switches back from its
+            # recording stream, so switch back here for whatever runs next.
+            if stream is not None:
+                torch.cuda.set_stream(stream)
+            raise GraphRecordingError.from_runtime_error(error) from error
         return graph
 
     def _run(self) -> None:
@@ -142,4 +156,13 @@ class StaticStep:
                                      restructure(self._template, self.state))
         for buffer, value in zip(self.state, state_tensors(new_state), strict=True):
             buffer.copy_(value.detach())
-        self.loss_sum.add_(loss * self._tokens)
+        self.loss_sum.add_(loss, alpha=self._tokens)  # one kernel: multiply and add
+
+
+@contextlib.contextmanager
+def _on_side_stream() -> Iterator[None]:
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        yield
+    torch.cuda.current_stream().wait_stream(side)

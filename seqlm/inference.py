@@ -98,7 +98,8 @@ def generate_text(
 
     ``prefix=None`` continues the prefix the run itself continued (its ``--prefix``, or
     the text's opening where the text lacked the default's tokens). Sampling draws from
-    a generator seeded with ``seed``, so a seed gives the same text every time. Prefix
+    a generator seeded with ``seed`` on the model's device, so a seed gives the same
+    text every time on that kind of device (CUDA draws other numbers than the CPU). Prefix
     tokens missing from the vocabulary read as ``<unk>``; ``warn`` hears about them.
     """
     from seqlm.generation import generate
@@ -111,7 +112,11 @@ def generate_text(
     if unknown and warn is not None:
         shown = ", ".join(repr(t) for t in unknown[:10])
         warn(f"note: the prefix has tokens the model never saw, read as {UNK}: {shown}")
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    # Drawn on the model's device, so no token travels to the host until the end; a
+    # seed gives the same text on the same kind of device.
+    device_of_model = next(trained.model.parameters()).device
+    generator = (torch.Generator(device=device_of_model).manual_seed(seed)
+                 if seed is not None else None)
     return generate(trained.model, trained.vocab, trained.tokenizer, prefix, length,
                     greedy=greedy, temperature=temperature, top_k=top_k, generator=generator)
 

@@ -39,7 +39,7 @@ from seqlm.metrics import EpochMetrics
 from seqlm.model import RNNModel
 from seqlm.options import convert_options, same_options
 from seqlm.outputs import MetricsWriter, prepare_run_dir, write_json_atomic
-from seqlm.plot import plot_perplexity
+from seqlm.plot import PlotInBackground, start_imports
 from seqlm.plugins import check_options, get_plugins
 from seqlm.preflight import check_corpus_fits, check_prefix, opening_prefix
 from seqlm.progress import log_every, make_progress
@@ -56,7 +56,7 @@ RESUMABLE = ("epochs", "device", "threads", "cuda_graph", "checkpoint_every", "p
 
 #: Trainer options and their defaults; only changed ones are passed to the trainer.
 TRAINER_OPTIONS = {"optimizer": "sgd", "weight_decay": None, "schedule": "constant",
-                   "warmup_epochs": 0, "precision": "fp32", "cuda_graph": False}
+                   "warmup_epochs": 0, "precision": "fp32", "cuda_graph": "auto"}
 
 #: What the framework passes to each kind of component itself (not options).
 CELL_ARGUMENTS = ("input_size", "hidden_size", "num_layers")
@@ -305,9 +305,12 @@ def _run(
         trainer.check(sampler)
     check_before_training(model, sampler, train_ids, len(corpus.vocab),
                           {"sampler": config.sampler, "cell": config.cell}, plugins)
-    if config.cuda_graph and device.type != "cuda":
+    if config.cuda_graph is True and device.type != "cuda":
         console.print(f"note: --cuda-graph applies to CUDA only; on {device.type} the steps "
                       "run as usual", highlight=False)
+    if hasattr(trainer, "notify"):
+        trainer.notify = lambda line: console.print(line, highlight=False, markup=False,
+                                                    soft_wrap=True)
     if len(val_ids) and not trainer.validates:
         console.print(f"note: trainer {config.trainer!r} does not validate; the last "
                       f"{len(val_ids)} tokens are held out unused", highlight=False)
@@ -351,6 +354,7 @@ def _run(
                                                    config.prefix, length))
             run_callbacks = [make_progress(console, title, every), MetricsWriter(metrics_path),
                              saver, *build_loggers(loggers, info), *callbacks, status]
+            start_imports()  # matplotlib loads while the run trains
         try:
             with calling("trainer", config.trainer, plugins):
                 history = trainer.fit(model, train_ids, sampler, run_callbacks,
@@ -373,15 +377,24 @@ def _run(
         problem = history_problem(history)
         if problem:
             raise refuse(component_label("trainer", config.trainer, plugins), "trainer", problem)
-        sample = (generate(model, corpus.vocab, tokenizer, config.prefix, config.predict)
-                  if main else "")
-        summary = summarize(config, device, history, sample, model,
-                            train_tokens=len(train_ids), val_tokens=len(val_ids),
-                            vocab_size=len(corpus.vocab))
-        if out_dir is not None:
-            write_json_atomic(out_dir / "summary.json", summary)
-            plot_perplexity(history, out_dir / "perplexity.png",
-                            title=f"{config.cell}, {config.sampler} sampling")
+        # The plot draws in the background while the sample is generated.
+        plot = (PlotInBackground(history, out_dir / "perplexity.png",
+                                 title=f"{config.cell}, {config.sampler} sampling")
+                if out_dir is not None else None)
+        try:
+            sample = (generate(model, corpus.vocab, tokenizer, config.prefix, config.predict)
+                      if main else "")
+            summary = summarize(config, device, history, sample, model,
+                                train_tokens=len(train_ids), val_tokens=len(val_ids),
+                                vocab_size=len(corpus.vocab),
+                                cuda_graph=getattr(trainer, "graph_report", None))
+            if out_dir is not None:
+                write_json_atomic(out_dir / "summary.json", summary)
+        finally:
+            if plot is not None:
+                plot.join()  # no thread writes the folder once the run has returned
+        if plot is not None:
+            plot.wait()
         if status is not None:
             status.finish()
         return RunResult(config, out_dir, device, history, sample, summary, model,

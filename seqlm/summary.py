@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from seqlm.config import RunConfig
+from seqlm.graph_policy import GraphReport
 from seqlm.metrics import EpochMetrics
 
 
@@ -22,8 +23,13 @@ def summarize(
     train_tokens: int,
     val_tokens: int,
     vocab_size: int,
+    cuda_graph: GraphReport | None = None,
 ) -> dict[str, Any]:
-    """The summary of a finished run; validation figures are None without held-out text."""
+    """The summary of a finished run; validation figures are None without held-out text.
+
+    ``cuda_graph`` is the trainer's report of whether its step ran as a recorded CUDA
+    graph (None for a trainer that has none).
+    """
     seconds = sum(m.seconds for m in history)
     last = history[-1]
     validated = [m for m in history if m.val_loss is not None]
@@ -50,6 +56,7 @@ def summarize(
         "val_tokens": val_tokens,
         "vocab_size": vocab_size,
         "parameters": sum(p.numel() for p in model.parameters()),
+        "cuda_graph": cuda_graph.to_dict() if cuda_graph is not None else None,
         "sample": sample,
         "config": config.to_dict(),
     }

@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -21,6 +22,15 @@ from torch.nn import functional as F
 from seqlm.callbacks import Callback, CallbackList
 from seqlm.errors import DataError, TrainingError, UsageError
 from seqlm.evaluation import evaluate_loss
+from seqlm.graph_policy import (
+    GraphDecision,
+    GraphRecordingError,
+    GraphReport,
+    GraphSetting,
+    check_setting,
+    decide,
+    fallback_note,
+)
 from seqlm.graphs import StaticStep
 from seqlm.interfaces import Sampler, State, Trainer, detach_state
 from seqlm.metrics import EpochMetrics
@@ -104,9 +114,12 @@ class DefaultTrainer(Trainer):
     Options: ``optimizer`` (sgd, adam, adamw), ``weight_decay`` (None: the optimizer's
     default), ``schedule`` (constant, or cosine decay over the run), ``warmup_epochs``,
     ``precision`` (fp32; tf32: float32 with TensorFloat-32 products on CUDA, as cuDNN's
-    recurrent kernels use by default; bf16: bfloat16 autocast) and ``cuda_graph`` (on
-    CUDA, record each step once as a CUDA graph and replay it for the following
-    batches; see :mod:`seqlm.graphs`).
+    recurrent kernels use by default; bf16: bfloat16 autocast) and ``cuda_graph``:
+    ``"auto"`` (the default) records each step once on CUDA as a CUDA graph and replays
+    it for the following batches, falling back to the eager step with a note when the
+    step cannot be recorded; ``True`` demands the recording; ``False`` never records
+    (see :mod:`seqlm.graphs` and :mod:`seqlm.graph_policy`). After :meth:`fit`,
+    :attr:`graph_report` says which path ran.
     """
 
     validates = True
@@ -122,15 +135,20 @@ class DefaultTrainer(Trainer):
         schedule: str = "constant",
         warmup_epochs: int = 0,
         precision: str = "fp32",
-        cuda_graph: bool = False,
+        cuda_graph: GraphSetting = "auto",
     ) -> None:
         super().__init__(lr=lr, clip=clip, epochs=epochs, device=device)
-        if not isinstance(cuda_graph, bool):
-            raise UsageError(f"cuda_graph must be true or false, got {cuda_graph!r}")
         #: Record each training step on CUDA as a CUDA graph and replay it
-        #: (:mod:`seqlm.graphs`); ignored on other devices.
-        self.cuda_graph = cuda_graph
+        #: (:mod:`seqlm.graphs`): "auto", True (demand) or False; no effect off CUDA.
+        self.cuda_graph: GraphSetting = check_setting(cuda_graph)
+        #: What the last :meth:`fit` did about CUDA graphs (None before it).
+        self.graph_report: GraphReport | None = None
+        #: Receives one-line notes (a fallback to the eager step); stderr by default.
+        self.notify: Callable[[str], None] = _print_to_stderr
         self._static: StaticStep | None = None
+        self._fell_back = False
+        #: Eager steps before the first recording (optimizer states, library workspaces).
+        self.graph_warmup = 3
         if precision not in PRECISIONS:
             raise UsageError(f"--precision {precision!r} not recognized. "
                              f"Choose one of: {', '.join(PRECISIONS)}")
@@ -154,7 +172,11 @@ class DefaultTrainer(Trainer):
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         """The chosen optimizer over all trainable parameters (plain SGD in the seed)."""
         params = [p for p in model.parameters() if p.requires_grad]
-        kwargs: dict[str, Any] = {"lr": self.lr, "foreach": True}
+        # One fused kernel per update on CUDA (fewer kernels in each step, recorded or
+        # not); elsewhere the multi-tensor path.
+        fused = self.device.type == "cuda" and all(p.is_floating_point() for p in params)
+        kwargs: dict[str, Any] = {"lr": self.lr, **({"fused": True} if fused else
+                                                    {"foreach": True})}
         if self.optimizer_name != "sgd" and self.use_static_step() and self.device.type != "cpu":
             # Adam keeps its step count on the GPU, where a recording can update it (only
             # accelerators take this; tests run the static step on the CPU).
@@ -253,8 +275,9 @@ class DefaultTrainer(Trainer):
             val_corpus = val_corpus.to(self.device)
         else:
             val_corpus = None
+        self._static, self._fell_back = None, False
+        self.graph_report = GraphReport(self.cuda_graph, self.graph_decision())
         self.optimizer = optimizer = self.make_optimizer(model)
-        self._static = None
         self._grad_norms = None  # made afresh on this fit's device
         self.scheduler = self.make_scheduler(optimizer)
         params = [p for p in model.parameters() if p.requires_grad]
@@ -340,9 +363,27 @@ class DefaultTrainer(Trainer):
             self._grad_norms = torch.zeros((), device=self.device)
         return self._grad_norms
 
+    def graph_decision(self) -> GraphDecision:
+        """Whether this trainer records its step as a CUDA graph, and why."""
+        return decide(self.cuda_graph, self.device.type)
+
     def use_static_step(self) -> bool:
         """Whether batches run through a :class:`~seqlm.graphs.StaticStep` (CUDA graphs)."""
-        return self.cuda_graph and self.device.type == "cuda"
+        return not self._fell_back and self.graph_decision().record
+
+    def _fall_back(self, error: GraphRecordingError) -> tuple[torch.Tensor, State]:
+        """Leave the recorded step for the eager one after a failed recording (auto only).
+
+        Returns the loss summed so far by the static step and the state the failed batch
+        started from; a demanded recording re-raises instead.
+        """
+        if self.cuda_graph is True or self._static is None:
+            raise error
+        static, self._static, self._fell_back = self._static, None, True
+        if self.graph_report is not None:
+            self.graph_report.fallback = error.reason
+        self.notify(fallback_note(error.reason))
+        return static.take_loss_sum(), static.current_state()
 
     def _static_batch(
         self,
@@ -376,12 +417,14 @@ class DefaultTrainer(Trainer):
             # workspaces to exist first: a few eager steps do that (fewer on re-records).
             self._static = current = StaticStep(
                 step, X, Y, begin, rates, capture=self.device.type == "cuda",
-                warmup=3 if current is None else 1)
+                warmup=self.graph_warmup if current is None else 1)
             if pending is not None:
                 current.loss_sum += pending
         if begin is not None:
             current.set_state(begin)
         current(X, Y)
+        if current.recorded and self.graph_report is not None:
+            self.graph_report.recorded = True
         return Y.numel()
 
     def _train_epoch(
@@ -407,14 +450,20 @@ class DefaultTrainer(Trainer):
             steps += 1
             if static:
                 fresh = tokens == 0 or not sampler.contiguous
-                tokens += self._static_batch(X, Y, fresh, model, optimizer, params)
-                continue
+                try:
+                    tokens += self._static_batch(X, Y, fresh, model, optimizer, params)
+                    continue
+                except GraphRecordingError as error:
+                    # Nothing of this batch ran: train on it eagerly from its start state.
+                    pending, state = self._fall_back(error)
+                    loss_sum += pending
+                    static = False
             if state is None or not sampler.contiguous:
                 state = model.begin_state(X.shape[0], self.device)
             else:
                 state = detach_state(state)
             loss, state = self._step(X, Y, state, model, optimizer, params)
-            loss_sum += loss * Y.numel()
+            loss_sum.add_(loss, alpha=Y.numel())  # as the recorded step sums it
             tokens += Y.numel()
         if static and self._static is not None:
             loss_sum += self._static.take_loss_sum()
@@ -435,3 +484,7 @@ class DefaultTrainer(Trainer):
             epoch=epoch, train_loss=mean_loss, tokens=tokens,
             seconds=time.perf_counter() - started, lr=lr, grad_norm=grad_norm,
         )
+
+
+def _print_to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)

@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
-from seqlm.distributed import collective_timeout, launch_info, rank_rows
+from seqlm.distributed import DDPTrainer, collective_timeout, launch_info, rank_rows
 from seqlm.errors import UsageError
 from seqlm.runner import run
 
@@ -197,6 +198,9 @@ def test_torchrun_two_ranks_match_one_process_with_the_whole_batch(book_path, tm
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["sample"] == single.sample
     assert summary["config"]["trainer"] == "ddp"
+    # The default (auto) decided for the eager step: gloo on the CPU records nothing.
+    assert summary["cuda_graph"] == {"setting": "auto", "recorded": False, "fell_back": False,
+                                     "reason": "CUDA graphs apply to CUDA only, not cpu"}
     # Rank 0 alone printed, and nothing was written outside --out (no runs/ from rank 1).
     assert done.stdout.count("final perplexity") == 1, done.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "single"]
@@ -279,10 +283,29 @@ def test_a_stalled_rank_ends_the_others_with_a_clear_message(book_path, tmp_path
     assert waited < 90
 
 
-def test_ddp_refuses_cuda_graphs(small_text, tmp_path, monkeypatch):
+@pytest.mark.parametrize("setting", ["auto", True, False])
+def test_ddp_on_the_cpu_decides_for_the_eager_step(setting, monkeypatch):
+    """gloo on the CPU: nothing to record, whatever the setting (no error for a demand)."""
     for name, value in LAUNCHED.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(UsageError, match="--cuda-graph does not work with --trainer ddp"):
-        run(trainer="ddp", cuda_graph=True, data=small_text, epochs=1, device="cpu",
-            out=tmp_path / "o", **TINY)
-    assert not (tmp_path / "o").exists()
+    trainer = DDPTrainer(lr=1, clip=1, epochs=1, device="cpu", cuda_graph=setting)
+    decision = trainer.graph_decision()
+    assert not decision.record and not trainer.use_static_step()
+    assert decision.reason == ("turned off (--no-cuda-graph)" if setting is False
+                               else "CUDA graphs apply to CUDA only, not cpu")
+
+
+@pytest.mark.parametrize(("nccl", "record"), [((2, 21, 5), True), ((2, 9, 6), True),
+                                              ((2, 8, 4), False), (None, False)])
+def test_ddp_on_cuda_records_where_nccl_can_capture(nccl, record, monkeypatch):
+    """The decision a CUDA run would take, for the NCCL that torch was built with."""
+    for name, value in LAUNCHED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("seqlm.distributed._nccl_version", lambda: nccl)
+    trainer = DDPTrainer(lr=1, clip=1, epochs=1, device="cpu")
+    trainer.device, trainer.backend = torch.device("cuda", 1), "nccl"  # as on a GPU
+    decision = trainer.graph_decision()
+    assert decision.record is record
+    assert trainer.graph_warmup == 11
+    if not record:
+        assert "cannot record collectives" in decision.reason

@@ -60,7 +60,8 @@ def test_empty_prefix_is_a_usage_error(run_dir):
 
 def _draws(logits, n=3000, **kwargs):
     g = torch.Generator().manual_seed(0)
-    return collections.Counter(_pick(logits, False, generator=g, **kwargs) for _ in range(n))
+    return collections.Counter(int(_pick(logits, False, generator=g, **kwargs))
+                               for _ in range(n))
 
 
 def test_top_k_draws_only_from_the_k_most_likely():

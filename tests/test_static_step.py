@@ -124,8 +124,8 @@ def test_state_tensors_round_trip():
     assert isinstance(rebuilt[1], tuple) and torch.equal(rebuilt[1][0], c + 1)
 
 
-def test_cuda_graph_must_be_a_bool():
-    with pytest.raises(UsageError, match="cuda_graph must be true or false"):
+def test_cuda_graph_must_be_auto_or_a_bool():
+    with pytest.raises(UsageError, match="cuda_graph must be 'auto', true or false"):
         DefaultTrainer(lr=1, clip=1, epochs=1, cuda_graph="yes")
 
 

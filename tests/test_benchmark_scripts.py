@@ -1,0 +1,117 @@
+"""The GPU table, the end-to-end comparison and the generation benchmark work on the CPU.
+
+``benchmarks/gpu.sh`` runs on a GPU only; the table it ends with is printed from JSON,
+which these tests feed with small fixtures in the scripts' own formats.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import end_to_end, generation, gpu_table  # noqa: E402
+
+END_TO_END = {
+    "job": "seqlm run --val-fraction 0 --epochs 500 --device cuda", "date": "2026-12-04",
+    "seqlm_median_s": 12.5, "seed_median_s": 21.0, "ratio": 1.68, "pair_ratios": [1.68],
+    "seqlm_s": [12.5], "seed_s": [21.0], "seqlm_train_tokens_per_s": 1200000.0,
+    "seed_train_tokens_per_s": 290000.0, "train_ratio": 4.138,
+}
+THROUGHPUT = {
+    "machine": {"torch": "2.11.0+cu130", "cuda": "NVIDIA H200", "cpu_count": 16},
+    "rows": [
+        {"device": "cuda", "cell": "lstm", "size": "seed", "precision": "tf32",
+         "cuda_graph": True, "seed_tokens_per_s": 335219.6, "seqlm_tokens_per_s": 1052568.9,
+         "ratio": 3.1399},
+        {"device": "cuda", "cell": "lstm-scratch", "size": "b256-h1024-l2-book",
+         "precision": "tf32", "cuda_graph": True, "seed_tokens_per_s": None,
+         "seqlm_tokens_per_s": 793905.0, "ratio": None},
+    ],
+}
+GENERATION = {"rows": [
+    {"device": "cuda", "mode": "greedy", "generator": "seqlm", "tokens_per_s": 4000.0},
+    {"device": "cuda", "mode": "greedy", "generator": "host_loop", "tokens_per_s": 2000.0},
+    {"device": "cpu", "mode": "greedy", "generator": "seqlm", "tokens_per_s": 900.0},
+]}
+
+
+def test_the_table_is_one_markdown_table_with_a_row_per_figure(tmp_path):
+    for kind, data in (("end_to_end", END_TO_END), ("throughput", THROUGHPUT),
+                       ("generation", GENERATION)):
+        (tmp_path / gpu_table.FILES[kind]).write_text(json.dumps(data))
+    text = gpu_table.main([str(tmp_path)])
+    lines = text.splitlines()
+    assert lines[0] == "Measured on NVIDIA H200, torch 2.11.0+cu130, 2026-12-04."
+    table = lines[2:]
+    assert table[0] == "| measurement | seed | seqlm | seqlm / seed |"
+    assert all(line.startswith("| ") and line.endswith(" |") and line.count(" | ") == 3
+               for line in table)
+    assert table[2] == ("| `seqlm run --val-fraction 0 --epochs 500 --device cuda`: training "
+                        "tokens/s | 290,000 | 1,200,000 | 4.14x |")
+    assert table[3].endswith("whole command, seconds (median of 1) | 21.00 | 12.50 | 1.68x |")
+    assert table[4] == ("| benchmark: `lstm`, seed's size (tf32, graph), tokens/s | 335,220 | "
+                        "1,052,569 | 3.14x |")
+    assert table[5] == ("| benchmark: `lstm-scratch`, b256-h1024-l2-book (tf32, graph), "
+                        "tokens/s | - | 793,905 | - |")
+    # Generation on the GPU only, against the loop that reads every token.
+    assert table[6] == ("| generation, greedy: tokens/s (seed column: a read per token) | "
+                        "2,000 | 4,000 | 2.00x |")
+    assert len(table) == 7
+
+
+def test_missing_results_leave_their_rows_out_and_none_at_all_is_an_error(tmp_path):
+    (tmp_path / gpu_table.FILES["throughput"]).write_text(json.dumps(THROUGHPUT))
+    assert len(gpu_table.main([str(tmp_path)]).splitlines()) == 2 + 2 + 2
+    with pytest.raises(SystemExit, match="none of end-to-end-gpu.json"):
+        gpu_table.main([str(tmp_path / "empty")])
+
+
+def test_end_to_end_summary_takes_medians_and_ratios():
+    result = end_to_end.summarize({"seqlm": [10.0, 12.0, 11.0], "seed": [12.0, 12.0, 13.2]},
+                                  {"seqlm": [3.0, 4.0, 5.0], "seed": [2.0, 2.0, 2.0]})
+    assert result["seqlm_median_s"] == 11.0 and result["seed_median_s"] == 12.0
+    assert result["ratio"] == round(12 / 11, 3)
+    assert result["pair_ratios"] == [1.2, 1.0, 1.2]
+    assert result["train_ratio"] == 2.0
+
+
+def test_end_to_end_commands_run_plain_seqlm_against_the_seeds_script(tmp_path):
+    runs = end_to_end.commands(500, tmp_path, tmp_path / "out", ["seqlm"], "cuda")
+    assert runs["seqlm"] == ["seqlm", "run", "--val-fraction", "0", "--epochs", "500",
+                             "--device", "cuda", "--out", str(tmp_path / "out" / "seqlm")]
+    assert runs["seed"][2:] == ["seed-job", "--epochs", "500", "--data",
+                                str(tmp_path / "timemachine.txt"), "--out",
+                                str(tmp_path / "out" / "seed"), "--device", "cuda"]
+
+
+@pytest.mark.slow
+def test_end_to_end_runs_a_pair_of_real_commands(book_path, tmp_path):
+    """Both sides as processes, one epoch each: the JSON has both sides' figures."""
+    out = tmp_path / "e2e.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "end_to_end.py"), "--pairs", "1",
+         "--epochs", "1", "--data", str(book_path.parent), "--json", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["seqlm_median_s"] > 0 and result["seed_median_s"] > 0
+    assert result["seqlm_train_tokens_per_s"] > 0 and result["seed_train_tokens_per_s"] > 0
+    assert list(tmp_path.iterdir()) == [out]  # its runs went to a temporary folder
+
+
+def test_generation_benchmark_measures_both_ways_on_the_cpu(book_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEQLM_DATA_DIR", str(book_path.parent))
+    result = generation.main(["--devices", "cpu", "--hidden", "8",
+                              "--tokens", "5", "--repeats", "1", "--json",
+                              str(tmp_path / "g.json")])
+    rows = json.loads((tmp_path / "g.json").read_text())["rows"]
+    assert rows == result["rows"]
+    assert {(r["mode"], r["generator"]) for r in rows} == {
+        ("greedy", "seqlm"), ("greedy", "host_loop"), ("sampled", "seqlm"),
+        ("sampled", "host_loop")}
+    assert all(r["tokens_per_s"] > 0 and r["tokens"] == 5 for r in rows)
