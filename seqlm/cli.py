@@ -247,11 +247,18 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
 @click.option("--resume", type=click.Path(), default=None, metavar="DIR",
               help="Continue the run saved in DIR where it stopped (--epochs may raise its "
               "length).")
+@click.option("--log", multiple=True, metavar="NAME",
+              help=f"Turn on a logger that a plugin registered: "
+              f"{_choices('callback') or '(none installed)'}; repeatable. Kept for --resume.")
+@click.option("--log-every", type=int, default=DEFAULTS.log_every, show_default=True,
+              metavar="N", help="Show a progress row, and let loggers write samples, every "
+              "N epochs; 0 for about ten per run.")
 def run(**options: Any) -> None:
     """Train a language model, plot its perplexity, and generate text."""
     from seqlm.runner import run as run_training
     from seqlm.stopping import pipe_aware_console, stop_on_signals
 
+    options["log"] = list(options["log"])
     console = pipe_aware_console()
     if options["cuda_graph"] is None:
         options["cuda_graph"] = DEFAULTS.cuda_graph  # neither flag typed: auto
@@ -279,7 +286,8 @@ def run(**options: Any) -> None:
     )
     console.print(f"sample: {result.sample}", highlight=False, markup=False)
     console.print(f"outputs in {result.out_dir}/ (summary.json, metrics.jsonl, "
-                  "perplexity.png, checkpoint.json)", highlight=False, markup=False)
+                  "perplexity.png, checkpoint.json, status.json)", highlight=False,
+                  markup=False)
 
 
 _WHICH = click.option(
@@ -380,6 +388,76 @@ def plugins(as_json: bool) -> None:
     Console().print(table)
 
 
+@main.command()
+@click.argument("folder", metavar="[DIR]", type=click.Path(), default="runs")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def runs(folder: str, as_json: bool) -> None:
+    """List the runs in runs/ (or DIR) with their figures and status.
+
+    Status: finished, running, stopped (by Ctrl-C; resume it) or failed, as the run
+    folder's status.json records it.
+    """
+    from pathlib import Path
+
+    from seqlm.run_listing import find_runs, runs_table
+
+    path = Path(folder)
+    if folder == "runs" and not path.exists():  # the default before any run: no error
+        records, empty = [], "No runs yet: runs/ does not exist here (seqlm run creates it)."
+    else:
+        records = find_runs(path)
+        empty = f"No runs in {folder} (a run folder holds status.json or metrics.jsonl)."
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in records], indent=2))
+    elif not records:
+        click.echo(empty, err=True)
+    else:
+        from rich.console import Console
+
+        Console().print(runs_table(records, f"seqlm runs in {folder}"))
+    _notes(records)
+
+
+def _notes(records: list[Any]) -> None:
+    """One line on stderr for each run folder with something to remark (an older run)."""
+    for record in records:
+        if record.note:
+            click.echo(f"note: {record.name}: {record.note}", err=True)
+
+
+@main.command()
+@click.argument("run_dirs", metavar="RUN RUN...", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", default="compare.png", show_default=True, type=click.Path(),
+              help="Picture of the runs' curves (.png, .svg or .pdf); only an existing "
+              "picture is ever replaced.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def compare(run_dirs: tuple[str, ...], output: str, as_json: bool) -> None:
+    """Compare runs: their curves in one picture, their figures in a table.
+
+    Each run is labelled by the settings in which the runs differ.
+    """
+    from pathlib import Path
+
+    from seqlm.compare import check_output, comparison, comparison_table, load_runs, plot_runs
+
+    path = Path(output)
+    check_output(path)
+    records = load_runs(run_dirs)
+    result = comparison(records)
+    plot_runs(records, [row["label"] for row in result["runs"]], path)
+    result["plot"] = str(path)
+    _notes(records)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    from rich.console import Console
+
+    Console().print(comparison_table(result))
+    if not result["differing_settings"]:
+        click.echo("The runs have the same settings.")
+    click.echo(f"plot: {path}")
+
+
 @main.command("new-plugin")
 @click.argument("name")
 @click.option("--dir", "parent", type=click.Path(file_okay=False), default=".",
@@ -403,7 +481,7 @@ def new_plugin(name: str, parent: str) -> None:
 @click.argument("kind", type=click.Choice([f"{k}s" for k in KINDS]))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_components(kind: str, as_json: bool) -> None:
-    """List the available cells, samplers, tokenizers or trainers.
+    """List the available cells, samplers, tokenizers, trainers or callbacks.
 
     Each name comes with its class, the plugin that registered it and the first line of
     its docstring. Listing imports the classes (and so torch).

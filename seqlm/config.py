@@ -80,6 +80,8 @@ class RunConfig:
     force: bool = False
     checkpoint_every: int = 10
     resume: str | Path | None = None
+    log: list[str] = field(default_factory=list)
+    log_every: int = 0
 
     def validate(self) -> RunConfig:
         """Raise :class:`UsageError` naming the first out-of-range setting."""
@@ -100,7 +102,8 @@ class RunConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise UsageError(f"--{_flag(name)} must be 0 (off) or more, got {value!r}")
-        for name in ("embedding_dim", "checkpoint_every", "warmup_epochs", "threads"):
+        for name in ("embedding_dim", "checkpoint_every", "warmup_epochs", "threads",
+                     "log_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise UsageError(f"--{_flag(name)} must be a whole number, 0 or more, "
@@ -133,6 +136,10 @@ class RunConfig:
         check_float32("--lr", self.lr)
         check_float32("--weight-decay", self.weight_decay)
         check_generate_length("--predict", self.predict)
+        bad = [name for name in self.log if not isinstance(name, str) or not name.strip()]
+        if bad:
+            raise UsageError(f"--log needs the name of a logger, got {bad[0]!r}; "
+                             "seqlm list callbacks shows them")
         check_encoding(self.encoding)
         return self
 
@@ -147,6 +154,7 @@ class RunConfig:
         for key in ("data", "out", "resume"):
             if data[key] is not None:
                 data[key] = str(data[key])
+        data["log"] = list(data["log"])
         return data
 
     @classmethod

@@ -22,7 +22,8 @@ class EpochMetrics:
     """Loss, perplexity and speed of one epoch (one row of ``metrics.jsonl``).
 
     ``val_loss`` is None when no text is held out (``--val-fraction 0``); ``lr`` is the
-    learning rate the epoch trained with, when the trainer reports it.
+    learning rate the epoch trained with and ``grad_norm`` the mean over its batches of
+    the global gradient norm before clipping, when the trainer reports them.
     """
 
     epoch: int
@@ -31,6 +32,7 @@ class EpochMetrics:
     seconds: float
     val_loss: float | None = None
     lr: float | None = None
+    grad_norm: float | None = None
 
     @property
     def train_ppl(self) -> float:
@@ -70,4 +72,5 @@ class EpochMetrics:
             tokens=int(row["tokens"]), seconds=float(row["seconds"]),
             val_loss=None if row.get("val_loss") is None else float(row["val_loss"]),
             lr=None if row.get("lr") is None else float(row["lr"]),
+            grad_norm=None if row.get("grad_norm") is None else float(row["grad_norm"]),
         )

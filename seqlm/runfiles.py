@@ -29,13 +29,13 @@ MANIFEST = ".seqlm-files.json"
 _FORMAT = "seqlm-run-files"
 #: Files a run writes under fixed names.
 OUTPUT_NAMES = ("metrics.jsonl", "summary.json", "perplexity.png", "checkpoint.json",
-                "best.json")
+                "best.json", "status.json")
 #: seqlm's own bookkeeping, which holds no results.
 INTERNAL_NAMES = (".seqlm.lock", MANIFEST)
 _TENSORS = re.compile(r"(?:checkpoint|best)-[0-9a-f]{8}\.safetensors")
 # tempfile.mkstemp's names: the prefix, then 8 of [a-z0-9_], then the suffix.
 _TEMPORARY = re.compile(
-    r"\.(?:metrics\.jsonl|summary\.json|perplexity\.png|checkpoint\.json|best\.json"
+    r"\.(?:metrics\.jsonl|summary\.json|perplexity\.png|checkpoint\.json|best\.json|status\.json"
     r"|\.seqlm-files\.json|(?:checkpoint|best)-[0-9a-f]{8}\.safetensors)-[a-z0-9_]{8}\.tmp"
 )
 
@@ -178,6 +178,12 @@ def check_run_folder(folder: Path, force: bool, flag: str = "--out") -> None:
 def _is_leftover(folder: Path, name: str) -> bool:
     if name in INTERNAL_NAMES or is_temporary(name):
         return True
+    if name == "status.json":
+        # How a start that never finished an epoch ended: nothing to keep without metrics.
+        # Only seqlm's own record: a file of the user's by that name is never overwritten.
+        metrics = folder / "metrics.jsonl"
+        return name in owned_files(folder) and (
+            not os.path.lexists(metrics) or os.lstat(metrics).st_size == 0)
     return name == "metrics.jsonl" and os.lstat(folder / name).st_size == 0
 
 

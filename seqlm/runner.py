@@ -17,7 +17,7 @@ from rich.console import Console
 
 import seqlm
 from seqlm.blame import blaming_plugins, calling
-from seqlm.callbacks import Callback
+from seqlm.callbacks import Callback, RunInfo
 from seqlm.checkpoint import CheckpointError, checkpoint_path, load_weights
 from seqlm.checkpointing import LAST, CheckpointCallback
 from seqlm.config import DEFAULT_PREFIX, RunConfig
@@ -34,6 +34,7 @@ from seqlm.errors import DataError, OutputError, TrainingError, UsageError
 from seqlm.evaluation import hold_out
 from seqlm.generation import generate
 from seqlm.interfaces import RecurrentCell, Tokenizer, Trainer
+from seqlm.loggers import build_loggers, resolve_loggers
 from seqlm.metrics import EpochMetrics
 from seqlm.model import RNNModel
 from seqlm.options import convert_options, same_options
@@ -47,8 +48,9 @@ from seqlm.outputs import (
 from seqlm.plot import PlotInBackground, start_imports
 from seqlm.plugins import check_options, get_plugins
 from seqlm.preflight import check_corpus_fits, check_prefix, opening_prefix
-from seqlm.progress import generation_progress, make_progress
+from seqlm.progress import generation_progress, log_every, make_progress
 from seqlm.provenance import record, resolve
+from seqlm.run_status import StatusRecorder
 from seqlm.runfiles import check_names_are_files, record_written
 from seqlm.runlock import hold_run_folder
 from seqlm.runstate import load_run_checkpoint
@@ -60,7 +62,7 @@ from seqlm.vocab import Vocab
 
 #: Settings a resumed run may change; the others must stay as the checkpoint has them.
 RESUMABLE = ("epochs", "device", "threads", "cuda_graph", "checkpoint_every", "prefix",
-             "predict", "resume", "force")
+             "predict", "resume", "force", "log", "log_every")
 
 #: Trainer options and their defaults; only changed ones are passed to the trainer.
 TRAINER_OPTIONS = {"optimizer": "sgd", "weight_decay": None, "schedule": "constant",
@@ -267,6 +269,7 @@ def _run(
         resolve(plugins, kind, getattr(config, kind), recorded.get(kind), warn)
         for kind in ("tokenizer", "sampler", "cell", "trainer"))
     config = _convert_component_options(config, tokenizer_cls, sampler_cls, cell_cls)
+    loggers = resolve_loggers(config.log, plugins)
     trainer_options = _apply_trainer_options(trainer_cls, config)
     device = resolve_device(config.device)
     if config.threads:
@@ -352,7 +355,7 @@ def _run(
         if out_dir is not None:
             start_run_files(out_dir, config.force, resumed=resumed is not None)
         run_callbacks: list[Callback] = list(callbacks)
-        saver = None
+        saver = status = None
         if out_dir is not None:
             components = record(plugins, {kind: getattr(config, kind) for kind in
                                           ("tokenizer", "sampler", "cell", "trainer")})
@@ -365,6 +368,8 @@ def _run(
             )
             if resumed is not None:  # until an epoch ends, the checkpoint resumed from stands
                 saver.saved_epoch = int(resumed["epoch"]) or None
+            status = StatusRecorder(
+                out_dir, _describe(config, corpus.vocab, tokenizer, components)["config"])
         try:
             console.print(describe_device(device, config.device), highlight=False, markup=False)
             if out_dir is not None:
@@ -376,8 +381,13 @@ def _run(
                 title = (f"seqlm: {config.cell} on {device.type}, {len(train_ids):,} training "
                          f"+ {len(val_ids):,} held-out {config.tokenizer} tokens, vocabulary "
                          f"{len(corpus.vocab)}")
-                run_callbacks = [make_progress(console, title), MetricsWriter(metrics_path),
-                                 saver, *callbacks]
+                every = config.log_every or log_every(config.epochs)
+                info = RunInfo(out_dir, status.config, every,
+                               lambda length: generate(model, corpus.vocab, tokenizer,
+                                                       config.prefix, length))
+                run_callbacks = [make_progress(console, title, every),
+                                 MetricsWriter(metrics_path), saver,
+                                 *build_loggers(loggers, info), *callbacks, status]
                 start_imports()  # matplotlib loads while the run trains
             with calling("trainer", config.trainer, plugins):
                 history = trainer.fit(model, train_ids, sampler, run_callbacks,
@@ -460,6 +470,8 @@ def _run(
                 finish_plot()
             except OutputError as error:
                 raise with_checkpoint_kept(error) from None
+        if status is not None:
+            status.finish()
         return RunResult(config, out_dir, device, history, sample, summary, model,
                          corpus.vocab, tokenizer)
 
