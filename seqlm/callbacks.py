@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from seqlm.interfaces import Trainer
     from seqlm.metrics import EpochMetrics
+
+
+@dataclass
+class RunInfo:
+    """What a callback enabled with ``seqlm run --log NAME`` is built with: ``cls(run)``.
+
+    A logger writes only inside :attr:`out_dir`, the run folder (in a folder of its own
+    there, such as ``RUN/tensorboard``).
+    """
+
+    #: The run folder; a resumed run keeps the same one.
+    out_dir: Path
+    #: The run's settings, as :meth:`seqlm.config.RunConfig.to_dict` gives them.
+    config: dict[str, Any]
+    #: Log a sample (or anything else periodic) every this many epochs: the same
+    #: cadence as the rows of the progress table (``--log-every``; by default about
+    #: ten per run).
+    log_every: int
+    #: ``sample(length)`` continues the run's ``--prefix`` with ``length`` tokens from
+    #: the model as it is now (greedy, so it draws no random numbers from training).
+    sample: Callable[[int], str]
 
 
 class Callback:

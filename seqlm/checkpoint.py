@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Callable
@@ -101,7 +102,11 @@ def save_checkpoint(directory: str | Path, state: dict[str, Any], name: str = "c
     tensors: dict[str, torch.Tensor] = {}
     meta = pack(state, tensors)
     payload = save(tensors)
+    json_path = directory / f"{name}.json"
+    previous = _previous_tensors(json_path, name)
     tensor_path = directory / f"{name}-{secrets.token_hex(4)}.safetensors"
+    while os.path.lexists(tensor_path):  # never replace a file already there
+        tensor_path = directory / f"{name}-{secrets.token_hex(4)}.safetensors"
     header = {
         "format": FORMAT,
         "version": VERSION,
@@ -110,7 +115,6 @@ def save_checkpoint(directory: str | Path, state: dict[str, Any], name: str = "c
         "state": meta,
     }
     text = json.dumps(header, indent=1).encode("utf-8")
-    json_path = directory / f"{name}.json"
     try:
         _write_atomic(tensor_path, lambda f: f.write(payload))
         _write_atomic(json_path, lambda f: f.write(text))
@@ -120,11 +124,22 @@ def save_checkpoint(directory: str | Path, state: dict[str, Any], name: str = "c
             f"could not write the checkpoint {json_path} ({exc.strerror or exc}); the previous "
             "one, if any, is unchanged. Free some disk space or choose another --out"
         ) from None
-    # The JSON now points at the new tensors, so older tensor files of this name can go.
-    for old in directory.glob(f"{name}-*.safetensors"):
-        if old != tensor_path:
-            old.unlink(missing_ok=True)
+    # The JSON now points at the new tensors, so the ones it pointed at before can go;
+    # no other file is touched, whatever its name.
+    if previous is not None and previous != tensor_path.name:
+        (directory / previous).unlink(missing_ok=True)
     return json_path
+
+
+def _previous_tensors(json_path: Path, name: str) -> str | None:
+    """The tensor file the checkpoint at ``json_path`` names, if it is one seqlm wrote."""
+    try:
+        tensors = read_header(json_path).get("tensors")
+    except CheckpointError:
+        return None
+    if re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{8}}\.safetensors", tensors):
+        return tensors
+    return None
 
 
 def load_weights(model: torch.nn.Module, weights: Any, where: str | Path) -> None:
@@ -156,6 +171,9 @@ def read_header(json_path: Path) -> dict[str, Any]:
         )
     try:
         header = json.loads(json_path.read_bytes().decode("utf-8"))
+    except RecursionError:
+        raise CheckpointError(f"{json_path} is nested too deeply to be a seqlm checkpoint; "
+                              "restore it, or train again") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(
             f"{json_path} is not a readable checkpoint (corrupt or truncated: {exc}); use "
@@ -165,8 +183,12 @@ def read_header(json_path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{json_path} is not a seqlm checkpoint; give the folder of a "
                               "seqlm run")
     version = header.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{json_path}: the field 'version' must be a whole number (this "
+                              f"seqlm reads {VERSION}), not {version!r}; the file was edited "
+                              "or damaged")
     if version != VERSION:
-        newer = isinstance(version, int) and version > VERSION
+        newer = version > VERSION
         raise CheckpointError(
             f"{json_path} has checkpoint format version {version!r}, but this seqlm reads "
             f"version {VERSION}; "

@@ -10,6 +10,7 @@ that is the averaged weights wherever they validated better than the weights.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,12 @@ import torch
 from torch import nn
 
 from seqlm.callbacks import Callback
-from seqlm.checkpoint import pack, save_checkpoint, unpack
+from seqlm.checkpoint import pack, read_header, save_checkpoint, unpack
 from seqlm.errors import TrainingError
 from seqlm.interfaces import Trainer
 from seqlm.metrics import EpochMetrics
+from seqlm.runfiles import record_written
+from seqlm.stopping import interrupt_for, signals_deferred
 
 LAST = "checkpoint"
 BEST = "best"
@@ -58,7 +61,8 @@ class CheckpointCallback(Callback):
         self.best: dict[str, Any] | None = None
         self.best_loss = float("inf")
         self.best_saved = True
-        #: Set when Ctrl-C stopped the run: the epoch whose checkpoint was saved.
+        #: Set when Ctrl-C or a stop signal ended the run: the epoch whose checkpoint was
+        #: saved.
         self.interrupted_at: int | None = None
 
     def _state(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
@@ -90,24 +94,54 @@ class CheckpointCallback(Callback):
                 self.best["model"] = cpu_copy(averaged)
             self.best_saved = False
         if self.every and metrics.epoch % self.every == 0:
-            self.save()
+            self._save_then_stop()
 
     def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:  # noqa: D102
-        self.save()
+        self._save_then_stop()
+
+    def _save_then_stop(self) -> None:
+        """Save whole, even if Ctrl-C or a stop signal comes meanwhile; then act on it."""
+        with signals_deferred() as arrived:
+            self.save()
+        if arrived:
+            self.interrupted_at = self.saved_epoch
+            raise interrupt_for(arrived[0])
 
     def on_exception(self, trainer: Trainer, error: BaseException) -> None:  # noqa: D102
         # The snapshot is of the last finished epoch, so it is good even when the epoch
         # that failed (a NaN loss) was not; other errors may come from saving itself.
-        if isinstance(error, (KeyboardInterrupt, TrainingError)) and self.snapshot is not None:
-            self.save()
-            if isinstance(error, KeyboardInterrupt):
+        # A closed output pipe (``seqlm run | head``) stops the run as Ctrl-C does.
+        stops = (KeyboardInterrupt, TrainingError, BrokenPipeError)
+        if isinstance(error, stops) and self.snapshot is not None:
+            # A second Ctrl-C (or SIGTERM) while this is written must not cut it short:
+            # the run is ending anyway, and the save is what the user is waiting for.
+            with signals_deferred():
+                self.save()
+            if isinstance(error, (KeyboardInterrupt, BrokenPipeError)):
                 self.interrupted_at = self.snapshot["epoch"]
+
+    def stop_message(self) -> str:
+        """What an interrupted run kept, and how to resume it; true in every case."""
+        resume = f"Resume with: seqlm run --resume {shlex.quote(str(self.directory))}"
+        if self.interrupted_at is not None:
+            return (f"Saved the checkpoint of epoch {self.interrupted_at} (the last finished) "
+                    f"in {self.directory}. {resume}")
+        if self.saved_epoch:
+            return (f"Stopped before epoch {self.saved_epoch + 1} finished; the checkpoint of "
+                    f"epoch {self.saved_epoch} in {self.directory} is unchanged. {resume}")
+        return "Stopped before the first epoch finished; no checkpoint was saved."
 
     def save(self) -> None:
         """Write the latest snapshot (and a newer best) unless already on disk."""
         if self.snapshot is not None and self.saved_epoch != self.snapshot["epoch"]:
-            save_checkpoint(self.directory, self.snapshot, LAST)
+            self._save(self.snapshot, LAST)
             self.saved_epoch = self.snapshot["epoch"]
         if self.best is not None and not self.best_saved:
-            save_checkpoint(self.directory, self.best, BEST)
+            self._save(self.best, BEST)
             self.best_saved = True
+
+    def _save(self, state: dict[str, Any], name: str) -> None:
+        json_path = save_checkpoint(self.directory, state, name)
+        # Recorded as seqlm's own, so that --force may later replace them (and only them).
+        record_written(self.directory, json_path,
+                       self.directory / read_header(json_path)["tensors"])

@@ -53,7 +53,8 @@ class SeqlmGroup(click.Group):
     """A click group that turns seqlm's errors into one line and an exit status.
 
     :class:`SeqlmError` exits with its ``exit_code`` (2 for usage errors), Ctrl-C with
-    130 and anything else with 1; ``--debug`` or ``SEQLM_DEBUG=1`` shows the traceback
+    130, a stop signal N during ``seqlm run`` (SIGTERM, SIGHUP, ...) with 128 + N, and
+    anything else with 1; ``--debug`` or ``SEQLM_DEBUG=1`` shows the traceback
     instead.
     """
 
@@ -93,11 +94,23 @@ class SeqlmGroup(click.Group):
                 raise
             click.echo(f"Error: {_one_line(str(error), 2000)}", err=True)
             sys.exit(error.exit_code)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             if _debug_requested(ctx):
                 raise
-            click.echo("Interrupted.", err=True)
-            sys.exit(130)
+            from seqlm.stopping import exit_code_of
+
+            signum = getattr(interrupt, "signum", None)
+            click.echo(f"Stopped by {interrupt}." if signum else "Interrupted.", err=True)
+            sys.exit(exit_code_of(interrupt))
+        except BrokenPipeError:
+            if _debug_requested(ctx):
+                raise
+            # The reader went away (``seqlm run | head``): say so where it can still be
+            # read, and stop Python from failing again when it flushes stdout at exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            click.echo("Stopped: the output pipe was closed.", err=True)
+            sys.exit(141)  # as a shell reports a process ended by SIGPIPE
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except Exception as error:
@@ -228,51 +241,61 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
 @click.option("--device", default=DEFAULTS.device, show_default=True,
               help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")
 @click.option("--threads", type=int, default=DEFAULTS.threads, show_default=True,
-              help="CPU threads for torch; 0 keeps torch's default (one per core). Use 1 on "
-              "a machine busy with other jobs.")
+              help="CPU threads for torch; 0 keeps torch's default (one per core), at most 4 "
+              "per core. Use 1 on a machine busy with other jobs.")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True,
               help="Random seed, for repeatable runs.")
 @click.option("--prefix", default=DEFAULTS.prefix, show_default=True,
               help="Text to continue after training. Where the text has none of the "
               "default's tokens, its own opening is continued instead.")
 @click.option("--predict", type=int, default=DEFAULTS.predict, show_default=True,
-              help="How many tokens to generate after the prefix.")
+              help="How many tokens to generate after the prefix (at most 1,000,000).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Folder for the outputs [default: a new runs/TIMESTAMP].")
-@click.option("--force", is_flag=True, help="Write into a non-empty --out folder.")
+@click.option("--force", is_flag=True, help="Write into a non-empty --out folder, replacing "
+              "only the files an earlier seqlm run wrote there.")
 @click.option("--checkpoint-every", type=int, default=DEFAULTS.checkpoint_every,
               show_default=True, help="Save a checkpoint every N epochs (also at the end and "
-              "on Ctrl-C); 0 for only those.")
+              "on Ctrl-C, SIGTERM or SIGHUP); 0 for only those.")
 @click.option("--resume", type=click.Path(), default=None, metavar="DIR",
               help="Continue the run saved in DIR where it stopped (--epochs may raise its "
               "length).")
+@click.option("--log", multiple=True, metavar="NAME",
+              help=f"Turn on a logger that a plugin registered: "
+              f"{_choices('callback') or '(none installed)'}; repeatable. Kept for --resume.")
+@click.option("--log-every", type=int, default=DEFAULTS.log_every, show_default=True,
+              metavar="N", help="Show a progress row, and let loggers write samples, every "
+              "N epochs; 0 for about ten per run.")
 @click.option("--config", "recipe", type=click.Path(dir_okay=False), default=None,
               metavar="FILE", help="Read the settings from a TOML recipe (see seqlm config); "
               "options given here override it.")
 def run(recipe: str | None, **options: Any) -> None:
     """Train a language model, plot its perplexity, and generate text."""
-    from rich.console import Console
-
     from seqlm.runner import run as run_training
+    from seqlm.stopping import pipe_aware_console, stop_on_signals
 
-    console = Console()
+    options["log"] = list(options["log"])
+    console = pipe_aware_console()
     ctx = click.get_current_context()
     typed = {k: v for k, v in options.items()
              if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
     if options["cuda_graph"] is None:
         options["cuda_graph"] = DEFAULTS.cuda_graph  # neither flag typed: auto
-    if options["resume"] is not None:
-        if recipe is not None:
-            raise UsageError("--config cannot be used with --resume: the checkpoint fixes "
-                             "the settings; drop --config")
-        # Only what was typed counts: the checkpoint supplies every other setting.
-        result = run_training(console=console, **typed)
-    else:
-        if recipe is not None:
-            from seqlm.recipes import load_recipe
+    if options["resume"] is not None and recipe is not None:
+        raise UsageError("--config cannot be used with --resume: the checkpoint fixes "
+                         "the settings; drop --config")
+    if recipe is not None:
+        from seqlm.recipes import load_recipe
 
-            options = {**options, **load_recipe(recipe), **typed}
-        result = run_training(RunConfig(**options), console=console)
+        options = {**options, **load_recipe(recipe), **typed}
+    # SIGTERM (kill, systemd, Slurm) and SIGHUP stop the run as Ctrl-C does: with a
+    # checkpoint to resume from.
+    with stop_on_signals():
+        if options["resume"] is not None:
+            # Only what was typed counts: the checkpoint supplies every other setting.
+            result = run_training(console=console, **typed)
+        else:
+            result = run_training(RunConfig(**options), console=console)
     if result.out_dir is None:
         return
     s = result.summary
@@ -282,7 +305,7 @@ def run(recipe: str | None, **options: Any) -> None:
                f"{s['best_val_ppl']:.4f} at epoch {s['best_epoch']})")
     console.print(
         f"final perplexity {s['final_train_ppl']:.4f}{val}, {s['tokens_per_s']:,.0f} tokens/s "
-        f"on {s['device']}", highlight=False,
+        f"on {s['device']}", highlight=False, markup=False,
     )
     if s.get("stopped_early"):
         console.print(s["stop_reason"], highlight=False, markup=False)
@@ -290,7 +313,8 @@ def run(recipe: str | None, **options: Any) -> None:
         console.print("the best checkpoint holds the averaged weights", highlight=False)
     console.print(f"sample: {result.sample}", highlight=False, markup=False)
     console.print(f"outputs in {result.out_dir}/ (summary.json, metrics.jsonl, "
-                  "perplexity.png, checkpoint.json)", highlight=False)
+                  "perplexity.png, checkpoint.json, status.json)", highlight=False,
+                  markup=False)
 
 
 _WHICH = click.option(
@@ -306,9 +330,10 @@ _DEVICE = click.option("--device", default="cpu", show_default=True,
 @click.option("--prefix", default=None,
               help="Text to continue [default: the run's own --prefix].")
 @click.option("--length", type=click.IntRange(min=0), default=DEFAULTS.predict,
-              show_default=True, help="How many tokens to generate.")
+              show_default=True, help="How many tokens to generate (at most 1,000,000).")
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0,
-              show_default=True, help="Below 1 sharpens the distribution, above 1 flattens it.")
+              show_default=True, help="Below 1 sharpens the distribution, above 1 flattens it; "
+              "from 0.001 to 1000.")
 @click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True,
               help="Draw only from the K most likely tokens; 0 for all.")
 @click.option("--greedy", is_flag=True, help="Always take the most likely token (the seed's "
@@ -420,6 +445,76 @@ def plugins(as_json: bool) -> None:
     Console().print(table)
 
 
+@main.command()
+@click.argument("folder", metavar="[DIR]", type=click.Path(), default="runs")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def runs(folder: str, as_json: bool) -> None:
+    """List the runs in runs/ (or DIR) with their figures and status.
+
+    Status: finished, running, stopped (by Ctrl-C; resume it) or failed, as the run
+    folder's status.json records it.
+    """
+    from pathlib import Path
+
+    from seqlm.run_listing import find_runs, runs_table
+
+    path = Path(folder)
+    if folder == "runs" and not path.exists():  # the default before any run: no error
+        records, empty = [], "No runs yet: runs/ does not exist here (seqlm run creates it)."
+    else:
+        records = find_runs(path)
+        empty = f"No runs in {folder} (a run folder holds status.json or metrics.jsonl)."
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in records], indent=2))
+    elif not records:
+        click.echo(empty, err=True)
+    else:
+        from rich.console import Console
+
+        Console().print(runs_table(records, f"seqlm runs in {folder}"))
+    _notes(records)
+
+
+def _notes(records: list[Any]) -> None:
+    """One line on stderr for each run folder with something to remark (an older run)."""
+    for record in records:
+        if record.note:
+            click.echo(f"note: {record.name}: {record.note}", err=True)
+
+
+@main.command()
+@click.argument("run_dirs", metavar="RUN RUN...", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", default="compare.png", show_default=True, type=click.Path(),
+              help="Picture of the runs' curves (.png, .svg or .pdf); only an existing "
+              "picture is ever replaced.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def compare(run_dirs: tuple[str, ...], output: str, as_json: bool) -> None:
+    """Compare runs: their curves in one picture, their figures in a table.
+
+    Each run is labelled by the settings in which the runs differ.
+    """
+    from pathlib import Path
+
+    from seqlm.compare import check_output, comparison, comparison_table, load_runs, plot_runs
+
+    path = Path(output)
+    check_output(path)
+    records = load_runs(run_dirs)
+    result = comparison(records)
+    plot_runs(records, [row["label"] for row in result["runs"]], path)
+    result["plot"] = str(path)
+    _notes(records)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    from rich.console import Console
+
+    Console().print(comparison_table(result))
+    if not result["differing_settings"]:
+        click.echo("The runs have the same settings.")
+    click.echo(f"plot: {path}")
+
+
 @main.command("new-plugin")
 @click.argument("name")
 @click.option("--dir", "parent", type=click.Path(file_okay=False), default=".",
@@ -443,7 +538,7 @@ def new_plugin(name: str, parent: str) -> None:
 @click.argument("kind", type=click.Choice([f"{k}s" for k in KINDS]))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_components(kind: str, as_json: bool) -> None:
-    """List the available cells, samplers, tokenizers or trainers.
+    """List the available cells, samplers, tokenizers, trainers or callbacks.
 
     Each name comes with its class, the plugin that registered it and the first line of
     its docstring. Listing imports the classes (and so torch).

@@ -7,6 +7,14 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from seqlm.bounds import (
+    check_device_name,
+    check_float32,
+    check_generate_length,
+    check_model_size,
+    check_seed,
+    check_threads,
+)
 from seqlm.errors import UsageError
 from seqlm.graph_policy import check_setting
 from seqlm.text import check_encoding
@@ -75,6 +83,8 @@ class RunConfig:
     force: bool = False
     checkpoint_every: int = 10
     resume: str | Path | None = None
+    log: list[str] = field(default_factory=list)
+    log_every: int = 0
 
     def validate(self) -> RunConfig:
         """Raise :class:`UsageError` naming the first out-of-range setting."""
@@ -96,7 +106,7 @@ class RunConfig:
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise UsageError(f"--{_flag(name)} must be 0 (off) or more, got {value!r}")
         for name in ("embedding_dim", "checkpoint_every", "warmup_epochs", "threads",
-                     "patience"):
+                     "log_every", "patience"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise UsageError(f"--{_flag(name)} must be a whole number, 0 or more, "
@@ -115,19 +125,24 @@ class RunConfig:
             raise UsageError(f"--max-tokens must be 0 (whole text) or more, got {self.max_tokens}")
         if self.predict < 0:
             raise UsageError(f"--predict must be 0 or more, got {self.predict}")
-        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith(
-            "cuda:"
-        ):
-            raise UsageError(f"--device {self.device!r} not recognized. "
-                             "Choose one of: auto, cpu, cuda, cuda:N, mps")
+        check_device_name(self.device)
         if self.lr is not None and not math.isfinite(self.lr):
             raise UsageError(f"--lr must be a finite number greater than 0, got {self.lr!r}")
         if not self.prefix.strip():
             raise UsageError("--prefix is empty; give some text for the model to continue, "
                              "for example --prefix 'time traveller'")
-        if self.seed is not None and not -(2**63) <= self.seed < 2**64:
-            raise UsageError(f"--seed must be a whole number from 0 to 2**64 - 1, got {self.seed}")
+        check_seed(self.seed)
         check_setting(self.cuda_graph)
+        # Limits torch would enforce late (an overflow) or not at all (a crash).
+        check_threads(self.threads)
+        check_model_size(self.hidden, self.embedding_dim, self.num_layers)
+        check_float32("--lr", self.lr)
+        check_float32("--weight-decay", self.weight_decay)
+        check_generate_length("--predict", self.predict)
+        bad = [name for name in self.log if not isinstance(name, str) or not name.strip()]
+        if bad:
+            raise UsageError(f"--log needs the name of a logger, got {bad[0]!r}; "
+                             "seqlm list callbacks shows them")
         if self.val_fraction == 0:
             # Both decide by the validation loss, which needs held-out text.
             for name, on in (("patience", self.patience), ("average", self.average)):
@@ -148,6 +163,7 @@ class RunConfig:
         for key in ("data", "out", "resume"):
             if data[key] is not None:
                 data[key] = str(data[key])
+        data["log"] = list(data["log"])
         return data
 
     @classmethod

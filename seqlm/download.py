@@ -28,6 +28,9 @@ BOOK_FILENAME = "timemachine.txt"
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF_S = 1.0
 DEFAULT_TIMEOUT_S = 30.0
+#: The book is 179 kB; a server sending more than this is sending something else, and
+#: one that never stops would otherwise fill the disk.
+DEFAULT_MAX_MB = 50.0
 
 
 class _AttemptFailed(Exception):
@@ -92,6 +95,11 @@ def download_settings() -> tuple[int, float, float]:
     return retries, backoff_s, timeout_s
 
 
+def download_limit_bytes() -> int:
+    """The most bytes a download may bring: ``$SEQLM_DOWNLOAD_MAX_MB`` megabytes (50)."""
+    return int(_env_number("SEQLM_DOWNLOAD_MAX_MB", DEFAULT_MAX_MB, float, 0.001) * 1_000_000)
+
+
 def book_path(
     url: str | None = None,
     directory: Path | None = None,
@@ -99,17 +107,20 @@ def book_path(
     retries: int | None = None,
     backoff_s: float | None = None,
     timeout_s: float | None = None,
+    max_bytes: int | None = None,
 ) -> Path:
     """The path of the verified book, downloading it first if the cache has no good copy.
 
     ``$SEQLM_BOOK_URL`` overrides the default mirror; settings left as None come from
-    :func:`download_settings`. A file already at the book's place that does not match
+    :func:`download_settings`, and ``max_bytes`` (the most a download may bring) from
+    :func:`download_limit_bytes`. A file already at the book's place that does not match
     its checksum is kept, renamed with a ``.old`` suffix, once a good copy has arrived.
     """
     env_retries, env_backoff, env_timeout = download_settings()
     retries = env_retries if retries is None else retries
     backoff_s = env_backoff if backoff_s is None else backoff_s
     timeout_s = env_timeout if timeout_s is None else timeout_s
+    max_bytes = download_limit_bytes() if max_bytes is None else max_bytes
     directory = directory if directory is not None else data_dir()
     target = directory / BOOK_FILENAME
     if target.is_file() and sha1_of(target) == BOOK_SHA1:
@@ -128,7 +139,7 @@ def book_path(
     last_error = "no attempt made"
     for attempt in range(1, retries + 1):
         try:
-            part = _download_verified(url, directory, timeout_s)
+            part = _download_verified(url, directory, timeout_s, max_bytes)
         except _AttemptFailed as failure:
             last_error = str(failure)
             if not failure.retry:
@@ -168,10 +179,11 @@ def _install(part: Path, target: Path) -> None:
                         "SEQLM_DATA_DIR to a writable folder or pass --data FILE") from None
 
 
-def _download_verified(url: str, directory: Path, timeout_s: float) -> Path:
+def _download_verified(url: str, directory: Path, timeout_s: float, max_bytes: int) -> Path:
     """Stream ``url`` into a ``.part`` file and return it once its SHA-1 is the book's.
 
-    Whatever goes wrong, Ctrl-C included, the ``.part`` file is removed.
+    More than ``max_bytes`` stops the download. Whatever goes wrong, Ctrl-C included,
+    the ``.part`` file is removed.
     """
     import requests
 
@@ -184,11 +196,15 @@ def _download_verified(url: str, directory: Path, timeout_s: float) -> Path:
             try:
                 with requests.get(url, timeout=timeout_s, stream=True) as response:
                     _check_status(response)
+                    expected = response.headers.get("Content-Length")
+                    if expected is not None and expected.isdigit() and int(expected) > max_bytes:
+                        raise _too_big(f"announces {int(expected):,} bytes", max_bytes)
                     for chunk in response.iter_content(chunk_size=1 << 16):
+                        received += len(chunk)
+                        if received > max_bytes:
+                            raise _too_big(f"sent more than {max_bytes:,} bytes", max_bytes)
                         f.write(chunk)
                         digest.update(chunk)
-                        received += len(chunk)
-                    expected = response.headers.get("Content-Length")
             except requests.Timeout:
                 raise _AttemptFailed(f"no answer within {timeout_s:g} s") from None
             except requests.RequestException as exc:
@@ -210,6 +226,13 @@ def _download_verified(url: str, directory: Path, timeout_s: float) -> Path:
     except BaseException:
         part.unlink(missing_ok=True)
         raise
+
+
+def _too_big(what: str, max_bytes: int) -> _AttemptFailed:
+    # Asking again would bring the same flood: no retry.
+    return _AttemptFailed(f"the server {what}, more than the limit of {max_bytes:,} "
+                          f"(the book is about 179 kB; SEQLM_DOWNLOAD_MAX_MB raises the limit)",
+                          retry=False)
 
 
 def _check_status(response: object) -> None:

@@ -34,3 +34,7 @@ class ContractError(PluginError):
 
 class TrainingError(SeqlmError):
     """Training cannot go on (for example the loss became NaN)."""
+
+
+class OutputError(SeqlmError):
+    """A file of the run folder could not be written (a full disk, say); names the file."""

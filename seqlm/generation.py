@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from seqlm.errors import UsageError
 from seqlm.interfaces import Tokenizer
 from seqlm.model import RNNModel
 from seqlm.vocab import Vocab
+
+#: How often (in tokens) :func:`generate` reports its progress.
+PROGRESS_EVERY = 1000
 
 
 @torch.no_grad()
@@ -22,6 +27,7 @@ def generate(
     temperature: float = 1.0,
     top_k: int = 0,
     generator: torch.Generator | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> str:
     """Continue ``prefix`` with ``length`` tokens and return the whole text.
 
@@ -29,7 +35,8 @@ def generate(
     each next token is the most likely one when ``greedy`` (the seed's argmax), otherwise
     drawn from the softmax at ``temperature``, restricted to the ``top_k`` most likely
     tokens when ``top_k > 0``. Sampling never draws ``<unk>``, which stands for no
-    particular text.
+    particular text. ``on_progress(n)`` hears every :data:`PROGRESS_EVERY` tokens how
+    many have been generated.
     """
     prefix_tokens = tokenizer.tokenize([prefix])[0]
     if not prefix_tokens:
@@ -50,6 +57,8 @@ def generate(
             scores[vocab.unk] = float("-inf")
         next_id = _pick(scores, greedy, temperature, top_k, generator)
         generated[i] = next_id
+        if on_progress is not None and (i + 1) % PROGRESS_EVERY == 0:
+            on_progress(i + 1)  # a count of the host's: no wait for the device
         logits, state = model(next_id.view(1, 1), state)
     model.train(was_training)
     return tokenizer.detokenize(list(prefix_tokens) + vocab.to_tokens(generated.tolist()))

@@ -36,5 +36,10 @@ def register_trainers(register: Any) -> None:
 
 
 @hookspec
+def register_callbacks(register: Any) -> None:
+    """Add training callbacks such as loggers: call ``register(name, cls)`` once for each."""
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add commands to the ``seqlm`` click group passed as ``cli``."""

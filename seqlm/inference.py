@@ -15,17 +15,24 @@ from typing import Any
 import torch
 
 from seqlm.blame import calling
-from seqlm.checkpoint import CheckpointError, checkpoint_path, load_checkpoint, load_weights
+from seqlm.bounds import (
+    check_device_name,
+    check_generate_length,
+    check_seed,
+    check_temperature,
+)
+from seqlm.checkpoint import CheckpointError, checkpoint_path, load_weights
 from seqlm.checkpointing import BEST, LAST
 from seqlm.config import RunConfig
 from seqlm.dynamic_eval import DynamicSettings, dynamic_loss
-from seqlm.errors import DataError
+from seqlm.errors import DataError, UsageError
 from seqlm.evaluation import evaluate_loss
 from seqlm.interfaces import Tokenizer
 from seqlm.metrics import bits_per_token, perplexity
 from seqlm.model import RNNModel
-from seqlm.plugins import get_plugins
+from seqlm.plugins import check_options, get_plugins
 from seqlm.provenance import resolve
+from seqlm.runstate import load_run_checkpoint
 from seqlm.vocab import UNK, Vocab
 
 
@@ -54,10 +61,11 @@ def load_trained(
     """
     from seqlm.runner import build_model, resolve_device
 
+    check_device_name(device)
     name = LAST if which == "last" else BEST
     if name == BEST and not checkpoint_path(run_dir, BEST).is_file():
         name = LAST
-    state = load_checkpoint(run_dir, name)
+    state = load_run_checkpoint(run_dir, name)
     try:
         config = RunConfig.from_dict(state["config"])
         vocab = Vocab.from_dict(state["vocab"])
@@ -72,11 +80,17 @@ def load_trained(
     cell_name = state.get("cell", config.cell)
     tokenizer_cls = resolve(plugins, "tokenizer", tokenizer_name, recorded.get("tokenizer"), warn)
     cell_cls = resolve(plugins, "cell", cell_name, recorded.get("cell"), warn)
-    with calling("tokenizer", tokenizer_name, plugins):
-        tokenizer = tokenizer_cls(**config.tokenizer_options)
-        tokenizer.load_state_dict(tokenizer_info.get("state") or {})
-    with calling("cell", cell_name, plugins):
-        model = build_model(cell_cls, config, len(vocab))
+    try:
+        # The options come from the checkpoint: a bad one is the file's fault.
+        check_options("tokenizer", tokenizer_name, tokenizer_cls, config.tokenizer_options)
+        with calling("tokenizer", tokenizer_name, plugins):
+            tokenizer = tokenizer_cls(**config.tokenizer_options)
+            tokenizer.load_state_dict(tokenizer_info.get("state") or {})
+        with calling("cell", cell_name, plugins):
+            model = build_model(cell_cls, config, len(vocab))
+    except UsageError as error:
+        raise CheckpointError(f"{checkpoint_path(run_dir, name)}: {error}; the file was "
+                              "edited or damaged") from None
     load_weights(model, weights, run_dir)
     model.to(resolve_device(device)).eval()
     return TrainedModel(model, vocab, tokenizer, config, int(state.get("epoch", 0)), name)
@@ -105,6 +119,11 @@ def generate_text(
     """
     from seqlm.generation import generate
 
+    # Checked before the model loads: each would otherwise fail midway, in torch.
+    check_generate_length("--length", length)
+    if not greedy:
+        check_temperature(temperature)
+    check_seed(seed)
     trained = load_trained(run_dir, which, device, warn)
     if prefix is None:
         prefix = trained.config.prefix

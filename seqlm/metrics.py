@@ -22,8 +22,10 @@ class EpochMetrics:
     """Loss, perplexity and speed of one epoch (one row of ``metrics.jsonl``).
 
     ``val_loss`` is None when no text is held out (``--val-fraction 0``); ``lr`` is the
-    learning rate the epoch trained with, when the trainer reports it. ``avg_val_loss``
-    is the validation loss of the averaged weights (``--average``), once they exist.
+    learning rate the epoch trained with and ``grad_norm`` the mean over its batches of
+    the global gradient norm before clipping, when the trainer reports them.
+    ``avg_val_loss`` is the validation loss of the averaged weights (``--average``), once
+    they exist.
     """
 
     epoch: int
@@ -32,6 +34,7 @@ class EpochMetrics:
     seconds: float
     val_loss: float | None = None
     lr: float | None = None
+    grad_norm: float | None = None
     avg_val_loss: float | None = None
 
     @property
@@ -92,6 +95,7 @@ class EpochMetrics:
             tokens=int(row["tokens"]), seconds=float(row["seconds"]),
             val_loss=None if row.get("val_loss") is None else float(row["val_loss"]),
             lr=None if row.get("lr") is None else float(row["lr"]),
+            grad_norm=None if row.get("grad_norm") is None else float(row["grad_norm"]),
             avg_val_loss=(None if row.get("avg_val_loss") is None
                           else float(row["avg_val_loss"])),
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from collections.abc import Sequence
@@ -14,6 +13,14 @@ from seqlm.callbacks import Callback
 from seqlm.errors import UsageError
 from seqlm.interfaces import Trainer
 from seqlm.metrics import EpochMetrics
+from seqlm.runfiles import (
+    check_run_folder,
+    clear_previous_run,
+    record_written,
+    remove_stale_temporaries,
+)
+from seqlm.runlock import check_not_in_use
+from seqlm.safewrite import cannot_write, open_append, write_bytes_atomic
 
 RUNS_DIR = Path("runs")
 
@@ -22,8 +29,11 @@ def prepare_run_dir(out: str | Path | None, force: bool = False) -> Path:
     """Create and return the run folder, refusing to overwrite a previous run.
 
     Without ``out``, a fresh timestamped folder under ``runs/``, never one that exists.
-    An existing non-empty ``out`` is refused unless ``force``; one that cannot be written
-    is refused here, before any training, so no time is lost on a run that cannot be kept.
+    An existing non-empty ``out`` is refused unless ``force``, and even then when it
+    holds files at seqlm's names that seqlm did not write (see :mod:`seqlm.runfiles`);
+    one that cannot be written is refused here, before any training, so no time is lost
+    on a run that cannot be kept. Nothing is deleted here: :func:`start_run_files` does
+    that once the folder's lock is held.
     """
     if out is None:
         return _new_timestamped_dir(RUNS_DIR)
@@ -31,11 +41,9 @@ def prepare_run_dir(out: str | Path | None, force: bool = False) -> Path:
     if path.exists() and not path.is_dir():
         raise UsageError(f"--out {path}: exists and is not a folder; choose another path")
     try:
-        if path.is_dir() and any(path.iterdir()) and not force:
-            raise UsageError(
-                f"--out {path}: folder is not empty (a previous run?); choose another "
-                "folder or pass --force to write into it"
-            )
+        if path.is_dir():
+            check_not_in_use(path)
+            check_run_folder(path, force)
         path.mkdir(parents=True, exist_ok=True)
         _check_writable(path)
     except OSError as exc:
@@ -71,17 +79,31 @@ def _check_writable(path: Path) -> None:
         pass
 
 
+def start_run_files(folder: Path, force: bool, resumed: bool) -> None:
+    """Make ``folder`` ready for a run; call it while holding the folder's lock.
+
+    Temporary files of a killed run go; with ``force`` (and not resuming), so do the
+    files the earlier run wrote, so that nothing of it is taken for the new run.
+    """
+    remove_stale_temporaries(folder)
+    if force and not resumed:
+        clear_previous_run(folder)
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file beside ``path``, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON to a temporary file beside ``path``, then rename it into place.
+
+    Never follows a link at ``path``; the file is recorded as seqlm's own
+    (:mod:`seqlm.runfiles`). Raises :class:`OutputError` naming ``path`` on failure.
+    """
+    write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+    record_written(path.parent, path)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` as :func:`write_json_atomic` does."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+    record_written(path.parent, path)
 
 
 class MetricsWriter(Callback):
@@ -92,12 +114,16 @@ class MetricsWriter(Callback):
         self.file = None
 
     def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
-        self.file = open(self.path, "a", encoding="utf-8")
+        self.file = open_append(self.path)
 
     def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:  # noqa: D102
         if self.file is not None:
-            self.file.write(json.dumps(metrics.to_dict()) + "\n")
-            self.file.flush()
+            try:
+                self.file.write((json.dumps(metrics.to_dict()) + "\n").encode("utf-8"))
+                self.file.flush()
+            except OSError as exc:
+                raise cannot_write(self.path, exc) from None
+            record_written(self.path.parent, self.path)
 
     def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:  # noqa: D102
         self._close()

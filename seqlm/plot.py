@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from seqlm.metrics import EpochMetrics
+from seqlm.safewrite import write_atomic
 
 _imports: threading.Thread | None = None
 _imports_lock = threading.Lock()
@@ -38,7 +39,10 @@ def start_imports() -> None:
 
 
 def plot_perplexity(history: Sequence[EpochMetrics], path: Path, title: str = "") -> Path:
-    """Draw training (and, when measured, validation) perplexity per epoch as a PNG."""
+    """Draw training (and, when measured, validation) perplexity per epoch as a PNG.
+
+    Raises :class:`~seqlm.errors.OutputError` naming ``path`` if it cannot be written.
+    """
     if _imports is not None:
         _imports.join()  # an import in progress elsewhere finishes first
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -65,7 +69,8 @@ def plot_perplexity(history: Sequence[EpochMetrics], path: Path, title: str = ""
     ax.grid(linestyle="--", alpha=0.7)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    # Through a temporary file and a rename: never through a link at ``path``.
+    write_atomic(path, lambda f: fig.savefig(f, format="png"))
     return path
 
 

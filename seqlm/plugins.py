@@ -59,7 +59,11 @@ KINDS: dict[str, str] = {
     "sampler": "register_samplers",
     "cell": "register_cells",
     "trainer": "register_trainers",
+    "callback": "register_callbacks",
 }
+
+#: The ``seqlm run`` option that chooses a kind, where it is not ``--KIND``.
+FLAGS: dict[str, str] = {"callback": "--log"}
 
 #: Every hook a plugin may implement, in the order of :mod:`seqlm.hookspecs`.
 HOOKS: tuple[str, ...] = tuple(
@@ -72,7 +76,11 @@ INTERFACES: dict[str, str] = {
     "sampler": "Sampler",
     "cell": "RecurrentCell",
     "trainer": "Trainer",
+    "callback": "Callback",
 }
+
+#: The module that defines each kind's base class, where it is not seqlm.interfaces.
+INTERFACE_MODULES: dict[str, str] = {"callback": "seqlm.callbacks"}
 
 _DIST_INFO = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)\.(dist|egg)-info$")
 
@@ -169,10 +177,10 @@ def interface_problem(kind: str, cls: Any) -> str | None:
         return f"expected a class, got {type(cls).__name__} {cls!r}"
     # A subclass of the interface has already imported seqlm.interfaces (and torch);
     # looking it up in sys.modules keeps torch off the start-up path otherwise.
-    interfaces = sys.modules.get("seqlm.interfaces")
-    base = getattr(interfaces, INTERFACES[kind], None)
+    module = INTERFACE_MODULES.get(kind, "seqlm.interfaces")
+    base = getattr(sys.modules.get(module), INTERFACES[kind], None)
     if base is None or not issubclass(cls, base):
-        return f"{cls.__qualname__} does not subclass seqlm.interfaces.{INTERFACES[kind]}"
+        return f"{cls.__qualname__} does not subclass {module}.{INTERFACES[kind]}"
     if inspect.isabstract(cls):
         names = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
         return f"{cls.__qualname__} leaves abstract methods unimplemented: {names}"
@@ -243,7 +251,8 @@ def _identify(ep: metadata.EntryPoint) -> tuple[str, str]:
 
 
 class Plugins:
-    """The plugin manager and the registries of tokenizers, samplers, cells and trainers."""
+    """The plugin manager and the registries of tokenizers, samplers, cells, trainers and
+    callbacks."""
 
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(GROUP)
@@ -490,7 +499,8 @@ class Plugins:
         found = self.implementations(kind).get(name)
         if not found:
             choices = ", ".join(self.choices(kind)) or "(none registered)"
-            raise UsageError(f"--{kind} {name!r} not recognized. Choose one of: {choices} "
+            raise UsageError(f"{FLAGS.get(kind, '--' + kind)} {name!r} not recognized. "
+                             f"Choose one of: {choices} "
                              f"(seqlm list {kind}s describes them)")
         if len(found) > 1:
             raise UsageError(self._conflict_message(kind, name, found))

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from seqlm.callbacks import Callback
+from seqlm.generation import PROGRESS_EVERY
 from seqlm.interfaces import Trainer
 from seqlm.metrics import EpochMetrics
 
@@ -43,7 +45,14 @@ def _val_text(m: EpochMetrics) -> tuple[str, str]:
     return f"{m.val_ppl:.4f}{averaged}", f"{m.val_bits:.3f}"
 
 
-def _log_every(epochs: int) -> int:
+def _optim_text(m: EpochMetrics) -> tuple[str, str]:
+    """Learning rate and mean gradient norm as table cells ("-" where not reported)."""
+    lr = "-" if m.lr is None else f"{m.lr:.2g}"
+    norm = "-" if m.grad_norm is None else f"{m.grad_norm:.3g}"
+    return lr, norm
+
+
+def log_every(epochs: int) -> int:
     """Log about ten rows per run: every 50 epochs for the default 500, like the seed."""
     return max(1, epochs // 10)
 
@@ -53,7 +62,8 @@ class RichProgress(Callback):
 
     It shows one row every ``log_every`` epochs (50 of the default 500) and a last row
     for the current epoch, with training perplexity and, when text is held out,
-    validation perplexity and bits per token.
+    validation perplexity and bits per token, then the learning rate and the mean
+    gradient norm (before clipping).
     """
 
     def __init__(self, console: Console, title: str = "Training", log_every: int = 0) -> None:
@@ -66,7 +76,7 @@ class RichProgress(Callback):
     def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
         self.total = trainer.epochs
         self.start = trainer.start_epoch  # epochs done before a resume
-        self.log_every = self.log_every or _log_every(self.total)
+        self.log_every = self.log_every or log_every(self.total)
         self.timer = _Timer()
         self.live = Live(self._table(None), console=self.console, auto_refresh=False,
                          transient=False)
@@ -96,22 +106,25 @@ class RichProgress(Callback):
             self.live.stop()
             self.live = None
 
+    def _times(self, m: EpochMetrics) -> str:
+        remaining = self.timer.remaining(m.epoch - self.start, self.total - self.start)
+        return f"{format_duration(self.timer.elapsed())} / {format_duration(remaining)}"
+
     def _table(self, current: EpochMetrics | None) -> Table:
-        table = Table(title=self.title, title_justify="left")
-        for column in ("Epoch", "Train ppl", "Val ppl", "Val bits/token", "Tokens/s",
-                       "Elapsed", "Remaining"):
-            table.add_column(column, justify="right")
+        # Text, not markup: the title holds names a plugin chose.
+        table = Table(title=Text(self.title), title_justify="left")
+        # Two-line headers keep the figures within an 80-column terminal.
+        for column in ("Epoch", "Train\nppl", "Val\nppl", "Val\nbits", "LR", "Grad\nnorm",
+                       "Tokens/s", "Elapsed\n/ left"):
+            table.add_column(column, justify="right", no_wrap=True)
         shown = list(self.rows)
         if current is not None and (not shown or shown[-1] is not current):
             shown.append(current)
         for m in shown:
             table.add_row(
                 f"{m.epoch}/{self.total}", f"{m.train_ppl:.4f}", *_val_text(m),
-                f"{m.tokens_per_s:,.0f}",
-                format_duration(self.timer.elapsed()) if m is shown[-1] else "",
-                format_duration(self.timer.remaining(m.epoch - self.start,
-                                                     self.total - self.start))
-                if m is shown[-1] else "",
+                *_optim_text(m), f"{m.tokens_per_s:,.0f}",
+                self._times(m) if m is shown[-1] else "",
             )
         return table
 
@@ -126,7 +139,7 @@ class PlainProgress(Callback):
     def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
         self.total = trainer.epochs
         self.start = trainer.start_epoch  # epochs done before a resume
-        self.log_every = self.log_every or _log_every(self.total)
+        self.log_every = self.log_every or log_every(self.total)
         self.timer = _Timer()
 
     def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:  # noqa: D102
@@ -138,9 +151,11 @@ class PlainProgress(Callback):
                    f"{metrics.val_bits:.3f}  ")
             if metrics.avg_val_loss is not None:
                 val += f"averaged weights' val perplexity {math.exp(metrics.avg_val_loss):.4f}  "
+        lr, norm = _optim_text(metrics)
         remaining = self.timer.remaining(metrics.epoch - self.start, self.total - self.start)
         self.console.print(
             f"epoch {metrics.epoch}/{self.total}  perplexity {metrics.train_ppl:.4f}  {val}"
+            f"lr {lr}  grad norm {norm}  "
             f"{metrics.tokens_per_s:,.0f} tokens/s  elapsed "
             f"{format_duration(self.timer.elapsed())}  remaining "
             f"{format_duration(remaining)}",
@@ -152,8 +167,34 @@ class PlainProgress(Callback):
             self.console.print(trainer.stop_reason, highlight=False, soft_wrap=True)
 
 
-def make_progress(console: Console, title: str) -> Callback:
-    """A live table on a terminal, plain lines otherwise."""
+def make_progress(console: Console, title: str, every: int = 0) -> Callback:
+    """A live table on a terminal, plain lines otherwise; a row every ``every`` epochs
+    (0: about ten per run)."""
     if console.is_terminal and not console.is_dumb_terminal:
-        return RichProgress(console, title=title)
-    return PlainProgress(console)
+        return RichProgress(console, title=title, log_every=every)
+    return PlainProgress(console, log_every=every)
+
+
+#: Generation of at least this many tokens reports its progress.
+LONG_GENERATION = 10_000
+
+
+def generation_progress(console: Console, total: int) -> Callable[[int], None] | None:
+    """A progress reporter for generating ``total`` tokens: a line about every 10%.
+
+    None for a short generation, which needs none.
+    """
+    if total < LONG_GENERATION:
+        return None
+    console.print(f"generating {total:,} tokens (Ctrl-C stops; the run's files are already "
+                  "saved)", highlight=False, markup=False)
+    step = max(total // 10, 1)
+    timer = _Timer()
+
+    def report(done: int) -> None:
+        if done % step < PROGRESS_EVERY or done == total:
+            console.print(f"generated {done:,} of {total:,} tokens, remaining "
+                          f"{format_duration(timer.remaining(done, total))}",
+                          highlight=False, markup=False)
+
+    return report

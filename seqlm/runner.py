@@ -17,8 +17,8 @@ from rich.console import Console
 
 import seqlm
 from seqlm.blame import blaming_plugins, calling
-from seqlm.callbacks import Callback
-from seqlm.checkpoint import checkpoint_path, load_checkpoint, load_weights
+from seqlm.callbacks import Callback, RunInfo
+from seqlm.checkpoint import CheckpointError, checkpoint_path, load_weights
 from seqlm.checkpointing import LAST, CheckpointCallback
 from seqlm.config import DEFAULT_PREFIX, RunConfig
 from seqlm.corpus import build_corpus, load_text
@@ -30,27 +30,39 @@ from seqlm.door import (
     history_problem,
     refuse,
 )
-from seqlm.errors import DataError, TrainingError, UsageError
+from seqlm.errors import DataError, OutputError, TrainingError, UsageError
 from seqlm.evaluation import hold_out
 from seqlm.generation import generate
 from seqlm.interfaces import RecurrentCell, Tokenizer, Trainer
+from seqlm.loggers import build_loggers, resolve_loggers
 from seqlm.metrics import EpochMetrics
 from seqlm.model import RNNModel
 from seqlm.options import convert_options, same_options
-from seqlm.outputs import MetricsWriter, prepare_run_dir, write_json_atomic
+from seqlm.outputs import (
+    MetricsWriter,
+    prepare_run_dir,
+    start_run_files,
+    write_json_atomic,
+    write_text_atomic,
+)
 from seqlm.plot import PlotInBackground, start_imports
 from seqlm.plugins import check_options, get_plugins
 from seqlm.preflight import check_corpus_fits, check_prefix, opening_prefix
-from seqlm.progress import make_progress
+from seqlm.progress import generation_progress, log_every, make_progress
 from seqlm.provenance import record, resolve
+from seqlm.run_status import StatusRecorder
+from seqlm.runfiles import check_names_are_files, record_written
 from seqlm.runlock import hold_run_folder
+from seqlm.runstate import load_run_checkpoint
 from seqlm.summary import summarize
 from seqlm.text import clean_lines
+from seqlm.textsum import check_same_text, text_checksum
+from seqlm.training import TrainerStateError
 from seqlm.vocab import Vocab
 
 #: Settings a resumed run may change; the others must stay as the checkpoint has them.
 RESUMABLE = ("epochs", "device", "threads", "cuda_graph", "checkpoint_every", "prefix",
-             "predict", "resume", "force", "patience")
+             "predict", "resume", "force", "log", "log_every", "patience")
 
 #: Trainer options and their defaults; only changed ones are passed to the trainer.
 TRAINER_OPTIONS = {"optimizer": "sgd", "weight_decay": None, "schedule": "constant",
@@ -168,7 +180,13 @@ def _resumed_config(
             return same_options(old, value)  # typed text against the saved values
         return old == value
 
-    changed = [k for k, v in overrides.items() if k not in RESUMABLE and not same(k, v)]
+    moved = overrides.get("data")
+    if moved is not None and not same("data", moved):
+        check_same_text(checkpoint, moved, resume)  # the text moved: same content, new path
+    else:
+        moved = None
+    changed = [k for k, v in overrides.items()
+               if k not in RESUMABLE and not same(k, v) and not (k == "data" and moved)]
     if changed:
         flags = ", ".join(f"--{k.replace('_options', '-opt').replace('_', '-')}"
                           for k in changed)
@@ -179,6 +197,8 @@ def _resumed_config(
     if allowed.get("epochs", saved.epochs) < done:
         raise UsageError(f"--epochs {allowed['epochs']} is fewer than the {done} epochs the "
                          f"checkpoint in {resume} has done; give more, or leave it out")
+    if moved is not None:
+        allowed["data"] = moved
     return replace(saved, **allowed, resume=resume, out=checkpoint_path(resume, LAST).parent)
 
 
@@ -241,7 +261,7 @@ def _run(
     config = replace(config or RunConfig(), **overrides)
     resumed: dict[str, Any] | None = None
     if config.resume is not None:
-        resumed = load_checkpoint(config.resume, LAST)
+        resumed = load_run_checkpoint(config.resume, LAST)
         config = _resumed_config(resumed, config.resume, overrides)
     config.validate()
     console = console or Console()
@@ -255,6 +275,7 @@ def _run(
         resolve(plugins, kind, getattr(config, kind), recorded.get(kind), warn)
         for kind in ("tokenizer", "sampler", "cell", "trainer"))
     config = _convert_component_options(config, tokenizer_cls, sampler_cls, cell_cls)
+    loggers = resolve_loggers(config.log, plugins)
     trainer_options = _apply_trainer_options(trainer_cls, config)
     device = resolve_device(config.device)
     if config.threads:
@@ -263,6 +284,9 @@ def _run(
         random.seed(config.seed)
         torch.manual_seed(config.seed)
 
+    if resumed is not None and config.data is not None and not Path(config.data).exists():
+        raise DataError(f"the text this run trained on, {config.data}, is no longer there; "
+                        f"if it moved, resume with --resume {config.resume} --data NEW_PATH")
     text = load_text(config.data, config.encoding)
     tokenizer_label = component_label("tokenizer", config.tokenizer, plugins)
     with calling("tokenizer", config.tokenizer, plugins):
@@ -310,13 +334,14 @@ def _run(
                           {"sampler": config.sampler, "cell": config.cell}, plugins)
     if config.cuda_graph is True and device.type != "cuda":
         console.print(f"note: --cuda-graph applies to CUDA only; on {device.type} the steps "
-                      "run as usual", highlight=False)
+                      "run as usual", highlight=False, markup=False)
     if hasattr(trainer, "notify"):
         trainer.notify = lambda line: console.print(line, highlight=False, markup=False,
                                                     soft_wrap=True)
     if len(val_ids) and not trainer.validates:
         console.print(f"note: trainer {config.trainer!r} does not validate; the last "
-                      f"{len(val_ids)} tokens are held out unused", highlight=False)
+                      f"{len(val_ids)} tokens are held out unused", highlight=False,
+                      markup=False)
     if resumed is not None:
         with calling("trainer", config.trainer, plugins):
             _restore(model, trainer, resumed, config)
@@ -326,73 +351,134 @@ def _run(
         console.quiet = True
     out_dir = None
     if main:
-        out_dir = Path(config.out) if resumed is not None else prepare_run_dir(
-            config.out, config.force)
+        if resumed is not None:
+            out_dir = Path(config.out)
+            check_names_are_files(out_dir, "--resume")
+        else:
+            out_dir = prepare_run_dir(config.out, config.force)
     # Held until the run returns: nothing else may write this folder meanwhile.
     with hold_run_folder(out_dir) if out_dir is not None else contextlib.nullcontext():
-        console.print(describe_device(device, config.device), highlight=False)
-
+        if out_dir is not None:
+            start_run_files(out_dir, config.force, resumed=resumed is not None)
         run_callbacks: list[Callback] = list(callbacks)
-        saver = None
+        saver = status = None
         if out_dir is not None:
             components = record(plugins, {kind: getattr(config, kind) for kind in
                                           ("tokenizer", "sampler", "cell", "trainer")})
+            text_sha256 = text_checksum(config.data) if config.data is not None else None
             saver = CheckpointCallback(
-                out_dir, model, lambda: _describe(config, corpus.vocab, tokenizer, components),
+                out_dir, model,
+                lambda: {**_describe(config, corpus.vocab, tokenizer, components),
+                         "data_sha256": text_sha256},
                 every=config.checkpoint_every,
             )
-            metrics_path = out_dir / "metrics.jsonl"
-            # A resumed run's metrics restart from its checkpoint's, dropping later rows.
-            metrics_path.write_text("".join(
-                f"{json.dumps(m.to_dict())}\n" for m in trainer.history
-            ) if resumed is not None else "", encoding="utf-8")
-            title = (f"seqlm: {config.cell} on {device.type}, {len(train_ids):,} training + "
-                     f"{len(val_ids):,} held-out {config.tokenizer} tokens, vocabulary "
-                     f"{len(corpus.vocab)}")
-            run_callbacks = [make_progress(console, title), MetricsWriter(metrics_path), saver,
-                             *callbacks]
-            start_imports()  # matplotlib loads while the run trains
+            if resumed is not None:  # until an epoch ends, the checkpoint resumed from stands
+                saver.saved_epoch = int(resumed["epoch"]) or None
+            status = StatusRecorder(
+                out_dir, _describe(config, corpus.vocab, tokenizer, components)["config"])
         try:
+            console.print(describe_device(device, config.device), highlight=False, markup=False)
+            if out_dir is not None:
+                metrics_path = out_dir / "metrics.jsonl"
+                # A resumed run's metrics restart from its checkpoint's, dropping later rows.
+                write_text_atomic(metrics_path, "".join(
+                    f"{json.dumps(m.to_dict())}\n" for m in trainer.history
+                ) if resumed is not None else "")
+                title = (f"seqlm: {config.cell} on {device.type}, {len(train_ids):,} training "
+                         f"+ {len(val_ids):,} held-out {config.tokenizer} tokens, vocabulary "
+                         f"{len(corpus.vocab)}")
+                every = config.log_every or log_every(config.epochs)
+                info = RunInfo(out_dir, status.config, every,
+                               lambda length: generate(model, corpus.vocab, tokenizer,
+                                                       config.prefix, length))
+                run_callbacks = [make_progress(console, title, every),
+                                 MetricsWriter(metrics_path), saver,
+                                 *build_loggers(loggers, info), *callbacks, status]
+                start_imports()  # matplotlib loads while the run trains
             with calling("trainer", config.trainer, plugins):
                 history = trainer.fit(model, train_ids, sampler, run_callbacks,
                                       val_corpus=val_ids if len(val_ids) else None)
+        except TrainerStateError as error:
+            raise TrainerStateError(f"{checkpoint_path(config.out, LAST)}: {error}") from None
+        except OutputError as error:  # a full disk while writing metrics, say
+            kept = saver.saved_epoch if saver is not None else None
+            if kept:
+                raise OutputError(f"{error}. The checkpoint of epoch {kept} is kept in "
+                                  f"{out_dir}") from None
+            raise
         except TrainingError as error:
             kept = saver.saved_epoch if saver is not None else None
             if kept:
                 raise TrainingError(f"{error}. The last good checkpoint, of epoch {kept}, is in "
                                     f"{out_dir}") from error
             raise
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, BrokenPipeError):
+            # Ctrl-C, a stop signal under the CLI, or a closed output pipe: say truly what
+            # is kept (on stderr, which may still be open).
             if saver is not None:
-                Console(stderr=True).print(
-                    f"Saved the checkpoint of epoch {saver.interrupted_at} (the last finished) "
-                    f"in {out_dir}. Resume with: seqlm run --resume {out_dir}"
-                    if saver.interrupted_at is not None else
-                    "Stopped before the first epoch finished; no checkpoint was saved.",
-                    highlight=False, soft_wrap=True)
+                Console(stderr=True).print(saver.stop_message(), highlight=False,
+                                           markup=False, soft_wrap=True)
             raise
         problem = history_problem(history)
         if problem:
             raise refuse(component_label("trainer", config.trainer, plugins), "trainer", problem)
+
+        def summary_with(sample: str | None) -> dict[str, Any]:
+            return summarize(config, device, history, sample, model,
+                             train_tokens=len(train_ids), val_tokens=len(val_ids),
+                             vocab_size=len(corpus.vocab),
+                             cuda_graph=getattr(trainer, "graph_report", None),
+                             stop_reason=trainer.stop_reason)
+
+        def with_checkpoint_kept(error: OutputError) -> OutputError:
+            return OutputError(f"{error}. The checkpoint of epoch {saver.saved_epoch} is kept "
+                               f"in {out_dir}")
+
         # The plot draws in the background while the sample is generated.
         plot = (PlotInBackground(history, out_dir / "perplexity.png",
                                  title=f"{config.cell}, {config.sampler} sampling")
                 if out_dir is not None else None)
+
+        def finish_plot() -> None:
+            plot.wait()
+            record_written(out_dir, out_dir / "perplexity.png")
+
         try:
-            sample = (generate(model, corpus.vocab, tokenizer, config.prefix, config.predict)
-                      if main else "")
-            summary = summarize(config, device, history, sample, model,
-                                train_tokens=len(train_ids), val_tokens=len(val_ids),
-                                vocab_size=len(corpus.vocab),
-                                cuda_graph=getattr(trainer, "graph_report", None),
-                                stop_reason=trainer.stop_reason)
+            if out_dir is not None:
+                # Written before generating, so that a long generation, if stopped, loses
+                # neither the summary nor (once it is drawn) the plot.
+                write_json_atomic(out_dir / "summary.json", summary_with(None))
+            sample = ""
+            if main:
+                try:
+                    sample = generate(model, corpus.vocab, tokenizer, config.prefix,
+                                      config.predict, on_progress=generation_progress(
+                                          console, config.predict))
+                except KeyboardInterrupt:
+                    if out_dir is not None:
+                        files = "the checkpoint and summary.json are"
+                        with contextlib.suppress(Exception):
+                            finish_plot()
+                            files = "the checkpoint, summary.json and perplexity.png are"
+                        Console(stderr=True).print(
+                            f"Stopped while generating; {files} in {out_dir}.",
+                            highlight=False, markup=False, soft_wrap=True)
+                    raise
+            summary = summary_with(sample)
             if out_dir is not None:
                 write_json_atomic(out_dir / "summary.json", summary)
+        except OutputError as error:
+            raise with_checkpoint_kept(error) from None
         finally:
             if plot is not None:
                 plot.join()  # no thread writes the folder once the run has returned
         if plot is not None:
-            plot.wait()
+            try:
+                finish_plot()
+            except OutputError as error:
+                raise with_checkpoint_kept(error) from None
+        if status is not None:
+            status.finish()
         return RunResult(config, out_dir, device, history, sample, summary, model,
                          corpus.vocab, tokenizer)
 
@@ -427,4 +513,11 @@ def _restore(
     if state is None:
         raise UsageError(f"trainer {config.trainer!r} cannot resume from {config.out}: it "
                          "keeps no state in checkpoints; start a new run")
-    trainer.load_state_dict(state)
+    try:
+        trainer.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # The state is read from a file that may have been edited: a fault of the file.
+        raise CheckpointError(f"{checkpoint_path(config.out, LAST)}: the field 'trainer' does "
+                              f"not hold a state trainer {config.trainer!r} can resume from "
+                              f"({type(exc).__name__}: {exc}); restore the file, or train "
+                              "again") from None

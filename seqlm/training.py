@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from seqlm.averaging import WeightAverage
 from seqlm.callbacks import Callback, CallbackList
+from seqlm.checkpoint import CheckpointError
 from seqlm.early_stopping import early_stop_reason
 from seqlm.errors import DataError, TrainingError, UsageError
 from seqlm.evaluation import evaluate_loss
@@ -106,6 +107,16 @@ def cosine_factor(epoch: int, epochs: int, warmup: int = 0, floor: float = 0.05)
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+
+class TrainerStateError(CheckpointError):
+    """A trainer state read from a checkpoint cannot be applied: the file is damaged."""
+
+
+def _damaged(field: str, exc: Exception) -> TrainerStateError:
+    return TrainerStateError(f"the field 'trainer.{field}' cannot be restored "
+                             f"({type(exc).__name__}: {exc}); the file was edited or damaged: "
+                             "restore it, or train again")
+
 class DefaultTrainer(Trainer):
     """Minibatch SGD (or Adam/AdamW), global-norm gradient clipping, perplexity per epoch.
 
@@ -182,6 +193,7 @@ class DefaultTrainer(Trainer):
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self._pending_state: dict[str, Any] | None = None
+        self._grad_norms: torch.Tensor | None = None
 
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         """The chosen optimizer over all trainable parameters (plain SGD in the seed)."""
@@ -281,9 +293,18 @@ class DefaultTrainer(Trainer):
                 raise UsageError(f"the checkpoint's optimizer state does not fit --optimizer "
                                  f"{self.optimizer_name} ({exc}); resume with the same "
                                  "optimizer") from None
-        if state.get("scheduler") is not None and self.scheduler is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
+            except (TypeError, AttributeError) as exc:
+                raise _damaged("optimizer", exc) from None
+        damage = (TypeError, KeyError, ValueError, AttributeError, RuntimeError)
+        try:
+            if state.get("scheduler") is not None and self.scheduler is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+        except damage as exc:
+            raise _damaged("scheduler", exc) from None
+        try:
+            set_rng_state(state["rng"])
+        except damage as exc:
+            raise _damaged("rng", exc) from None
 
     # -- training ----------------------------------------------------------------------
 
@@ -307,6 +328,7 @@ class DefaultTrainer(Trainer):
         self._fixed_length = sampler.fixed_length
         self.graph_report = GraphReport(self.cuda_graph, self.graph_decision())
         self.optimizer = optimizer = self.make_optimizer(model)
+        self._grad_norms = None  # made afresh on this fit's device
         self.scheduler = self.make_scheduler(optimizer)
         params = [p for p in model.parameters() if p.requires_grad]
         net = self.wrap_model(model)
@@ -386,9 +408,21 @@ class DefaultTrainer(Trainer):
         # cross-entropy, so perplexities mean the same with or without it.
         (loss if penalty is None else loss + penalty).backward()
         if self.clip > 0:
-            nn.utils.clip_grad_norm_(params, self.clip, foreach=True)
+            norm = nn.utils.clip_grad_norm_(params, self.clip, foreach=True)
+        else:
+            norm = nn.utils.get_total_norm(
+                [p.grad for p in params if p.grad is not None], foreach=True)
+        # Summed in place on the device (no host sync per batch; a recorded CUDA graph
+        # adds into the same tensor); _train_epoch reads the mean once per epoch.
+        self._grad_norm_sum().add_(norm.to(torch.float32))
         optimizer.step()
         return loss.detach(), state
+
+    def _grad_norm_sum(self) -> torch.Tensor:
+        """The running sum of this epoch's gradient norms, one tensor for the whole fit."""
+        if self._grad_norms is None:
+            self._grad_norms = torch.zeros((), device=self.device)
+        return self._grad_norms
 
     def graph_decision(self) -> GraphDecision:
         """Whether this trainer records its step as a CUDA graph, and why."""
@@ -472,13 +506,15 @@ class DefaultTrainer(Trainer):
         started = time.perf_counter()
         lr = float(optimizer.param_groups[0]["lr"])
         loss_sum = torch.zeros((), device=self.device)
-        tokens = 0
+        self._grad_norm_sum().zero_()
+        tokens = steps = 0
         state = None
         static = self.use_static_step()
         base_rates = [group["lr"] for group in optimizer.param_groups]
         try:
             for batch in sampler(corpus):
                 X, Y = self.local_batch(*batch)
+                steps += 1
                 if static:
                     fresh = tokens == 0 or not sampler.contiguous
                     try:
@@ -518,9 +554,10 @@ class DefaultTrainer(Trainer):
                 f"the loss became {mean_loss} at epoch {epoch}; "
                 "try a smaller --lr (or --lr 0.002 with --optimizer adamw) or a smaller --clip"
             )
+        grad_norm = self._grad_norm_sum().item() / steps
         return EpochMetrics(
             epoch=epoch, train_loss=mean_loss, tokens=tokens,
-            seconds=time.perf_counter() - started, lr=lr,
+            seconds=time.perf_counter() - started, lr=lr, grad_norm=grad_norm,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import signal
@@ -15,7 +16,14 @@ import pytest
 from click.testing import CliRunner
 
 from seqlm.cli import main
-from seqlm.download import BOOK_FILENAME, BOOK_SHA1, book_path, data_dir, sha1_of
+from seqlm.download import (
+    BOOK_FILENAME,
+    BOOK_SHA1,
+    book_path,
+    data_dir,
+    download_limit_bytes,
+    sha1_of,
+)
 from seqlm.errors import DataError, UsageError
 
 BOOK = Path(__file__).resolve().parents[2] / "shared/data/timemachine.txt"
@@ -65,6 +73,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(book[:1000])
             self.wfile.flush()
             time.sleep(3)
+        elif self.path == "/endless":
+            # No length announced, and data without end: only a limit stops it.
+            self.send_response(200)
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                while True:
+                    self.wfile.write(b"x" * 65536)
+        elif self.path == "/huge":
+            self._send(b"x" * 1000, length=10**10)  # announces 10 GB
         elif self.path == "/flaky":
             if self.hits[self.path] == 1:
                 self._send(b"busy", status=503)
@@ -224,3 +241,25 @@ def test_cli_unreachable_server_one_line_exit_1(tmp_path: Path, monkeypatch) -> 
     assert "Traceback" not in result.output
     assert _leftovers(tmp_path / "cache") == []
     assert not (tmp_path / "o").exists() or _leftovers(tmp_path / "o") == []
+
+
+@pytest.mark.parametrize("route", ["endless", "huge"])
+def test_a_download_larger_than_the_limit_stops_and_leaves_nothing(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, route: str
+) -> None:
+    monkeypatch.setenv("SEQLM_DOWNLOAD_MAX_MB", "1")
+    started = time.monotonic()
+    with pytest.raises(DataError, match=r"more than the limit of 1,000,000.*SEQLM_DOWNLOAD_MAX_MB"):
+        book_path(f"{server}/{route}", tmp_path, **FAST)
+    assert time.monotonic() - started < 10
+    assert _leftovers(tmp_path) == []
+
+
+def test_the_download_limit_defaults_to_50_mb_and_rejects_nonsense(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SEQLM_DOWNLOAD_MAX_MB", raising=False)
+    assert download_limit_bytes() == 50_000_000
+    monkeypatch.setenv("SEQLM_DOWNLOAD_MAX_MB", "lots")
+    with pytest.raises(UsageError, match="SEQLM_DOWNLOAD_MAX_MB"):
+        download_limit_bytes()

@@ -137,7 +137,8 @@ def test_failing_json_write_keeps_the_previous_file(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         write_json_atomic(path, {"run": object()})  # not JSON: fails half way
     assert json.loads(path.read_text()) == {"run": 1}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+    # No temporary file is left; the record of seqlm's own files lists the summary.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".seqlm-files.json", "summary.json"]
 
 
 # -- the real executable -----------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import pytest
 
+from seqlm.errors import OutputError
 from seqlm.metrics import EpochMetrics
 from seqlm.plot import PlotInBackground, plot_perplexity, start_imports
 
@@ -22,5 +23,5 @@ def test_a_background_plot_writes_the_same_png_as_a_direct_one(tmp_path):
 def test_a_background_plot_raises_its_error_when_waited_for(tmp_path):
     job = PlotInBackground(HISTORY, tmp_path / "missing" / "p.png")
     job.join()  # ends without raising
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(OutputError, match=r"could not write .*missing/p\.png"):
         job.wait()

@@ -80,12 +80,15 @@ def test_plugins_json_lists_every_plugin_with_its_status(cli):
     assert rows["broken"]["status"].endswith("raised RuntimeError: boom at import")
     assert rows["typo"]["status"] == (
         "failed: implements unknown hook register_cell (known hooks: register_tokenizers, "
-        "register_samplers, register_cells, register_trainers, register_commands)")
+        "register_samplers, register_cells, register_trainers, register_callbacks, "
+        "register_commands)")
     assert rows["cells"]["distribution"] == "seqlm"
     assert rows["cells"]["registered"]["cell"][:3] == ["lstm", "gru", "rnn"]
 
 
-def test_plugins_table(cli):
+def test_plugins_table(cli, monkeypatch):
+    # Wide enough that no cell wraps, whichever plugins are installed beside these.
+    monkeypatch.setenv("COLUMNS", "250")
     result = cli("plugins")
     assert result.exit_code == 0, result.output
     for text in ("Plugin", "Distribution", "Version", "Registered", "Status",

@@ -177,3 +177,37 @@ def test_a_command_hook_that_raises_is_left_out(register, capsys):
     assert "never-used" not in seqlm.get_plugins().choices("cell")
     assert ("seqlm: plugin half-plugin (registered in code) failed: register_commands raised "
             "RuntimeError: no config file") in capsys.readouterr().err
+
+
+def test_hook_register_callbacks(register, small_text, tmp_path):
+    from seqlm.callbacks import Callback
+
+    seen = []
+
+    class Recorder(Callback):
+        """Remembers what it was built with and the epochs it saw."""
+
+        def __init__(self, run):
+            self.run = run
+            seen.append(self)
+            self.epochs = []
+
+        def on_epoch_end(self, trainer, metrics):
+            self.epochs.append(metrics.epoch)
+            (self.run.out_dir / "recorder.txt").write_text(self.run.sample(4))
+
+    class Plugin:
+        @seqlm.hookimpl
+        def register_callbacks(self, register):
+            register("recorder", Recorder)
+
+    info = register(Plugin(), "recorder-plugin")
+    assert info.registered == {"callback": ["recorder"]}
+    seqlm.run(log=["recorder"], data=small_text, out=tmp_path, **TINY)
+    (logger,) = seen
+    assert logger.epochs == [1, 2]
+    assert logger.run.out_dir == tmp_path and logger.run.config["log"] == ["recorder"]
+    assert (tmp_path / "recorder.txt").read_text().startswith("time traveller")
+    # The run records the logger, so resuming turns it on again without --log.
+    seqlm.run(resume=tmp_path, epochs=3)
+    assert seen[1].epochs == [3]

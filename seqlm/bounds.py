@@ -1,0 +1,88 @@
+"""Limits on settings that torch would otherwise reject late, or crash on.
+
+Each check raises :class:`~seqlm.errors.UsageError` naming the option, the limit and
+why it exists, so that a bad value stops seqlm before any run folder is made.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+
+from seqlm.errors import UsageError
+
+#: The largest float32 number: weights and optimizer settings are float32 in torch.
+FLOAT32_MAX = 3.4028234663852886e38
+#: The most tokens one generation may ask for (``--predict``, ``--length``).
+MAX_GENERATE = 1_000_000
+#: Temperatures outside this range overflow float32 logits or turn them into noise.
+TEMPERATURE_RANGE = (1e-3, 1e3)
+#: The widest layer (``--hidden``, ``--embedding-dim``): a 2**20-wide LSTM layer already
+#: needs 16 TiB for its weights, and much wider ones overflow torch's sizes.
+MAX_WIDTH = 2**20
+#: The deepest stack (``--num-layers``); building deeper ones alone takes minutes.
+MAX_LAYERS = 1000
+#: Device names seqlm knows.
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+def max_threads() -> int:
+    """Four threads per CPU core: more only slows torch down, and very many crash it."""
+    return 4 * (os.cpu_count() or 1)
+
+
+def check_threads(threads: int) -> None:
+    """``--threads`` must be from 0 (torch's default) to :func:`max_threads`."""
+    limit = max_threads()
+    if isinstance(threads, int) and threads > limit:
+        raise UsageError(f"--threads {threads} is more than {limit} (4 per CPU core of this "
+                         "machine): more threads than cores only slow torch down, and "
+                         "thousands crash it; use 0 for torch's default")
+
+
+def check_model_size(hidden: int, embedding_dim: int, num_layers: int) -> None:
+    """Layer widths and depth within :data:`MAX_WIDTH` and :data:`MAX_LAYERS`."""
+    for flag, value in (("--hidden", hidden), ("--embedding-dim", embedding_dim)):
+        if isinstance(value, int) and value > MAX_WIDTH:
+            raise UsageError(f"{flag} {value} is more than {MAX_WIDTH:,}: a layer that wide "
+                             "needs more memory than any machine has; give a smaller value")
+    if isinstance(num_layers, int) and num_layers > MAX_LAYERS:
+        raise UsageError(f"--num-layers {num_layers} is more than {MAX_LAYERS}; give fewer "
+                         "layers")
+
+
+def check_float32(flag: str, value: float | None) -> None:
+    """A setting torch keeps as float32 must fit in it."""
+    if value is not None and isinstance(value, (int, float)) and abs(value) > FLOAT32_MAX:
+        raise UsageError(f"{flag} {value:g} is beyond float32's range (at most "
+                         f"{FLOAT32_MAX:.1e}), in which torch keeps it; give a smaller value")
+
+
+def check_generate_length(flag: str, length: int) -> None:
+    """A generation may ask for at most :data:`MAX_GENERATE` tokens."""
+    if length > MAX_GENERATE:
+        raise UsageError(f"{flag} {length} is more than {MAX_GENERATE:,} tokens; generate "
+                         "less at a time (each token is one step of the model)")
+
+
+def check_temperature(temperature: float) -> None:
+    """``--temperature`` must be a finite number within :data:`TEMPERATURE_RANGE`."""
+    low, high = TEMPERATURE_RANGE
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature)
+            and low <= temperature <= high):
+        raise UsageError(f"--temperature must be from {low:g} to {high:g}, got {temperature!r}"
+                         "; for the most likely token every time, use --greedy")
+
+
+def check_seed(seed: int | None) -> None:
+    """A seed must fit in 64 bits, as torch's generators take it."""
+    if seed is not None and not -(2**63) <= seed < 2**64:
+        raise UsageError(f"--seed must be a whole number from 0 to 2**64 - 1, got {seed}")
+
+
+def check_device_name(name: str) -> None:
+    """``--device`` must be one of :data:`DEVICES` (``cuda:N`` with a number N)."""
+    if name not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", name):
+        raise UsageError(f"--device {name!r} not recognized. "
+                         f"Choose one of: {', '.join(DEVICES)}")

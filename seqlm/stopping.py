@@ -1,0 +1,115 @@
+"""Stop signals: SIGTERM, SIGHUP and the like stop a run the way Ctrl-C does.
+
+``kill``, systemd, Slurm and Kubernetes stop a job with SIGTERM, and closing its
+terminal sends SIGHUP. Batch systems warn of a time limit with SIGUSR1 or SIGUSR2 (as
+Slurm's ``--signal`` is usually set) or SIGXCPU (a CPU-time limit). Each of these would
+end the process on the spot by default. While :func:`stop_on_signals` is active, each one
+raises
+:class:`Stopped`, a :class:`KeyboardInterrupt`, so that every place that saves a
+checkpoint on Ctrl-C saves one on these signals too; the exit status is then
+``128 + signal number``, as a shell reports it (143 for SIGTERM, 129 for SIGHUP).
+
+:func:`signals_deferred` holds the stop signals back while an emergency save is written:
+a second Ctrl-C then cannot cut the save short and leave no checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+#: The signals that stop a run like Ctrl-C; most do not exist on Windows.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGXCPU")
+    if hasattr(signal, name)
+)
+
+
+class Stopped(KeyboardInterrupt):
+    """Raised by a stop signal; ``exit_code`` is ``128 + signum``, as shells report it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+def interrupt_for(signum: int) -> KeyboardInterrupt:
+    """The interrupt that signal ``signum`` raises: Ctrl-C's own, or :class:`Stopped`."""
+    return KeyboardInterrupt() if signum == signal.SIGINT else Stopped(signum)
+
+
+def exit_code_of(interrupt: KeyboardInterrupt) -> int:
+    """The exit status for an interrupt: 130 for Ctrl-C, ``128 + N`` for signal N."""
+    return getattr(interrupt, "exit_code", 130)
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    raise Stopped(signum)
+
+
+def _in_main_thread() -> bool:
+    # Python lets only the main thread set signal handlers.
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn the :data:`STOP_SIGNALS` into :class:`Stopped` within the ``with`` block."""
+    if not _in_main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[list[int]]:
+    """Hold back Ctrl-C and the stop signals within the block; yields those that came.
+
+    The signals that arrived are not acted on here; the caller decides (an emergency save
+    already ends the run; a regular save stops it once written, see
+    :func:`interrupt_for`).
+    """
+    arrived: list[int] = []
+    if not _in_main_thread():
+        yield arrived
+        return
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        arrived.append(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, *STOP_SIGNALS)}
+    try:
+        yield arrived
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def pipe_aware_console(**kwargs: Any) -> Console:
+    """A rich console whose closed output (``seqlm run | head``) raises BrokenPipeError.
+
+    rich's own console exits at once instead, which would end a run without saving its
+    checkpoint; this error stops the run as Ctrl-C does.
+    """
+    from rich.console import Console
+
+    class PipeAwareConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True  # nothing more to write where no one reads
+            raise BrokenPipeError(errno.EPIPE, "the output pipe was closed")
+
+    return PipeAwareConsole(**kwargs)

@@ -1,0 +1,132 @@
+"""`seqlm compare`: one picture of several runs' curves, and a table of what differs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+import seqlm
+from seqlm.cli import main
+
+TINY = dict(batch_size=4, num_steps=5, max_tokens=400, predict=6, device="cpu", force=True)
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    text = root / "small.txt"
+    text.write_text("the time traveller was expounding a recondite matter to us\n" * 20)
+    seqlm.run(cell="lstm", hidden=8, epochs=3, data=text, out=root / "runs" / "small", **TINY)
+    seqlm.run(cell="gru", hidden=16, epochs=3, data=text, out=root / "runs" / "big", **TINY)
+    return root / "runs" / "small", root / "runs" / "big"
+
+
+def compare(*args):
+    return CliRunner().invoke(main, ["compare", *map(str, args)])
+
+
+def test_compare_draws_one_picture_and_tabulates_the_settings_that_differ(
+    two_runs, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    result = compare(*two_runs)
+    assert result.exit_code == 0, result.output
+    picture = tmp_path / "compare.png"
+    assert picture.read_bytes().startswith(PNG) and picture.stat().st_size > 10_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compare.png"]  # nothing else
+    from matplotlib import image
+
+    height, width, _ = image.imread(picture).shape
+    assert (width, height) == (900, 550)
+    # One column per run: the settings that differ, then the figures.
+    rows = {line.split("│")[1].strip(): line.split("│")[2:4]
+            for line in result.stdout.splitlines() if line.count("│") == 4}
+    assert [v.strip() for v in rows["cell"]] == ["lstm", "gru"]
+    assert [v.strip() for v in rows["hidden"]] == ["8", "16"]
+    assert [v.strip() for v in rows["status"]] == ["finished", "finished"]
+    summary = json.loads((two_runs[0] / "summary.json").read_text())
+    assert rows["best val ppl"][0].strip() == f"{summary['best_val_ppl']:.4f}"
+    assert "plot: compare.png" in result.stdout
+
+
+def test_compare_json_names_the_differing_settings_and_labels_the_curves(two_runs, tmp_path):
+    out = tmp_path / "c.png"
+    result = compare(*two_runs, "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["differing_settings"] == ["cell", "hidden"] and data["plot"] == str(out)
+    small, big = data["runs"]
+    assert small["label"] == "cell=lstm, hidden=8" and big["label"] == "cell=gru, hidden=16"
+    summary = json.loads((two_runs[1] / "summary.json").read_text())
+    assert big["final_val_ppl"] == pytest.approx(summary["final_val_ppl"])
+    assert big["best_val_ppl"] == pytest.approx(summary["best_val_ppl"])
+    assert out.read_bytes().startswith(PNG)
+
+
+def test_runs_with_the_same_settings_are_labelled_by_folder(two_runs, tmp_path):
+    twin = tmp_path / "twin"
+    shutil.copytree(two_runs[0], twin)
+    result = compare(two_runs[0], twin, "-o", tmp_path / "c.png", "--json")
+    data = json.loads(result.stdout)
+    assert data["differing_settings"] == []
+    assert [r["label"] for r in data["runs"]] == ["small", "twin"]
+
+
+@pytest.mark.parametrize("output, message", [
+    ("missing/c.png", "does not exist; create it first"),
+    ("c.txt", "name a picture ending in .png, .svg, .pdf"),
+    ("notes.png", "exists and is not a .png picture"),
+    ("folder.png", "is a folder"),
+])
+def test_compare_writes_only_a_picture_where_asked(two_runs, tmp_path, output, message):
+    (tmp_path / "notes.png").write_text("my notes")
+    (tmp_path / "folder.png").mkdir()
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = compare(*two_runs, "-o", tmp_path / output)
+    assert result.exit_code == 2 and message in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+    assert (tmp_path / "notes.png").read_text() == "my notes"
+
+
+def test_an_existing_picture_is_replaced(two_runs, tmp_path):
+    out = tmp_path / "c.png"
+    assert compare(*two_runs, "-o", out).exit_code == 0
+    first = out.stat().st_mtime_ns
+    assert compare(*two_runs, "-o", out).exit_code == 0
+    assert out.stat().st_mtime_ns >= first and out.read_bytes().startswith(PNG)
+
+
+def test_a_folder_that_is_not_a_run_gets_one_line(two_runs, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = compare(two_runs[0], tmp_path / "empty", "-o", tmp_path / "c.png")
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: {tmp_path / 'empty'} is not a seqlm run folder (it has "
+                             "none of status.json, metrics.jsonl, checkpoint.json, "
+                             "summary.json); give a folder made by seqlm run (seqlm runs "
+                             "lists them)\n")
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_an_older_run_without_metrics_gets_one_line(two_runs, tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    shutil.copy(two_runs[0] / "summary.json", old)
+    result = compare(two_runs[0], old, "-o", tmp_path / "c.png")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "has no finished epoch in metrics.jsonl (made by an older seqlm" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (1, "needs at least two run folders"),
+    (2, "the same run is given twice"),
+])
+def test_compare_needs_two_different_runs(two_runs, tmp_path, args, message):
+    runs = [two_runs[0]] * args
+    result = compare(*runs, "-o", tmp_path / "c.png")
+    assert result.exit_code == 2 and message in result.stderr

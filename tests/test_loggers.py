@@ -1,0 +1,142 @@
+"""Loggers chosen with --log: unknown names, and plugin loggers that fail."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from plugin_dists import TINY_RUN
+
+import seqlm
+from seqlm.callbacks import Callback
+from seqlm.cli import main
+from seqlm.errors import PluginError
+
+TINY = dict(epochs=3, hidden=8, batch_size=4, num_steps=5, max_tokens=400, predict=6,
+            device="cpu", force=True)
+
+
+@pytest.fixture
+def add_logger():
+    """Register ``cls`` as logger ``name`` from a throwaway plugin; removed afterwards."""
+    plugins = seqlm.get_plugins()
+    added = []
+
+    def add(name, cls):
+        class Plugin:
+            @seqlm.hookimpl
+            def register_callbacks(self, register):
+                register(name, cls)
+
+        info = plugins.add(Plugin(), f"{name}-plugin")
+        added.append(f"{name}-plugin")
+        return info
+
+    try:
+        yield add
+    finally:
+        for key in added:
+            plugins.remove(key)
+
+
+class Broken(Callback):
+    """Raises at the end of every epoch."""
+
+    calls = 0
+
+    def __init__(self, run):
+        self.run = run
+
+    def on_epoch_end(self, trainer, metrics):
+        Broken.calls += 1
+        raise OSError("disk full")
+
+
+def test_an_unknown_logger_is_a_usage_error_naming_the_choices(small_text, tmp_path):
+    result = CliRunner().invoke(main, ["run", "--log", "nope", "--data", str(small_text),
+                                       "--out", str(tmp_path / "run"), *TINY_RUN])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: --log 'nope' not recognized. Choose one of:")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()  # refused before any folder is made
+
+
+def test_a_logger_that_raises_is_turned_off_and_the_run_finishes(
+    add_logger, small_text, tmp_path, capsys
+):
+    add_logger("broken", Broken)
+    Broken.calls = 0
+    result = seqlm.run(log=["broken", "broken"], data=small_text, out=tmp_path, **TINY)
+    assert len(result.history) == 3 and Broken.calls == 1  # listed twice, built once
+    err = capsys.readouterr().err
+    assert "logger 'broken' of plugin broken-plugin (registered in code) failed in " \
+           "on_epoch_end: OSError: disk full; it is off for the rest of this run" in err
+    assert json.loads((tmp_path / "status.json").read_text())["status"] == "finished"
+
+
+def test_a_failing_logger_raises_when_plugin_errors_are_asked_for(
+    add_logger, small_text, tmp_path, monkeypatch
+):
+    add_logger("broken", Broken)
+    monkeypatch.setenv("SEQLM_RAISE_PLUGIN_ERRORS", "1")
+    with pytest.raises(PluginError, match="logger 'broken' of plugin broken-plugin"):
+        seqlm.run(log=["broken"], data=small_text, out=tmp_path, **TINY)
+    assert json.loads((tmp_path / "status.json").read_text())["status"] == "failed"
+
+
+def test_a_logger_that_cannot_start_stops_the_run_before_training(
+    add_logger, small_text, tmp_path
+):
+    class NoStart(Callback):
+        def __init__(self, run):
+            raise ValueError("needs a token")
+
+    add_logger("nostart", NoStart)
+    with pytest.raises(PluginError, match=r"logger 'nostart' of plugin nostart-plugin "
+                       r"\(registered in code\) could not start: ValueError: needs a token"):
+        seqlm.run(log=["nostart"], data=small_text, out=tmp_path, **TINY)
+    assert not (tmp_path / "metrics.jsonl").read_text()
+    assert not (tmp_path / "checkpoint.json").exists()
+
+
+def test_a_logger_that_is_not_a_callback_fails_its_plugin(add_logger):
+    info = add_logger("plain", dict)
+    assert "does not subclass seqlm.callbacks.Callback" in info.status
+    assert "plain" not in seqlm.get_plugins().choices("callback")
+
+
+def test_log_every_sets_the_progress_rows_and_the_loggers_cadence(
+    add_logger, small_text, tmp_path
+):
+    seen = []
+
+    class Cadence(Callback):
+        def __init__(self, run):
+            seen.append(run.log_every)
+
+    add_logger("cadence", Cadence)
+    result = CliRunner().invoke(main, ["run", "--log", "cadence", "--log-every", "3",
+                                       "--data", str(small_text), "--out", str(tmp_path),
+                                       *TINY_RUN, "--epochs", "7"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert rows == ["3/7", "6/7", "7/7"] and seen == [3]
+    bad = CliRunner().invoke(main, ["run", "--log-every", "-1", "--data", str(small_text),
+                                    "--out", str(tmp_path / "x"), *TINY_RUN])
+    assert bad.exit_code == 2 and "--log-every must be a whole number, 0 or more" in bad.stderr
+
+
+def test_sampling_in_a_logger_does_not_change_the_run(add_logger, small_text, tmp_path):
+    class Sampler(Callback):
+        def __init__(self, run):
+            self.run = run
+
+        def on_epoch_end(self, trainer, metrics):
+            assert self.run.sample(5).startswith("time traveller")
+
+    add_logger("sampling", Sampler)
+    options = dict(TINY, data=small_text, sampler="random", dropout=0.3, embedding_dim=4)
+    plain = seqlm.run(out=tmp_path / "plain", **options)
+    logged = seqlm.run(out=tmp_path / "logged", log=["sampling"], **options)
+    assert [m.train_loss for m in logged.history] == [m.train_loss for m in plain.history]

@@ -1,0 +1,139 @@
+"""status.json and `seqlm runs`: what each run folder says about how its run went."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+import seqlm
+from seqlm.cli import main
+from seqlm.errors import TrainingError
+from seqlm.run_status import StatusRecorder, current_status, read_status
+from seqlm.runlock import hold_run_folder
+
+TINY = dict(hidden=8, batch_size=4, num_steps=5, max_tokens=400, predict=6, device="cpu",
+            force=True)
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    """Two finished runs that differ in cell and epochs, under one folder."""
+    root = tmp_path_factory.mktemp("listing") / "runs"
+    text = root.parent / "small.txt"
+    text.write_text("the time traveller was expounding a recondite matter to us\n" * 20)
+    seqlm.run(cell="lstm", epochs=2, data=text, out=root / "a-lstm", **TINY)
+    seqlm.run(cell="gru", epochs=3, data=text, out=root / "b-gru", **TINY)
+    return root
+
+
+def listed(args):
+    result = CliRunner().invoke(main, ["runs", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return {row["name"]: row for row in json.loads(result.stdout)}
+
+
+def test_runs_lists_each_run_with_its_figures(runs_dir):
+    rows = listed([str(runs_dir)])
+    assert list(rows) == ["a-lstm", "b-gru"]  # oldest first
+    for name, cell, epochs in (("a-lstm", "lstm", 2), ("b-gru", "gru", 3)):
+        row = rows[name]
+        summary = json.loads((runs_dir / name / "summary.json").read_text())
+        assert (row["cell"], row["epochs"], row["status"]) == (cell, epochs, "finished")
+        assert row["size"].startswith("8x1 (") and row["parameters"] == summary["parameters"]
+        assert row["final_train_ppl"] == pytest.approx(summary["final_train_ppl"])
+        assert row["final_val_ppl"] == pytest.approx(summary["final_val_ppl"])
+        assert row["best_val_ppl"] == pytest.approx(summary["best_val_ppl"])
+        assert row["best_epoch"] == summary["best_epoch"]
+
+
+def test_runs_prints_a_table_and_reads_runs_by_default(runs_dir, monkeypatch):
+    monkeypatch.chdir(runs_dir.parent)
+    monkeypatch.setenv("COLUMNS", "80")
+    result = CliRunner().invoke(main, ["runs"])
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.stdout  # a classic terminal: figures are never cut short
+    lines = [line for line in result.stdout.splitlines() if "a-lstm" in line or "b-gru" in line]
+    assert len(lines) == 2
+    assert "lstm" in lines[0] and "2/2" in lines[0] and "finished" in lines[0]
+    assert "gru" in lines[1] and "3/3" in lines[1]
+
+
+def test_an_older_run_is_listed_with_a_one_line_note(runs_dir, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(runs_dir / "a-lstm", old)
+    (old / "status.json").unlink()
+    result = CliRunner().invoke(main, ["runs", str(old)])
+    assert result.exit_code == 0
+    assert result.stderr == ("note: old: made by an older seqlm (no status.json); status "
+                             "read from its files\n")
+    row = listed([str(old)])["old"]
+    assert row["status"] == "finished" and row["cell"] == "lstm" and row["epochs"] == 2
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "no such folder"),
+    (lambda p: p.write_text("x"), "is not a folder"),
+])
+def test_runs_of_a_path_that_is_not_a_folder_is_a_usage_error(tmp_path, make, message):
+    target = tmp_path / "target"
+    make(target)
+    result = CliRunner().invoke(main, ["runs", str(target)])
+    assert result.exit_code == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_folder_without_runs_says_so(tmp_path):
+    (tmp_path / "notes").mkdir()
+    result = CliRunner().invoke(main, ["runs", str(tmp_path)])
+    assert result.exit_code == 0 and result.stderr.startswith(f"No runs in {tmp_path}")
+    assert listed([str(tmp_path)]) == {}
+
+
+def test_a_run_stopped_by_a_nan_loss_is_failed_with_its_error(small_text, tmp_path):
+    with pytest.raises(TrainingError):
+        seqlm.run(data=small_text, out=tmp_path, epochs=3, lr=1e38, clip=0, **TINY)
+    record = read_status(tmp_path)
+    assert record["status"] == "failed" and "TrainingError: the loss became" in record["error"]
+
+
+def test_a_record_left_running_is_failed_unless_a_process_holds_the_folder(tmp_path):
+    StatusRecorder(tmp_path, {"cell": "lstm"}).write("running")
+    record = read_status(tmp_path)
+    with hold_run_folder(tmp_path):
+        assert current_status(tmp_path, record) == "running"
+    assert current_status(tmp_path, record) == "failed"  # killed: nothing recorded its end
+
+
+def test_ctrl_c_records_stopped_and_a_resume_keeps_the_date(small_text, tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("SEQLM_LOAD_PLUGINS", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seqlm", "run", "--data", str(small_text), "--out", str(out),
+         "--epochs", "100000", "--hidden", "8", "--batch-size", "4", "--num-steps", "5",
+         "--max-tokens", "400", "--device", "cpu", "--checkpoint-every", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint.json").exists():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 130
+    finally:
+        process.kill()
+    record = read_status(out)
+    assert record["status"] == "stopped" and record["error"] is None
+    assert listed([str(out)])["run"]["status"] == "stopped"
+    done = json.loads((out / "checkpoint.json").read_text())["state"]["epoch"]
+    seqlm.run(resume=out, epochs=done + 1)
+    resumed = read_status(out)
+    assert resumed["status"] == "finished" and resumed["created"] == record["created"]
