@@ -86,6 +86,7 @@ def test_metrics_jsonl_has_lr_and_grad_norm_every_epoch(small_text, tmp_path):
 class FakeTrainer:
     epochs = 2
     start_epoch = 0
+    stop_reason = None  # declared on Trainer: why fit stopped early, if it did
 
 
 def test_the_live_table_and_plain_lines_show_lr_and_grad_norm():
