@@ -93,10 +93,10 @@ def seed_job(epochs: int, data: Path, out: Path, device_name: str = "cpu",
         state = net.begin_state(batch_size=1, device=device)
         outputs = [token_to_idx[prefix[0]]]
         for y in prefix[1:]:
-            _, state = net(torch.tensor([[outputs[-1]]]), state)
+            _, state = net(torch.tensor([[outputs[-1]]], device=device), state)
             outputs.append(token_to_idx[y])
         for _ in range(50):
-            y, state = net(torch.tensor([[outputs[-1]]]), state)
+            y, state = net(torch.tensor([[outputs[-1]]], device=device), state)
             outputs.append(int(y.argmax(dim=1).reshape(1)))
     print("".join(idx_to_token[i] for i in outputs))
 

@@ -38,9 +38,10 @@ class TensorBoardLogger(Callback):
         start = trainer.start_epoch  # non-zero when the run resumes
         self.epochs = trainer.epochs
         # purge_step hides the epochs that the resumed run trains again, as
-        # metrics.jsonl drops its rows after the checkpoint.
+        # metrics.jsonl drops its rows after the checkpoint; a new run (--force over an
+        # earlier one) hides every earlier event, so nothing of that run shows as its own.
         self.writer = SummaryWriter(log_dir=str(self.log_dir),
-                                    purge_step=start + 1 if start else None)
+                                    purge_step=start + 1 if start else 0)
         if not start:
             settings = json.dumps(self.run.config, indent=1)
             self.writer.add_text("settings", _code(settings), 0)

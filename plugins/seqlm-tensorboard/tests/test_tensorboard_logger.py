@@ -93,3 +93,19 @@ def test_the_logger_is_listed_as_a_callback(tmp_path):
     row = next(r for r in json.loads(listed.stdout) if r["name"] == "tensorboard")
     assert row["class"] == "seqlm_tensorboard.logger:TensorBoardLogger"
     assert row["status"] == "ok" and "seqlm-tensorboard" in row["plugin"]
+
+
+def test_a_forced_new_run_shows_none_of_the_earlier_runs_events(tmp_path, book):
+    first = seqlm(["run", "--data", str(book), "--out", "run", "--epochs", "4",
+                   "--log", "tensorboard", *TINY], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    second = seqlm(["run", "--data", str(book), "--out", "run", "--epochs", "2", "--force",
+                    "--lr", "0.5", "--log", "tensorboard", *TINY], cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    rows = [json.loads(line) for line in
+            (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    logged = events(tmp_path / "run").Scalars("loss/train")
+    assert [e.step for e in logged] == [1, 2]
+    assert [e.value for e in logged] == pytest.approx([r["train_loss"] for r in rows],
+                                                      rel=1e-5)
+    assert '"lr": 0.5' in texts(events(tmp_path / "run"), "settings")[0]
