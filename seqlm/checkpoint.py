@@ -21,7 +21,6 @@ import json
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import torch
 
 from seqlm.errors import SeqlmError
+from seqlm.safewrite import temporary_beside
 
 FORMAT = "seqlm-checkpoint"
 #: Bumped when a change makes older seqlm versions misread new checkpoints.
@@ -78,7 +78,7 @@ def unpack(data: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 def _write_atomic(path: Path, write: Callable[[Any], None]) -> None:
     """Write through ``write(file)`` into a temporary file, then rename it to ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    fd, tmp = temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

@@ -7,13 +7,14 @@ hidden=64``), so the picture says what changed without a legend of every setting
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from seqlm.errors import UsageError
 from seqlm.run_listing import RunRecord, read_run
+from seqlm.runfiles import MANIFEST, is_seqlm_name
+from seqlm.safewrite import temporary_beside
 
 #: Settings that say where and how a run was kept, not what was trained; never compared.
 BOOKKEEPING = ("out", "force", "resume", "log", "log_every", "checkpoint_every", "predict",
@@ -76,6 +77,9 @@ def check_output(path: Path) -> None:
                          "first or choose another path")
     if path.is_dir():
         raise UsageError(f"-o {path}: is a folder; give a file name such as compare.png")
+    if is_seqlm_name(path.name) and (path.parent / MANIFEST).exists():
+        raise UsageError(f"-o {path}: is one of the files a run writes in its own folder; "
+                         "choose another name, or a folder outside the run")
     if path.exists():
         try:
             with open(path, "rb") as f:
@@ -117,8 +121,7 @@ def plot_runs(records: Sequence[RunRecord], names: Sequence[str], path: Path) ->
         ax.legend(fontsize="small")
         fig.tight_layout()
         # Written beside the target and renamed, so a failure leaves no half picture.
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=path.suffix,
-                                   dir=path.parent)
+        fd, tmp = temporary_beside(path, suffix=path.suffix)
         os.close(fd)
         try:
             fig.savefig(tmp)

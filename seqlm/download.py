@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from seqlm.errors import DataError, UsageError
+from seqlm.safewrite import temporary_beside
 
 #: The d2l mirror of the book, the text the seed trains on.
 BOOK_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
@@ -187,7 +187,8 @@ def _download_verified(url: str, directory: Path, timeout_s: float, max_bytes: i
     """
     import requests
 
-    fd, name = tempfile.mkstemp(prefix=".timemachine-", suffix=".part", dir=directory)
+    fd, name = temporary_beside(Path(directory) / "timemachine.txt", suffix=".part",
+                                prefix=".timemachine-")
     part = Path(name)
     try:
         digest = hashlib.sha1()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -24,6 +25,11 @@ from seqlm.plugins import check_options
 _TRUE = ("true", "yes", "1")
 _FALSE = ("false", "no", "0")
 _NONE = ("none", "null")
+#: The flags that set the arguments seqlm passes to every component itself.
+_FIXED_FLAGS = {"lr": "--lr", "clip": "--clip", "epochs": "--epochs", "device": "--device",
+                "batch_size": "--batch-size", "num_steps": "--num-steps",
+                "hidden_size": "--hidden", "num_layers": "--num-layers",
+                "input_size": "--embedding-dim (the vocabulary sets it otherwise)"}
 
 
 def convert_options(
@@ -46,6 +52,11 @@ def convert_options(
     fixed = tuple(fixed)
     flags = dict(flags or {})
     for key, value in options.items():
+        if key in fixed:
+            own = _FIXED_FLAGS.get(key)
+            hint = f"; use {own}" if own else ""
+            raise UsageError(f"--{kind}-opt {key}={_shown(value)}: seqlm passes {key} to every "
+                             f"{kind} itself, so it cannot be a --{kind}-opt{hint}")
         if key in flags:
             raise UsageError(f"--{kind}-opt {key}={_shown(value)}: {key} is set with "
                              f"{flags[key]}, not --{kind}-opt; use {flags[key]}")
@@ -140,7 +151,7 @@ def describe_type(expected: Any) -> str:
     return {
         bool: "a boolean (true/false, yes/no or 1/0)",
         int: "a whole number (such as 3)",
-        float: "a number (such as 0.5)",
+        float: "a finite number (such as 0.5)",
         str: "text",
         list: "a JSON list (such as [1, 2])",
         tuple: "a JSON list (such as [1, 2])",
@@ -201,10 +212,14 @@ def _to_float(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(value)
     if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        return float(value.strip())
-    raise ValueError(value)
+        number = float(value)
+    elif isinstance(value, str):
+        number = float(value.strip())
+    else:
+        raise ValueError(value)
+    if not math.isfinite(number):  # nan or inf would only surface later, as a nan loss
+        raise ValueError(value)
+    return number
 
 
 def _json_or_text(value: Any) -> Any:

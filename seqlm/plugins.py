@@ -205,7 +205,7 @@ def check_options(
         return
     unknown = [key for key in options if key not in params]
     if unknown:
-        skip = {"self", *fixed}
+        skip = {"self", *fixed, *(flags or {})}  # options with a flag of their own too
         known = [k for k, p in params.items()
                  if k not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         what = (flags or {}).get(unknown[0], f"option {unknown[0]!r}")

@@ -17,6 +17,33 @@ from typing import BinaryIO
 from seqlm.errors import OutputError
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it, and put it back
+    os.umask(mask)
+    return mask
+
+
+#: Read once, at import: changing the umask is process-wide, so never from a thread.
+_UMASK = _current_umask()
+
+
+def temporary_beside(path: Path, suffix: str = ".tmp", prefix: str | None = None
+                     ) -> tuple[int, str]:
+    """A new temporary file in ``path``'s folder, created exclusively (never a link).
+
+    Its mode follows the user's umask, as any file the user makes (``mkstemp`` alone would
+    make it readable by its owner only). Returns the open descriptor and the file's name.
+    """
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=prefix if prefix is not None else f".{path.name}-",
+                                suffix=suffix, dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+    except OSError:
+        pass  # a file system without modes (FAT, say): keep what it gave
+    return fd, name
+
+
 def cannot_write(path: Path, error: OSError) -> OutputError:
     """The one-line error for a file of the run folder that could not be written."""
     return OutputError(f"could not write {path} ({error.strerror or error}); free some disk "
@@ -32,7 +59,7 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None], sync: bool = Fal
     path = Path(path)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+        fd, tmp = temporary_beside(path)
         with os.fdopen(fd, "wb") as f:
             write(f)
             if sync:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -100,6 +101,23 @@ def test_an_existing_picture_is_replaced(two_runs, tmp_path):
     first = out.stat().st_mtime_ns
     assert compare(*two_runs, "-o", out).exit_code == 0
     assert out.stat().st_mtime_ns >= first and out.read_bytes().startswith(PNG)
+
+
+def test_compare_never_writes_over_a_runs_own_files(two_runs):
+    plot = two_runs[0] / "perplexity.png"
+    before = plot.read_bytes()
+    result = compare(*two_runs, "-o", plot)
+    assert result.exit_code == 2
+    assert "is one of the files a run writes in its own folder" in result.output
+    assert plot.read_bytes() == before
+
+
+def test_the_picture_follows_the_users_umask(two_runs, tmp_path):
+    out = tmp_path / "c.png"
+    assert compare(*two_runs, "-o", out).exit_code == 0
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_a_folder_that_is_not_a_run_gets_one_line(two_runs, tmp_path):

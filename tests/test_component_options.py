@@ -17,10 +17,19 @@ from seqlm.options import convert_options, convert_value
     (["--cell-opt", "fused=maybe"],
      "--cell-opt fused=maybe: option 'fused' of cell 'lstm' expects a boolean"),
     (["--cell-opt", "weight_dropout=abc"],
-     "option 'weight_dropout' of cell 'lstm' expects a number"),
+     "option 'weight_dropout' of cell 'lstm' expects a finite number"),
     (["--sampler-opt", "stride=2"], "sampler 'sequential' does not accept option 'stride'"),
     (["--trainer-opt", "optimizer=adam"], "optimizer is set with --optimizer"),
     (["--trainer-opt", "warmup=1"], "trainer 'default' does not accept option 'warmup'"),
+    (["--trainer-opt", "lr=0.1"], "seqlm passes lr to every trainer itself, so it cannot be "
+     "a --trainer-opt; use --lr"),
+    (["--trainer-opt", "device=cpu"], "use --device"),
+    (["--sampler-opt", "batch_size=4"], "seqlm passes batch_size to every sampler itself"),
+    (["--sampler-opt", "num_steps=4"], "use --num-steps"),
+    (["--cell-opt", "hidden_size=4"], "use --hidden"),
+    (["--cell-opt", "weight_dropout=nan"],
+     "option 'weight_dropout' of cell 'lstm' expects a finite number"),
+    (["--cell-opt", "weight_dropout=inf"], "expects a finite number"),
 ])
 def test_a_bad_option_is_a_usage_error_before_the_run_folder(tmp_path, small_text, args,
                                                               expected):
@@ -62,7 +71,8 @@ def test_text_converts_to_the_declared_type(key, text, want):
 
 @pytest.mark.parametrize("key, text, words", [
     ("flag", "maybe", "a boolean"), ("count", "1.5", "a whole number"),
-    ("rate", "fast", "a number"), ("mode", "c", "one of a, b"),
+    ("rate", "fast", "a finite number"), ("rate", "nan", "a finite number"),
+    ("mode", "c", "one of a, b"),
     ("maybe", "x", "a whole number (such as 3) or none"),
 ])
 def test_a_value_of_the_wrong_type_names_option_value_and_type(key, text, words):
@@ -70,6 +80,14 @@ def test_a_value_of_the_wrong_type_names_option_value_and_type(key, text, words)
         convert_options("cell", "c", Annotated, {key: text})
     want = f"--cell-opt {key}={text}: option {key!r} of cell 'c' expects {words}"
     assert want in str(error.value)
+
+
+def test_the_options_listed_as_accepted_leave_out_those_with_a_flag_of_their_own(
+        tmp_path, small_text):
+    done = run_seqlm(["run", "--data", str(small_text), "--out", str(tmp_path / "r"),
+                      *TINY_RUN, "--trainer-opt", "warmup=1"])
+    listed = done.stderr.split("its options:")[1]
+    assert "optimizer" not in listed and "precision" not in listed
 
 
 def test_a_required_option_without_default_is_named():

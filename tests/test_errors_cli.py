@@ -202,7 +202,7 @@ def test_bad_cell_option_values_are_usage_errors(tmp_path):
         ("lstm-scratch", "dropout=-0.5", "cell 'lstm-scratch' rejected --cell-opt dropout="),
         # Of the wrong type: refused before the cell is built.
         ("gru", "dropout=abc", "--cell-opt dropout=abc: option 'dropout' of cell 'gru' "
-         "expects a number"),
+         "expects a finite number"),
     ):
         result = CliRunner().invoke(main, ["run", "--cell", cell, "--cell-opt", option,
                                            "--data", str(text), "--out", str(tmp_path / cell)])

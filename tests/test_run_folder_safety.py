@@ -187,6 +187,19 @@ def test_rich_markup_in_the_folder_name_is_shown_as_typed(small_text, tmp_path, 
     assert (out / "checkpoint.json").is_file()
 
 
+def test_the_run_folders_files_follow_the_users_umask(small_text, tmp_path):
+    # Others (a TensorBoard server, a colleague) read runs as they read any file made
+    # under this umask; seqlm's private temporary names must not make them owner-only.
+    out = tmp_path / "run"
+    assert train(small_text, out).exit_code == 0
+    mask = os.umask(0o022)
+    os.umask(mask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()
+             if p.is_file() and p.name != ".seqlm.lock"}
+    assert {"summary.json", "metrics.jsonl", "perplexity.png", "checkpoint.json"} <= set(modes)
+    assert set(modes.values()) == {0o666 & ~mask}, modes
+
+
 def test_an_unwritable_file_is_named(tmp_path):
     folder = tmp_path / "gone"
     with pytest.raises(OutputError, match=f"could not write {folder / 'summary.json'}"):

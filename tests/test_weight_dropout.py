@@ -83,7 +83,7 @@ def test_scratch_cell_fused_and_plain_paths_drop_the_same_weights(cls):
 @pytest.mark.parametrize("value, message", [
     ("1.5", "weight_dropout must be at least 0 and below 1"),
     ("-0.1", "weight_dropout must be at least 0 and below 1"),
-    ("true", "option 'weight_dropout' of cell 'lstm' expects a number"),
+    ("true", "option 'weight_dropout' of cell 'lstm' expects a finite number"),
 ])
 def test_bad_weight_dropout_is_a_one_line_error(value, message, small_text, tmp_path):
     result = CliRunner().invoke(main, [
