@@ -7,12 +7,21 @@ seqlm's conformance kit (:mod:`seqlm.testing`) and test the command, and a READM
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from importlib import metadata
 from pathlib import Path
 
 from seqlm.errors import UsageError
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+def _installed_distribution(name: str) -> str | None:
+    try:
+        return metadata.distribution(name).metadata["Name"] or name
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def plugin_names(name: str) -> dict[str, str]:
@@ -24,6 +33,15 @@ def plugin_names(name: str) -> dict[str, str]:
     if not _NAME.match(name):
         raise UsageError(f"new-plugin {name!r}: use lower-case letters, digits and single "
                          "hyphens, starting with a letter (for example seqlm-peephole)")
+    module = name.replace("-", "_")
+    # An installed distribution or module of that name (seqlm itself, torch, click...)
+    # would be replaced by `pip install -e`, or shadowed on import.
+    taken = _installed_distribution(name) or (
+        importlib.util.find_spec(module) is not None and module)
+    if taken:
+        raise UsageError(f"new-plugin {name!r}: {taken!r} is already installed here, and the "
+                         "plugin would replace or shadow it; choose another name, such as "
+                         f"seqlm-{name.removeprefix('seqlm-')}-plugin")
     short = name.removeprefix("seqlm-") or name
     return {"dist": name, "module": name.replace("-", "_"), "short": short,
             "cell": f"{short}-cell", "sampler": f"{short}-strided",

@@ -62,6 +62,9 @@ def test_the_template_installs_passes_its_tests_and_trains(tmp_path, small_text)
 @pytest.mark.parametrize("args, message", [
     (["new-plugin", "Bad_Name"], "use lower-case letters, digits and single hyphens"),
     (["new-plugin", "taken"], "already exists; choose another NAME or remove it"),
+    (["new-plugin", "seqlm"], "'seqlm' is already installed here"),
+    (["new-plugin", "torch"], "'torch' is already installed here"),
+    (["new-plugin", "seqlm-bpe"], "is already installed here"),
 ])
 def test_new_plugin_refuses_a_bad_name_or_an_existing_folder(tmp_path, args, message):
     (tmp_path / "taken").mkdir()
