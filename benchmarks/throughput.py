@@ -147,7 +147,7 @@ class _ChunkTimer(Callback):
         self.chunks: list[tuple[int, float]] = []
         self._tokens, self._started = 0, 0.0
 
-    def on_epoch_end(self, trainer, metrics) -> None:  # noqa: D102
+    def on_epoch_end(self, trainer, metrics) -> None:
         if metrics.epoch > 1:
             self._tokens += metrics.tokens
             if (metrics.epoch - 1) % self.chunk:

@@ -60,18 +60,18 @@ class CallbackList(Callback):
     def __init__(self, callbacks: Sequence[Callback]) -> None:
         self.callbacks = list(callbacks)
 
-    def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
+    def on_train_start(self, trainer: Trainer) -> None:
         for cb in self.callbacks:
             cb.on_train_start(trainer)
 
-    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:  # noqa: D102
+    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
         for cb in self.callbacks:
             cb.on_epoch_end(trainer, metrics)
 
-    def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:  # noqa: D102
+    def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:
         for cb in self.callbacks:
             cb.on_train_end(trainer, history)
 
-    def on_exception(self, trainer: Trainer, error: BaseException) -> None:  # noqa: D102
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
         for cb in self.callbacks:
             cb.on_exception(trainer, error)

@@ -72,14 +72,14 @@ class CheckpointCallback(Callback):
         state["trainer"] = trainer.state_dict()
         return state
 
-    def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
+    def on_train_start(self, trainer: Trainer) -> None:
         self.saved_epoch = trainer.start_epoch or None
         for m in trainer.history:
             loss = m.selected_val_loss
             if loss is not None and loss < self.best_loss:
                 self.best_loss = loss
 
-    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:  # noqa: D102
+    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
         self.snapshot = cpu_copy(self._state(trainer, metrics.epoch))
         loss = metrics.selected_val_loss
         if loss is not None and loss < self.best_loss:
@@ -96,7 +96,7 @@ class CheckpointCallback(Callback):
         if self.every and metrics.epoch % self.every == 0:
             self._save_then_stop()
 
-    def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:  # noqa: D102
+    def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:
         self._save_then_stop()
 
     def _save_then_stop(self) -> None:
@@ -107,7 +107,7 @@ class CheckpointCallback(Callback):
             self.interrupted_at = self.saved_epoch
             raise interrupt_for(arrived[0])
 
-    def on_exception(self, trainer: Trainer, error: BaseException) -> None:  # noqa: D102
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
         # The snapshot is of the last finished epoch, so it is good even when the epoch
         # that failed (a NaN loss) was not; other errors may come from saving itself.
         # A closed output pipe (``seqlm run | head``) stops the run as Ctrl-C does.

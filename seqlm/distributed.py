@@ -134,10 +134,10 @@ class _ShareRandomState(Callback):
     def __init__(self, trainer: DDPTrainer) -> None:
         self.device = trainer.device
 
-    def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
+    def on_train_start(self, trainer: Trainer) -> None:
         self._share()
 
-    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:  # noqa: D102
+    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
         self._share()
 
     def _share(self) -> None:

@@ -113,10 +113,10 @@ class MetricsWriter(Callback):
         self.path = path
         self.file = None
 
-    def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
+    def on_train_start(self, trainer: Trainer) -> None:
         self.file = open_append(self.path)
 
-    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:  # noqa: D102
+    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
         if self.file is not None:
             try:
                 self.file.write((json.dumps(metrics.to_dict()) + "\n").encode("utf-8"))
@@ -125,10 +125,10 @@ class MetricsWriter(Callback):
                 raise cannot_write(self.path, exc) from None
             record_written(self.path.parent, self.path)
 
-    def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:  # noqa: D102
+    def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:
         self._close()
 
-    def on_exception(self, trainer: Trainer, error: BaseException) -> None:  # noqa: D102
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
         self._close()
 
     def _close(self) -> None:

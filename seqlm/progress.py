@@ -73,7 +73,7 @@ class RichProgress(Callback):
         self.rows: list[EpochMetrics] = []
         self.live: Live | None = None
 
-    def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
+    def on_train_start(self, trainer: Trainer) -> None:
         self.total = trainer.epochs
         self.start = trainer.start_epoch  # epochs done before a resume
         self.log_every = self.log_every or log_every(self.total)
@@ -82,13 +82,13 @@ class RichProgress(Callback):
                          transient=False)
         self.live.start()
 
-    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:  # noqa: D102
+    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
         if metrics.epoch % self.log_every == 0 or metrics.epoch == self.total:
             self.rows.append(metrics)
         if self.live is not None:
             self.live.update(self._table(metrics), refresh=True)
 
-    def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:  # noqa: D102
+    def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:
         if trainer.stop_reason and history and self.live is not None:
             # The epoch it stopped at is shown, and the reason under the table.
             if not self.rows or self.rows[-1] is not history[-1]:
@@ -98,7 +98,7 @@ class RichProgress(Callback):
             self.live.update(table, refresh=True)
         self._stop()
 
-    def on_exception(self, trainer: Trainer, error: BaseException) -> None:  # noqa: D102
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
         self._stop()
 
     def _stop(self) -> None:
@@ -136,13 +136,13 @@ class PlainProgress(Callback):
         self.console = console
         self.log_every = log_every
 
-    def on_train_start(self, trainer: Trainer) -> None:  # noqa: D102
+    def on_train_start(self, trainer: Trainer) -> None:
         self.total = trainer.epochs
         self.start = trainer.start_epoch  # epochs done before a resume
         self.log_every = self.log_every or log_every(self.total)
         self.timer = _Timer()
 
-    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:  # noqa: D102
+    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
         if metrics.epoch % self.log_every and metrics.epoch != self.total:
             return
         val = ""
@@ -162,7 +162,7 @@ class PlainProgress(Callback):
             highlight=False, soft_wrap=True,
         )
 
-    def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:  # noqa: D102
+    def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:
         if trainer.stop_reason:
             self.console.print(trainer.stop_reason, highlight=False, soft_wrap=True)
 

@@ -18,12 +18,12 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import seed_reference as ref  # noqa: E402
-from benchmarks import throughput  # noqa: E402
-from seqlm.cells.scratch import ScratchGRU, ScratchLSTM, ScratchRNN  # noqa: E402
-from seqlm.cells.torch_cells import TorchGRU, TorchLSTM, TorchRNN  # noqa: E402
-from seqlm.errors import TrainingError  # noqa: E402
-from seqlm.model import RNNModel  # noqa: E402
+from benchmarks import seed_reference as ref
+from benchmarks import throughput
+from seqlm.cells.scratch import ScratchGRU, ScratchLSTM, ScratchRNN
+from seqlm.cells.torch_cells import TorchGRU, TorchLSTM, TorchRNN
+from seqlm.errors import TrainingError
+from seqlm.model import RNNModel
 
 VOCAB, HIDDEN = 7, 5
 SCRATCH = {"lstm": (ScratchLSTM, 4), "gru": (ScratchGRU, 3), "rnn": (ScratchRNN, 1)}

@@ -160,7 +160,7 @@ class ScratchLSTM(_ScratchCell):
     num_gates = 4
     state_count = 2
 
-    def step(self, x_gates, state, W_h, b_h):  # noqa: D102 - documented on the base
+    def step(self, x_gates, state, W_h, b_h):
         H, C = state
         gates = x_gates + H @ W_h + b_h
         i, f, g, o = gates.chunk(4, dim=1)
@@ -172,7 +172,7 @@ class ScratchLSTM(_ScratchCell):
         H = O * torch.tanh(C)
         return H, C
 
-    def fused_layer(self, x_gates, state, W_h, b_h, product_dtype=None):  # noqa: D102
+    def fused_layer(self, x_gates, state, W_h, b_h, product_dtype=None):
         outputs, H, C = fused.LSTMLayer.apply(x_gates, state[0], state[1], W_h, product_dtype)
         return outputs, (H, C)
 
@@ -183,7 +183,7 @@ class ScratchGRU(_ScratchCell):
     num_gates = 3
     fold_b_h = False
 
-    def step(self, x_gates, state, W_h, b_h):  # noqa: D102 - documented on the base
+    def step(self, x_gates, state, W_h, b_h):
         (H,) = state
         x_r, x_z, x_n = x_gates.chunk(3, dim=1)
         h_r, h_z, h_n = (H @ W_h + b_h).chunk(3, dim=1)
@@ -192,7 +192,7 @@ class ScratchGRU(_ScratchCell):
         H_tilde = torch.tanh(x_n + R * h_n)
         return (Z * H + (1 - Z) * H_tilde,)
 
-    def fused_layer(self, x_gates, state, W_h, b_h, product_dtype=None):  # noqa: D102
+    def fused_layer(self, x_gates, state, W_h, b_h, product_dtype=None):
         outputs, H = fused.GRULayer.apply(x_gates, state[0], W_h, b_h, product_dtype)
         return outputs, (H,)
 
@@ -202,10 +202,10 @@ class ScratchRNN(_ScratchCell):
 
     num_gates = 1
 
-    def step(self, x_gates, state, W_h, b_h):  # noqa: D102 - documented on the base
+    def step(self, x_gates, state, W_h, b_h):
         (H,) = state
         return (torch.tanh(x_gates + H @ W_h + b_h),)
 
-    def fused_layer(self, x_gates, state, W_h, b_h, product_dtype=None):  # noqa: D102
+    def fused_layer(self, x_gates, state, W_h, b_h, product_dtype=None):
         outputs, H = fused.RNNLayer.apply(x_gates, state[0], W_h, product_dtype)
         return outputs, (H,)
