@@ -21,14 +21,13 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from seqlm.errors import SeqlmError
-from seqlm.safewrite import temporary_beside
+from seqlm.safewrite import replace_atomically
 
 FORMAT = "seqlm-checkpoint"
 #: Bumped when a change makes older seqlm versions misread new checkpoints.
@@ -76,20 +75,6 @@ def unpack(data: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return data
 
 
-def _write_atomic(path: Path, write: Callable[[Any], None]) -> None:
-    """Write through ``write(file)`` into a temporary file, then rename it to ``path``."""
-    fd, tmp = temporary_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(directory: str | Path, state: dict[str, Any], name: str = "checkpoint") -> Path:
     """Write ``state`` (nested dicts, lists, numbers, strings and tensors) atomically.
 
@@ -116,8 +101,8 @@ def save_checkpoint(directory: str | Path, state: dict[str, Any], name: str = "c
     }
     text = json.dumps(header, indent=1).encode("utf-8")
     try:
-        _write_atomic(tensor_path, lambda f: f.write(payload))
-        _write_atomic(json_path, lambda f: f.write(text))
+        replace_atomically(tensor_path, lambda f: f.write(payload), sync=True)
+        replace_atomically(json_path, lambda f: f.write(text), sync=True)
     except OSError as exc:
         tensor_path.unlink(missing_ok=True)
         raise CheckpointError(

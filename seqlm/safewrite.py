@@ -50,11 +50,12 @@ def cannot_write(path: Path, error: OSError) -> OutputError:
                        "space or check the folder's permissions")
 
 
-def write_atomic(path: Path, write: Callable[[BinaryIO], None], sync: bool = False) -> None:
+def replace_atomically(path: Path, write: Callable[[BinaryIO], None], sync: bool = False) -> None:
     """Write ``path`` through ``write(file)`` into a temporary file, then rename it.
 
     ``sync`` flushes the data to the disk before the rename, for files that must survive
-    a power cut (checkpoints). Raises :class:`OutputError` naming ``path`` on failure.
+    a power cut (checkpoints). The temporary file never outlives a failure, which is
+    raised as it came (an :class:`OSError`, say).
     """
     path = Path(path)
     tmp = None
@@ -66,11 +67,18 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None], sync: bool = Fal
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
-        raise cannot_write(path, exc) from None
     finally:
         if tmp is not None and os.path.lexists(tmp):
             Path(tmp).unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, write: Callable[[BinaryIO], None], sync: bool = False) -> None:
+    """:func:`replace_atomically`, with a failure raised as :class:`OutputError` naming
+    ``path``."""
+    try:
+        replace_atomically(path, write, sync=sync)
+    except OSError as exc:
+        raise cannot_write(Path(path), exc) from None
 
 
 def write_bytes_atomic(path: Path, data: bytes, sync: bool = False) -> None:
