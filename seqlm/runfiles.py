@@ -35,8 +35,8 @@ INTERNAL_NAMES = (".seqlm.lock", MANIFEST)
 _TENSORS = re.compile(r"(?:checkpoint|best)-[0-9a-f]{8}\.safetensors")
 # tempfile.mkstemp's names: the prefix, then 8 of [a-z0-9_], then the suffix.
 _TEMPORARY = re.compile(
-    r"\.(?:metrics\.jsonl|summary\.json|perplexity\.png|checkpoint\.json|best\.json|status\.json"
-    r"|\.seqlm-files\.json|(?:checkpoint|best)-[0-9a-f]{8}\.safetensors)-[a-z0-9_]{8}\.tmp"
+    r"\.(?:" + "|".join(re.escape(name) for name in (*OUTPUT_NAMES, MANIFEST))
+    + "|" + _TENSORS.pattern + r")-[a-z0-9_]{8}\.tmp"
 )
 
 
