@@ -14,7 +14,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import torch
 from torch import nn
@@ -38,6 +38,11 @@ from seqlm.graph_policy import (
 from seqlm.graphs import StaticStep
 from seqlm.interfaces import Sampler, State, Trainer, detach_state
 from seqlm.metrics import EpochMetrics
+from seqlm.plain_sgd import PlainSGD
+
+#: What the trainer steps with: a ``torch.optim`` optimizer or, for plain SGD on the CPU,
+#: :class:`~seqlm.plain_sgd.PlainSGD`.
+Optimizer: TypeAlias = "torch.optim.Optimizer | PlainSGD"
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
@@ -190,12 +195,12 @@ class DefaultTrainer(Trainer):
         self.schedule = schedule
         self.warmup_epochs = warmup_epochs
         self.history: list[EpochMetrics] = []
-        self.optimizer: torch.optim.Optimizer | None = None
+        self.optimizer: Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self._pending_state: dict[str, Any] | None = None
         self._grad_norms: torch.Tensor | None = None
 
-    def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+    def make_optimizer(self, model: nn.Module) -> Optimizer:
         """The chosen optimizer over all trainable parameters (plain SGD in the seed)."""
         params = [p for p in model.parameters() if p.requires_grad]
         # One fused kernel per update on CUDA (fewer kernels in each step, recorded or
@@ -209,12 +214,25 @@ class DefaultTrainer(Trainer):
             kwargs["capturable"] = True
         if self.weight_decay is not None:
             kwargs["weight_decay"] = self.weight_decay
+        if self._plain_sgd_will_do():
+            return PlainSGD(params, self.lr)
         cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam,
                "adamw": torch.optim.AdamW}[self.optimizer_name]
         return cls(params, **kwargs)
 
+    def _plain_sgd_will_do(self) -> bool:
+        """Whether :class:`~seqlm.plain_sgd.PlainSGD` makes this run's exact update.
+
+        Only on the CPU: there the import ``torch.optim`` costs is a noticeable share of a
+        short job, while on CUDA the fused kernel of ``torch.optim.SGD`` is what a recorded
+        step wants. A schedule needs a real ``torch.optim`` optimizer.
+        """
+        return (self.optimizer_name == "sgd" and self.device.type == "cpu"
+                and not self.weight_decay and self.schedule == "constant"
+                and self.warmup_epochs == 0)
+
     def make_scheduler(
-        self, optimizer: torch.optim.Optimizer
+        self, optimizer: Optimizer
     ) -> torch.optim.lr_scheduler.LRScheduler | None:
         """The per-epoch learning-rate schedule, or None for a constant rate."""
         if self.schedule == "constant" and self.warmup_epochs == 0:
@@ -395,7 +413,7 @@ class DefaultTrainer(Trainer):
         Y: torch.Tensor,
         state: State,
         model: nn.Module,
-        optimizer: torch.optim.Optimizer,
+        optimizer: Optimizer,
         params: list[nn.Parameter],
         autocast_cache: bool = True,
     ) -> tuple[torch.Tensor, State]:
@@ -456,7 +474,7 @@ class DefaultTrainer(Trainer):
         Y: torch.Tensor,
         fresh: bool,
         model: nn.Module,
-        optimizer: torch.optim.Optimizer,
+        optimizer: Optimizer,
         params: list[nn.Parameter],
     ) -> int:
         """Train on one batch through the static step, from a fresh state or the one the
@@ -498,7 +516,7 @@ class DefaultTrainer(Trainer):
         model: nn.Module,
         corpus: torch.Tensor,
         sampler: Sampler,
-        optimizer: torch.optim.Optimizer,
+        optimizer: Optimizer,
         params: list[nn.Parameter],
     ) -> EpochMetrics:
         # ``model`` may be a wrapper (DDP), which passes ``with_penalty`` on.
