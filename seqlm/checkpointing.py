@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from seqlm.callbacks import Callback
-from seqlm.checkpoint import pack, read_header, save_checkpoint, unpack
+from seqlm.checkpoint import read_header, save_checkpoint
 from seqlm.errors import TrainingError
 from seqlm.interfaces import Trainer
 from seqlm.metrics import EpochMetrics
@@ -30,10 +30,31 @@ LAST = "checkpoint"
 BEST = "best"
 
 
+#: Values stored as they are.
+_PLAIN = frozenset({bool, int, float, str, type(None)})
+
+
 def cpu_copy(state: Any) -> Any:
-    """A copy of a nested state whose tensors are fresh CPU clones."""
-    tensors: dict[str, torch.Tensor] = {}
-    return unpack(pack(state, tensors), tensors)
+    """A copy of a nested state whose tensors are fresh CPU clones.
+
+    The result is what :func:`~seqlm.checkpoint.pack` then :func:`~seqlm.checkpoint.unpack`
+    give (tuples become lists; anything a checkpoint cannot store is a ``TypeError`` now,
+    not at the save), made in one pass: the run copies its state after every epoch, and
+    the history in it grows by a row each time.
+    """
+    if type(state) in _PLAIN:
+        return state
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True).contiguous()
+    if isinstance(state, dict):
+        if type(state) is dict and all(type(v) in _PLAIN for v in state.values()):
+            return state.copy()  # a row of numbers (a history row): one shallow copy
+        return {k: cpu_copy(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return [cpu_copy(v) for v in state]
+    if isinstance(state, (bool, int, float, str)):
+        return state
+    raise TypeError(f"cannot store a {type(state).__name__} in a checkpoint")
 
 
 class CheckpointCallback(Callback):

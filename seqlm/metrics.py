@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 
@@ -77,7 +77,10 @@ class EpochMetrics:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready row, derived values included; absent values are left out."""
-        row = {k: v for k, v in asdict(self).items() if v is not None}
+        # Every field is a number, so a shallow read does what ``asdict``'s deep copy would,
+        # several times faster: a checkpoint's history holds one row per epoch, and the
+        # run copies it after every epoch.
+        row = {k: v for k in _FIELDS if (v := getattr(self, k)) is not None}
         row["train_ppl"] = self.train_ppl
         if self.val_loss is not None:
             row["val_ppl"] = self.val_ppl
@@ -99,3 +102,7 @@ class EpochMetrics:
             avg_val_loss=(None if row.get("avg_val_loss") is None
                           else float(row["avg_val_loss"])),
         )
+
+
+#: The stored fields of a row, in order.
+_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(EpochMetrics))

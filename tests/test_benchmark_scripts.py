@@ -115,3 +115,11 @@ def test_generation_benchmark_measures_both_ways_on_the_cpu(book_path, tmp_path,
         ("greedy", "seqlm"), ("greedy", "host_loop"), ("sampled", "seqlm"),
         ("sampled", "host_loop")}
     assert all(r["tokens_per_s"] > 0 and r["tokens"] == 5 for r in rows)
+
+
+def test_the_epoch_snapshot_benchmark_times_each_part_of_the_copy():
+    from benchmarks import epoch_snapshot
+
+    totals = epoch_snapshot.measure(3)
+    assert set(totals) == {"state_dict", "cpu_copy", "pack_unpack"}
+    assert all(seconds > 0 for seconds in totals.values())

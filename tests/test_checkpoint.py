@@ -187,3 +187,40 @@ def test_cli_reports_a_damaged_checkpoint_in_one_line(trained, tmp_path):
     assert result.exit_code == 1
     assert "Error:" in result.output and "truncated or corrupt" in result.output
     assert "Traceback" not in result.output
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b) and a.dtype == b.dtype
+    if isinstance(a, dict):
+        return type(b) is dict and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return type(b) is list and len(a) == len(b) and all(map(_same, a, b))
+    return a == b and type(a) is type(b)
+
+
+def test_the_per_epoch_snapshot_is_what_a_save_and_load_would_give_and_owns_its_data():
+    from seqlm.checkpoint import pack, unpack
+    from seqlm.checkpointing import cpu_copy
+
+    weights = torch.arange(6.0).reshape(2, 3).t()  # not contiguous
+    row = {"epoch": 3, "train_loss": 1.5, "val_loss": None, "name": "x", "ok": True}
+    state = {"model": {"w": weights}, "history": [row, dict(row, epoch=4)],
+             "optimizer": {"state": {0: {"step": torch.tensor(5.0)}}, "groups": (1, 2.5)},
+             "rng": [torch.zeros(3, dtype=torch.uint8), None]}
+    tensors: dict[str, torch.Tensor] = {}
+    expected = unpack(pack(state, tensors), tensors)
+    copy = cpu_copy(state)
+    assert _same(copy, expected)
+
+    weights.add_(1)
+    row["epoch"] = 99
+    assert copy["model"]["w"][0, 0].item() == 0.0
+    assert copy["history"][0]["epoch"] == 3
+
+
+def test_the_snapshot_refuses_what_a_checkpoint_cannot_store_at_once():
+    from seqlm.checkpointing import cpu_copy
+
+    with pytest.raises(TypeError, match="cannot store a object"):
+        cpu_copy({"history": [{"epoch": 1, "bad": object()}]})
