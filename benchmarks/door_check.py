@@ -29,13 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from seqlm.config import RunConfig  # noqa: E402
-from seqlm.corpus import build_corpus, load_text  # noqa: E402
-from seqlm.door import check_before_training  # noqa: E402
-from seqlm.plugins import get_plugins  # noqa: E402
-from seqlm.runner import build_model  # noqa: E402
-from seqlm.samplers import SequentialSampler  # noqa: E402
-from seqlm.tokenizers import CharTokenizer  # noqa: E402
-from seqlm.training import DefaultTrainer  # noqa: E402
+from seqlm.data.corpus import build_corpus, load_text  # noqa: E402
+from seqlm.data.samplers import SequentialSampler  # noqa: E402
+from seqlm.data.tokenizers import CharTokenizer  # noqa: E402
+from seqlm.plugins.door import check_before_training  # noqa: E402
+from seqlm.plugins.manager import get_plugins  # noqa: E402
+from seqlm.runs.build import build_model  # noqa: E402
+from seqlm.training.trainer import DefaultTrainer  # noqa: E402
 
 
 def measure(repeats: int, data: str | None, threads: int) -> dict[str, object]:

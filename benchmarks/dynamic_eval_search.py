@@ -24,11 +24,11 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from seqlm.corpus import build_corpus, load_text
-from seqlm.dynamic_eval import DynamicSettings, dynamic_loss
-from seqlm.evaluation import evaluate_loss, hold_out
-from seqlm.inference import load_trained
-from seqlm.runner import run
+from seqlm.data.corpus import build_corpus, load_text
+from seqlm.runs.saved import load_trained
+from seqlm.runs.stages import run
+from seqlm.training.dynamic_eval import DynamicSettings, dynamic_loss
+from seqlm.training.evaluation import evaluate_loss, hold_out
 
 #: The model trained when no --run is given: small enough for a few minutes on 2 cores.
 SMALL_MODEL = dict(max_tokens=0, hidden=256, embedding_dim=64, dropout=0.3,

@@ -6,8 +6,8 @@ so that Ctrl-C at any moment can save the last finished epoch. The history grows
 an epoch, so the copy's cost grows with the run. This times, for the seed's model
 (``lstm``, 256 hidden units, vocabulary 28) and ``--epochs`` epochs:
 
-- ``state_dict``: the trainer's :meth:`~seqlm.training.DefaultTrainer.state_dict`;
-- ``cpu_copy``: the one-pass copy the callback makes (:func:`seqlm.checkpointing.cpu_copy`);
+- ``state_dict``: the trainer's :meth:`~seqlm.training.trainer.DefaultTrainer.state_dict`;
+- ``cpu_copy``: the one-pass copy the callback makes (:func:`seqlm.checkpoints.saver.cpu_copy`);
 - ``pack_unpack``: the same copy made by packing the state for a file and unpacking it.
 
 Usage::
@@ -29,11 +29,11 @@ from pathlib import Path
 import torch
 
 from seqlm.cells.torch_cells import TorchLSTM
-from seqlm.checkpoint import pack, unpack
-from seqlm.checkpointing import cpu_copy
+from seqlm.checkpoints.format import pack, unpack
+from seqlm.checkpoints.saver import cpu_copy
 from seqlm.metrics import EpochMetrics
-from seqlm.model import RNNModel
-from seqlm.training import DefaultTrainer
+from seqlm.model.rnn import RNNModel
+from seqlm.training.trainer import DefaultTrainer
 
 
 def measure(epochs: int) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Generation speed: tokens per second of :func:`seqlm.generation.generate`.
+"""Generation speed: tokens per second of :func:`seqlm.model.generation.generate`.
 
 The model has the seed's size (one-hot characters of The Time Machine, one layer of
 256 units, untrained: the speed does not depend on the weights). Each device generates
@@ -30,11 +30,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from seqlm.corpus import build_corpus, load_text  # noqa: E402
-from seqlm.generation import generate  # noqa: E402
-from seqlm.model import RNNModel  # noqa: E402
-from seqlm.plugins import get_plugins  # noqa: E402
-from seqlm.tokenizers import CharTokenizer  # noqa: E402
+from seqlm.data.corpus import build_corpus, load_text  # noqa: E402
+from seqlm.data.tokenizers import CharTokenizer  # noqa: E402
+from seqlm.model.generation import generate  # noqa: E402
+from seqlm.model.rnn import RNNModel  # noqa: E402
+from seqlm.plugins.manager import get_plugins  # noqa: E402
 
 PREFIX = "time traveller"
 

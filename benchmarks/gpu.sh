@@ -27,7 +27,7 @@ step() {  # step NAME COMMAND...: run, log to $OUT/NAME.log, remember a failure
     if [ "$code" -ne 0 ] && [ "$status" -eq 0 ]; then status=$code; fi
 }
 
-if ! "$PYTHON" -c "import seqlm.plugins; seqlm.plugins.get_plugins().get('cell', 'lstm')" \
+if ! "$PYTHON" -c "import seqlm.plugins.manager; seqlm.plugins.manager.get_plugins().get('cell', 'lstm')" \
         >/dev/null 2>&1; then
     step install "$PYTHON" -m pip install -q --no-deps --no-build-isolation --no-index \
         -e . -e ./plugins/seqlm-bpe

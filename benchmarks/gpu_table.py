@@ -12,6 +12,7 @@ name the machine, so the table can be pasted into ``docs/performance.md`` as it 
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -93,8 +94,11 @@ def load(folder: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> str:
     """Print the table for the folder in ``argv`` (default ``benchmarks``)."""
-    args = sys.argv[1:] if argv is None else argv
-    folder = Path(args[0]) if args else Path("benchmarks")
+    parser = argparse.ArgumentParser(
+        description="Print the markdown table of the GPU benchmark results in FOLDER.")
+    parser.add_argument("folder", nargs="?", default="benchmarks", type=Path,
+                        help="where benchmarks/gpu.sh wrote its JSON (default: benchmarks)")
+    folder = parser.parse_args(argv).folder
     results = load(folder)
     if not any(results.values()):
         sys.exit(f"error: none of {', '.join(FILES.values())} is in {folder}; run "

@@ -7,18 +7,25 @@ Memory does not grow with the number of epochs, so a few epochs stand for the fu
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
-import sys
 
 import torch
 from rich.console import Console
 
-from seqlm.runner import run
+from seqlm.runs.stages import run
 
 
 def main() -> None:
-    epochs, device, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    parser = argparse.ArgumentParser(
+        description="Peak memory of the default seqlm run, as one JSON line.")
+    parser.add_argument("epochs", type=int, help="epochs to train (memory does not grow "
+                        "with them)")
+    parser.add_argument("device", help="cpu, cuda, ...")
+    parser.add_argument("out", help="the run folder (replaced)")
+    args = parser.parse_args()
+    epochs, device, out = args.epochs, args.device, args.out
     result = run(epochs=epochs, device=device, out=out, force=True,
                  console=Console(quiet=True))
     report = {

@@ -43,13 +43,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import seed_reference as ref  # noqa: E402
-from seqlm.callbacks import Callback  # noqa: E402
-from seqlm.corpus import build_corpus, load_text  # noqa: E402
+from seqlm.data.corpus import build_corpus, load_text  # noqa: E402
+from seqlm.data.samplers import SequentialSampler  # noqa: E402
 from seqlm.errors import TrainingError  # noqa: E402
-from seqlm.model import RNNModel  # noqa: E402
-from seqlm.plugins import get_plugins  # noqa: E402
-from seqlm.samplers import SequentialSampler  # noqa: E402
-from seqlm.training import DefaultTrainer  # noqa: E402
+from seqlm.interfaces import Callback  # noqa: E402
+from seqlm.model.rnn import RNNModel  # noqa: E402
+from seqlm.plugins.manager import get_plugins  # noqa: E402
+from seqlm.training.trainer import DefaultTrainer  # noqa: E402
 
 CELLS = ["lstm", "lstm-scratch", "gru", "gru-scratch", "rnn", "rnn-scratch"]
 

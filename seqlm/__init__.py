@@ -16,27 +16,27 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from seqlm.version import __version__ as __version__
 
 _EXPORTS = {
-    "run": "seqlm.runner",
-    "RunResult": "seqlm.runner",
+    "run": "seqlm.runs.stages",
+    "RunResult": "seqlm.runs.stages",
     "RunConfig": "seqlm.config",
     "Tokenizer": "seqlm.interfaces",
     "Sampler": "seqlm.interfaces",
     "RecurrentCell": "seqlm.interfaces",
     "Trainer": "seqlm.interfaces",
-    "Callback": "seqlm.callbacks",
+    "Callback": "seqlm.interfaces",
     "EpochMetrics": "seqlm.metrics",
-    "RNNModel": "seqlm.model",
-    "Vocab": "seqlm.vocab",
-    "load_text": "seqlm.corpus",
-    "text_tokens": "seqlm.corpus",
-    "build_corpus": "seqlm.corpus",
-    "clean_lines": "seqlm.text",
-    "generate": "seqlm.generation",
+    "RNNModel": "seqlm.model.rnn",
+    "Vocab": "seqlm.data.vocab",
+    "load_text": "seqlm.data.corpus",
+    "text_tokens": "seqlm.data.corpus",
+    "build_corpus": "seqlm.data.corpus",
+    "clean_lines": "seqlm.data.text",
+    "generate": "seqlm.model.generation",
     "hookimpl": "seqlm.hookspecs",
-    "get_plugins": "seqlm.plugins",
+    "get_plugins": "seqlm.plugins.manager",
     "SeqlmError": "seqlm.errors",
 }
 
@@ -47,19 +47,18 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from seqlm.callbacks import Callback
     from seqlm.config import RunConfig
-    from seqlm.corpus import build_corpus, load_text, text_tokens
+    from seqlm.data.corpus import build_corpus, load_text, text_tokens
+    from seqlm.data.text import clean_lines
+    from seqlm.data.vocab import Vocab
     from seqlm.errors import SeqlmError
-    from seqlm.generation import generate
     from seqlm.hookspecs import hookimpl
-    from seqlm.interfaces import RecurrentCell, Sampler, Tokenizer, Trainer
+    from seqlm.interfaces import Callback, RecurrentCell, Sampler, Tokenizer, Trainer
     from seqlm.metrics import EpochMetrics
-    from seqlm.model import RNNModel
-    from seqlm.plugins import get_plugins
-    from seqlm.runner import RunResult, run
-    from seqlm.text import clean_lines
-    from seqlm.vocab import Vocab
+    from seqlm.model.generation import generate
+    from seqlm.model.rnn import RNNModel
+    from seqlm.plugins.manager import get_plugins
+    from seqlm.runs.stages import RunResult, run
 
 
 def __getattr__(name: str) -> Any:

@@ -3,6 +3,24 @@
 from __future__ import annotations
 
 
+def one_line(text: str, limit: int | None = None) -> str:
+    """``text`` on one line (every run of whitespace, newlines included, becomes one
+    space), cut to ``limit`` characters with ``...``: an error never spreads over the
+    screen."""
+    line = " ".join(text.split())
+    if limit is not None and len(line) > limit:
+        line = line[: limit - 3] + "..."
+    return line
+
+
+def first_line(error: BaseException, limit: int | None = None) -> str:
+    """The first non-empty line of ``error``'s message (its type's name if it has none),
+    cut to ``limit`` characters: where the rest is a traceback or a dump, the first line
+    names the cause."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return one_line(lines[0] if lines else type(error).__name__, limit)
+
+
 class SeqlmError(Exception):
     """A problem the user can fix; the CLI prints it as one line and exits non-zero.
 
@@ -36,5 +54,25 @@ class TrainingError(SeqlmError):
     """Training cannot go on (for example the loss became NaN)."""
 
 
+class CheckpointError(SeqlmError):
+    """A checkpoint is missing, unreadable, corrupt, or from an incompatible version."""
+
+
 class OutputError(SeqlmError):
     """A file of the run folder could not be written (a full disk, say); names the file."""
+
+
+#: Where the contract of each kind of component is stated, relative to the project's root.
+CONTRACTS = "docs/plugins/contracts.md"
+SECTIONS = {"tokenizer": "tokenizer", "sampler": "sampler", "cell": "recurrentcell",
+            "trainer": "trainer", "command": "commands", "callback": "callback"}
+
+
+def contract_link(kind: str) -> str:
+    """``docs/plugins/contracts.md#SECTION`` for ``kind``."""
+    return f"{CONTRACTS}#{SECTIONS.get(kind, '')}".rstrip("#")
+
+
+def refuse(label: str, kind: str, problem: str) -> ContractError:
+    """The one-line error for a component (``label``) that broke its contract."""
+    return ContractError(f"{label} broke its contract: {problem}; see {contract_link(kind)}")

@@ -1,4 +1,4 @@
-"""The four interfaces that seqlm's components, built-in or from plugins, implement.
+"""The interfaces that seqlm's components, built-in or from plugins, implement.
 
 A plugin registers a class under a user-facing name (see :mod:`seqlm.hookspecs`); the
 framework builds it with the keyword arguments listed on each class below, plus any
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -19,7 +21,6 @@ from torch import nn
 from seqlm.errors import UsageError
 
 if TYPE_CHECKING:
-    from seqlm.callbacks import Callback
     from seqlm.metrics import EpochMetrics
 
 #: A recurrent state: one tensor (RNN, GRU) or a tuple of tensors (LSTM's ``(h, c)``).
@@ -208,7 +209,7 @@ class Trainer(ABC):
     ) -> list[EpochMetrics]:
         """Train ``model`` on ``corpus`` for ``self.epochs`` epochs; return each epoch's metrics.
 
-        ``model`` is a :class:`seqlm.model.RNNModel`: ``model(X, state)`` returns logits
+        ``model`` is a :class:`seqlm.model.rnn.RNNModel`: ``model(X, state)`` returns logits
         shaped ``(num_steps * batch, vocab_size)`` (time-major) and the new state, and
         ``model(X, state, with_penalty=True)`` also returns the activation penalty to
         add to the loss that is differentiated. ``val_corpus`` holds the held-out token
@@ -235,3 +236,83 @@ def map_state(fn: Callable[[torch.Tensor], torch.Tensor], state: State) -> State
 def detach_state(state: State) -> State:
     """Cut the autograd history of a state, keeping its values (for truncated BPTT)."""
     return map_state(torch.Tensor.detach, state)
+
+
+@dataclass
+class RunInfo:
+    """What a callback enabled with ``seqlm run --log NAME`` is built with: ``cls(run)``.
+
+    A logger writes only inside :attr:`out_dir`, the run folder (in a folder of its own
+    there, such as ``RUN/tensorboard``).
+    """
+
+    #: The run folder; a resumed run keeps the same one.
+    out_dir: Path
+    #: The run's settings, as :meth:`seqlm.config.RunConfig.to_dict` gives them.
+    config: dict[str, Any]
+    #: Log a sample (or anything else periodic) every this many epochs: the same
+    #: cadence as the rows of the progress table (``--log-every``; by default about
+    #: ten per run).
+    log_every: int
+    #: ``sample(length)`` continues the run's ``--prefix`` with ``length`` tokens from
+    #: the model as it is now (greedy, so it draws no random numbers from training).
+    sample: Callable[[int], str]
+
+
+class Callback:
+    """Base class with no-op methods; override the ones you need.
+
+    The trainer calls :meth:`on_train_start` once, :meth:`on_epoch_end` after every
+    epoch, then :meth:`on_train_end` on success or :meth:`on_exception` on any error or
+    Ctrl-C, so a callback can always release what it holds (a live display, a file).
+    """
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        """Called before the first epoch."""
+
+    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
+        """Called after each epoch with its metrics."""
+
+    def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:
+        """Called once after the last epoch."""
+
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
+        """Called when training stops with an exception (KeyboardInterrupt included)."""
+
+
+class CallbackList(Callback):
+    """Calls a sequence of callbacks in order."""
+
+    def __init__(self, callbacks: Sequence[Callback]) -> None:
+        self.callbacks = list(callbacks)
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        for cb in self.callbacks:
+            cb.on_train_start(trainer)
+
+    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
+        for cb in self.callbacks:
+            cb.on_epoch_end(trainer, metrics)
+
+    def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:
+        for cb in self.callbacks:
+            cb.on_train_end(trainer, history)
+
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
+        for cb in self.callbacks:
+            cb.on_exception(trainer, error)
+
+
+def tokens_problem(lines: list[str], tokens: Any) -> str | None:
+    """What is wrong with ``tokenize(lines)``'s result, or None."""
+    if not isinstance(tokens, list) or len(tokens) != len(lines):
+        size = f" of {len(tokens)} items" if isinstance(tokens, (list, tuple)) else ""
+        return (f"expected tokenize to give a list of {len(lines)} lists (one per line), got "
+                f"a {type(tokens).__name__}{size}")
+    for line in tokens:
+        if not isinstance(line, list):
+            return f"expected each line's tokens as a list of str, got a {type(line).__name__}"
+        wrong = next((t for t in line if not isinstance(t, str) or not t), None)
+        if wrong is not None:
+            return f"expected tokens to be non-empty str, got {wrong!r}"
+    return None

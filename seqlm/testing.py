@@ -13,7 +13,7 @@ turns the rules into one test case each::
         check()
 
 The rules are those ``docs/plugins/contracts.md`` states, and the same that seqlm checks
-before training (:mod:`seqlm.door`), plus what only a test can afford: gradients reach
+before training (:mod:`seqlm.plugins.door`), plus what only a test can afford: gradients reach
 every parameter, runs repeat under a seed, states survive a save and restore.
 """
 
@@ -28,10 +28,9 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from seqlm.callbacks import Callback
-from seqlm.door import batch_problem, forward_problem, state_problem
-from seqlm.interfaces import RecurrentCell, Sampler, Tokenizer, Trainer, detach_state
-from seqlm.vocab import UNK
+from seqlm.data.vocab import UNK
+from seqlm.interfaces import Callback, RecurrentCell, Sampler, Tokenizer, Trainer, detach_state
+from seqlm.plugins.door import batch_problem, forward_problem, state_problem
 
 #: Sizes the cell rules build with: unlike each other, so that a swapped axis shows.
 INPUT_SIZE, HIDDEN_SIZE, STEPS, BATCH = 7, 6, 5, 3
@@ -363,8 +362,8 @@ class _Recorder(Callback):
 def _fit(cls: type, options: dict[str, Any], epochs: int = 2, seed: int = 0,
          state: dict[str, Any] | None = None, model: Any = None):
     from seqlm.cells.torch_cells import TorchRNN
-    from seqlm.model import RNNModel
-    from seqlm.samplers import SequentialSampler
+    from seqlm.data.samplers import SequentialSampler
+    from seqlm.model.rnn import RNNModel
 
     torch.manual_seed(seed)
     if model is None:

@@ -10,8 +10,8 @@ import seqlm
 from seqlm.cells.torch_cells import TorchLSTM, TorchRNN
 from seqlm.errors import UsageError
 from seqlm.interfaces import Sampler
-from seqlm.model import RNNModel
-from seqlm.training import DefaultTrainer
+from seqlm.model.rnn import RNNModel
+from seqlm.training.trainer import DefaultTrainer
 
 
 class OneBatch(Sampler):

@@ -9,14 +9,14 @@ import torch
 from click.testing import CliRunner
 
 import seqlm
-from seqlm.averaging import average_starts
-from seqlm.checkpoint import load_checkpoint
+from seqlm.checkpoints.format import load_checkpoint
 from seqlm.cli import main
-from seqlm.early_stopping import early_stop_reason
 from seqlm.errors import UsageError
-from seqlm.inference import load_trained
 from seqlm.metrics import EpochMetrics
-from seqlm.training import DefaultTrainer
+from seqlm.runs.saved import load_trained
+from seqlm.training.averaging import average_starts
+from seqlm.training.early_stopping import early_stop_reason
+from seqlm.training.trainer import DefaultTrainer
 from tests.test_resume import RECIPE, StopAt, _rows
 
 SMALL = dict(hidden=12, max_tokens=1500, batch_size=4, num_steps=8, predict=5,

@@ -23,7 +23,7 @@ from benchmarks import throughput
 from seqlm.cells.scratch import ScratchGRU, ScratchLSTM, ScratchRNN
 from seqlm.cells.torch_cells import TorchGRU, TorchLSTM, TorchRNN
 from seqlm.errors import TrainingError
-from seqlm.model import RNNModel
+from seqlm.model.rnn import RNNModel
 
 VOCAB, HIDDEN = 7, 5
 SCRATCH = {"lstm": (ScratchLSTM, 4), "gru": (ScratchGRU, 3), "rnn": (ScratchRNN, 1)}

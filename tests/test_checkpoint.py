@@ -11,9 +11,10 @@ import pytest
 import torch
 
 import seqlm
-from seqlm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from seqlm.inference import load_trained
-from seqlm.vocab import Vocab
+from seqlm.checkpoints.format import load_checkpoint, save_checkpoint
+from seqlm.data.vocab import Vocab
+from seqlm.errors import CheckpointError
+from seqlm.runs.saved import load_trained
 
 TINY = dict(hidden=16, max_tokens=2000, batch_size=8, num_steps=10, predict=5,
             checkpoint_every=1)
@@ -200,8 +201,8 @@ def _same(a, b) -> bool:
 
 
 def test_the_per_epoch_snapshot_is_what_a_save_and_load_would_give_and_owns_its_data():
-    from seqlm.checkpoint import pack, unpack
-    from seqlm.checkpointing import cpu_copy
+    from seqlm.checkpoints.format import pack, unpack
+    from seqlm.checkpoints.saver import cpu_copy
 
     weights = torch.arange(6.0).reshape(2, 3).t()  # not contiguous
     row = {"epoch": 3, "train_loss": 1.5, "val_loss": None, "name": "x", "ok": True}
@@ -220,7 +221,7 @@ def test_the_per_epoch_snapshot_is_what_a_save_and_load_would_give_and_owns_its_
 
 
 def test_the_snapshot_refuses_what_a_checkpoint_cannot_store_at_once():
-    from seqlm.checkpointing import cpu_copy
+    from seqlm.checkpoints.saver import cpu_copy
 
     with pytest.raises(TypeError, match="cannot store a object"):
         cpu_copy({"history": [{"epoch": 1, "bad": object()}]})

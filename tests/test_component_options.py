@@ -9,7 +9,7 @@ import pytest
 from plugin_dists import TINY_RUN, run_seqlm
 
 from seqlm.errors import UsageError
-from seqlm.options import convert_options, convert_value
+from seqlm.plugins.options import convert_options, convert_value
 
 
 @pytest.mark.parametrize("args, expected", [

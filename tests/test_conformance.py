@@ -8,7 +8,7 @@ import torch
 from test_door_check import BatchMajor, Doubled, Tanh, TorchWay
 
 import seqlm
-from seqlm.samplers import SequentialSampler
+from seqlm.data.samplers import SequentialSampler
 from seqlm.testing import (
     check_cell,
     check_sampler,
@@ -39,7 +39,7 @@ def test_builtins_conform(check):
 
 
 def test_the_ddp_trainer_conforms_in_a_one_process_group(monkeypatch):
-    from seqlm.distributed import DDPTrainer
+    from seqlm.training.ddp import DDPTrainer
 
     for key, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0",
                        "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
@@ -152,7 +152,7 @@ def test_a_tokenizer_that_keeps_no_state_fails_the_round_trip():
 
 
 def test_a_trainer_that_skips_callbacks_fails():
-    from seqlm.training import DefaultTrainer
+    from seqlm.training.trainer import DefaultTrainer
 
     class Silent(DefaultTrainer):
         def fit(self, model, corpus, sampler, callbacks=(), val_corpus=None):

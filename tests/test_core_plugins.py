@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from seqlm.plugins import Plugins
+from seqlm.plugins.manager import Plugins
 
 BUILTINS = {
     "tokenizer": ["char", "word"],

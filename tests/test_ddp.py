@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqlm.distributed import DDPTrainer, collective_timeout, launch_info, rank_rows
 from seqlm.errors import UsageError
-from seqlm.runner import run
+from seqlm.runs.stages import run
+from seqlm.training.ddp import DDPTrainer, collective_timeout, launch_info, rank_rows
 
 TINY = {"hidden": 32, "max_tokens": 3000, "batch_size": 8, "num_steps": 10, "predict": 10}
 LAUNCH_TIMEOUT_S = 150
@@ -28,8 +28,8 @@ LAUNCH_TIMEOUT_S = 150
 # writes at all) to its own folder, so a file from rank 1 could not hide among rank 0's.
 WORKER = r"""
 import json, os, sys, time
-from seqlm.callbacks import Callback
-from seqlm.runner import run
+from seqlm.interfaces import Callback
+from seqlm.runs.stages import run
 
 settings = json.loads(sys.argv[1])
 stall_rank = settings.pop("stall_rank", None)
@@ -37,8 +37,8 @@ log_dir = settings.pop("log_batches", None)
 
 if log_dir is not None:
     from seqlm.hookspecs import hookimpl
-    from seqlm.plugins import get_plugins
-    from seqlm.samplers import SequentialSampler
+    from seqlm.plugins.manager import get_plugins
+    from seqlm.data.samplers import SequentialSampler
 
     class Logged(SequentialSampler):
         # Writes the first token of every row of each global batch this rank draws.
@@ -161,7 +161,7 @@ def test_uneven_batch_is_refused_before_the_run_folder_is_made(small_text, tmp_p
 
 
 def test_ddp_trainer_refuses_apple_mps(monkeypatch):
-    from seqlm.distributed import DDPTrainer
+    from seqlm.training.ddp import DDPTrainer
 
     for name, value in LAUNCHED.items():
         monkeypatch.setenv(name, value)
@@ -301,7 +301,7 @@ def test_ddp_on_cuda_records_where_nccl_can_capture(nccl, record, monkeypatch):
     """The decision a CUDA run would take, for the NCCL that torch was built with."""
     for name, value in LAUNCHED.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr("seqlm.distributed._nccl_version", lambda: nccl)
+    monkeypatch.setattr("seqlm.training.ddp._nccl_version", lambda: nccl)
     trainer = DDPTrainer(lr=1, clip=1, epochs=1, device="cpu")
     trainer.device, trainer.backend = torch.device("cuda", 1), "nccl"  # as on a GPU
     decision = trainer.graph_decision()

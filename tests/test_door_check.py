@@ -10,8 +10,8 @@ from torch import nn
 
 import seqlm
 from seqlm.cli import main
+from seqlm.data.samplers import SequentialSampler
 from seqlm.interfaces import RecurrentCell, Sampler, Tokenizer
-from seqlm.samplers import SequentialSampler
 
 ORIGIN = "from seqlm-mistakes 0.1.0"
 TINY = ["--epochs", "2", "--hidden", "8", "--batch-size", "4", "--num-steps", "5",
@@ -252,7 +252,7 @@ def test_an_exception_in_training_is_put_on_the_plugin(tmp_path, small_text):
 
 
 def test_a_trainer_that_returns_no_history_is_named(tmp_path, small_text):
-    from seqlm.training import DefaultTrainer
+    from seqlm.training.trainer import DefaultTrainer
 
     class Forgets(DefaultTrainer):
         def fit(self, model, corpus, sampler, callbacks=(), val_corpus=None):
@@ -284,7 +284,7 @@ def test_a_cell_written_the_torch_way_trains(tmp_path, small_text):
 def test_the_check_leaves_the_random_generators_as_they_were():
     import random
 
-    from seqlm.door import rng_kept
+    from seqlm.plugins.door import rng_kept
 
     torch.manual_seed(3)
     random.seed(3)
@@ -299,7 +299,7 @@ def test_seqlms_own_bugs_stay_unexpected(tmp_path, small_text, monkeypatch):
     import math
 
     # A bug in seqlm's own code, with a plugin loaded: a call with the wrong arguments.
-    monkeypatch.setattr("seqlm.runner.summarize", math.sqrt)
+    monkeypatch.setattr("seqlm.runs.stages.summarize", math.sqrt)
     result, _ = _run(tmp_path, small_text, "--epochs", "1")
     assert result.exit_code == 1
     assert "Error: unexpected TypeError: " in result.output
@@ -346,7 +346,7 @@ class Mixing(TanhCell):
 
             @seqlm.hookimpl
             def register_tokenizers(register):
-                register("extras-chars", "seqlm.tokenizers:CharTokenizer")
+                register("extras-chars", "seqlm.data.tokenizers:CharTokenizer")
 
             @seqlm.hookimpl
             def register_commands(cli):

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from seqlm.cli import main
-from seqlm.download import (
+from seqlm.data.download import (
     BOOK_FILENAME,
     BOOK_SHA1,
     book_path,

@@ -10,10 +10,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from seqlm.cli import DYNAMIC, main
-from seqlm.dynamic_eval import DynamicSettings, dynamic_loss
-from seqlm.evaluation import evaluate_loss
-from seqlm.inference import load_trained
+from seqlm.cli import main
+from seqlm.config import DYNAMIC_DECAY, DYNAMIC_LR, DYNAMIC_STEPS
+from seqlm.runs.saved import load_trained
+from seqlm.training.dynamic_eval import DynamicSettings, dynamic_loss
+from seqlm.training.evaluation import evaluate_loss
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def test_dynamic_beats_static_on_a_drifting_text_and_the_run_is_unchanged(traine
     dynamic = report["dynamic"]
     # Several percent better, with the default step size and decay.
     assert dynamic["perplexity"] < 0.9 * report["perplexity"], report
-    assert dynamic["lr"] == DYNAMIC.lr and dynamic["decay"] == DYNAMIC.decay
+    assert dynamic["lr"] == DYNAMIC_LR and dynamic["decay"] == DYNAMIC_DECAY
     assert _digests(trained_run) == before
 
 
@@ -85,7 +86,7 @@ def test_without_steps_dynamic_equals_static_and_the_model_is_untouched(trained_
 
 def test_the_cli_defaults_are_the_librarys():
     settings = DynamicSettings()
-    assert (DYNAMIC.lr, DYNAMIC.decay, DYNAMIC.steps) == (settings.lr, settings.decay,
+    assert (DYNAMIC_LR, DYNAMIC_DECAY, DYNAMIC_STEPS) == (settings.lr, settings.decay,
                                                           settings.steps)
 
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 import seqlm
+from seqlm.data.preflight import check_corpus_fits, check_prefix
+from seqlm.data.samplers import RandomSampler, SequentialSampler
+from seqlm.data.text import read_text
+from seqlm.data.tokenizers import CharTokenizer, WordTokenizer
+from seqlm.data.vocab import Vocab
 from seqlm.errors import DataError, UsageError
-from seqlm.outputs import prepare_run_dir, write_json_atomic
-from seqlm.preflight import check_corpus_fits, check_prefix
-from seqlm.samplers import RandomSampler, SequentialSampler
-from seqlm.text import read_text
-from seqlm.tokenizers import CharTokenizer, WordTokenizer
-from seqlm.vocab import Vocab
+from seqlm.runs.outputs import prepare_run_dir, write_json_atomic
 
 SEQLM = Path(sys.executable).with_name("seqlm")
 
@@ -192,13 +192,13 @@ def test_unexpected_errors_are_one_line_with_a_hint() -> None:
 def test_cli_turns_an_unforeseen_error_into_one_line(monkeypatch) -> None:
     from click.testing import CliRunner
 
-    import seqlm.runner
+    import seqlm.runs.stages
     from seqlm.cli import main
 
     def broken(*args, **kwargs):
         raise KeyError("line one\nline two")
 
-    monkeypatch.setattr(seqlm.runner, "run", broken)
+    monkeypatch.setattr(seqlm.runs.stages, "run", broken)
     result = CliRunner().invoke(main, ["run"], env={"SEQLM_DEBUG": ""})
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [

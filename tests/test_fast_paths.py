@@ -6,10 +6,10 @@ from torch.nn import functional as F
 
 from seqlm.cells import fused
 from seqlm.cells.scratch import ScratchGRU, ScratchLSTM, ScratchRNN
+from seqlm.data.samplers import SequentialSampler
 from seqlm.errors import UsageError
-from seqlm.model import RNNModel
-from seqlm.samplers import SequentialSampler
-from seqlm.training import DefaultTrainer
+from seqlm.model.rnn import RNNModel
+from seqlm.training.trainer import DefaultTrainer
 
 CELLS = [ScratchLSTM, ScratchGRU, ScratchRNN]
 

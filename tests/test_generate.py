@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 import seqlm
 from seqlm.cli import main
-from seqlm.generation import _pick, generate
-from seqlm.inference import generate_text
+from seqlm.model.generation import _pick, generate
+from seqlm.runs.saved import generate_text
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +84,9 @@ def test_temperature_sharpens_and_flattens():
 
 def test_generate_on_a_tiny_model_respects_top_k_at_every_step():
     from seqlm.cells.torch_cells import TorchGRU
-    from seqlm.model import RNNModel
-    from seqlm.tokenizers import CharTokenizer
-    from seqlm.vocab import Vocab
+    from seqlm.data.tokenizers import CharTokenizer
+    from seqlm.data.vocab import Vocab
+    from seqlm.model.rnn import RNNModel
 
     vocab = Vocab(list("abcdefgh"))
     model = RNNModel(TorchGRU(len(vocab), 8), len(vocab))

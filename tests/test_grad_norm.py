@@ -11,11 +11,11 @@ from torch import nn
 
 import seqlm
 from seqlm.cells.torch_cells import TorchLSTM
+from seqlm.data.samplers import SequentialSampler
 from seqlm.metrics import EpochMetrics
-from seqlm.model import RNNModel
-from seqlm.progress import PlainProgress, RichProgress
-from seqlm.samplers import SequentialSampler
-from seqlm.training import DefaultTrainer
+from seqlm.model.rnn import RNNModel
+from seqlm.runs.progress import PlainProgress, RichProgress
+from seqlm.training.trainer import DefaultTrainer
 
 CORPUS = (torch.arange(1200) * 7 % 19).long()
 

@@ -13,18 +13,18 @@ import pytest
 import torch
 
 from seqlm.cells.torch_cells import TorchLSTM
+from seqlm.config.choices import check_graph_setting
+from seqlm.data.samplers import RandomSampler, SequentialSampler
 from seqlm.errors import TrainingError, UsageError
-from seqlm.graph_policy import (
+from seqlm.model.rnn import RNNModel
+from seqlm.training.graph_policy import (
     GraphDecision,
     GraphRecordingError,
-    check_setting,
     decide,
     fallback_note,
 )
-from seqlm.graphs import StaticStep
-from seqlm.model import RNNModel
-from seqlm.samplers import RandomSampler, SequentialSampler
-from seqlm.training import DefaultTrainer
+from seqlm.training.graphs import StaticStep
+from seqlm.training.trainer import DefaultTrainer
 
 CORPUS = (torch.arange(2400) * 7 % 19).long()
 CAPTURE_ERROR = ("CUDA error: operation not permitted when stream is capturing\n"
@@ -60,7 +60,7 @@ def test_a_distributed_run_off_cuda_is_eager_for_the_device_first():
 @pytest.mark.parametrize("value", ["yes", "on", 1, 0, None])
 def test_a_setting_is_auto_true_or_false(value):
     with pytest.raises(UsageError, match="cuda_graph must be 'auto', true or false"):
-        check_setting(value)
+        check_graph_setting(value)
     with pytest.raises(UsageError, match="cuda_graph must be 'auto', true or false"):
         DefaultTrainer(lr=1, clip=1, epochs=1, cuda_graph=value)
 
@@ -178,7 +178,7 @@ def test_a_demanded_recording_that_fails_is_an_error(refused_recording):
 
 def test_the_run_reports_the_fallback_in_its_summary(refused_recording, small_text, tmp_path,
                                                      capsys):
-    from seqlm.runner import run
+    from seqlm.runs.stages import run
 
     result = run(data=small_text, device="cpu", epochs=2, hidden=8, batch_size=4,
                  num_steps=8, predict=2, out=tmp_path / "run")

@@ -17,13 +17,13 @@ import torch
 
 from seqlm.cells.scratch import ScratchGRU
 from seqlm.cells.torch_cells import TorchLSTM
-from seqlm.evaluation import evaluate_loss
-from seqlm.generation import generate
-from seqlm.model import RNNModel
-from seqlm.samplers import RandomSampler, SequentialSampler
-from seqlm.tokenizers import CharTokenizer
-from seqlm.training import DefaultTrainer
-from seqlm.vocab import Vocab
+from seqlm.data.samplers import RandomSampler, SequentialSampler
+from seqlm.data.tokenizers import CharTokenizer
+from seqlm.data.vocab import Vocab
+from seqlm.model.generation import generate
+from seqlm.model.rnn import RNNModel
+from seqlm.training.evaluation import evaluate_loss
+from seqlm.training.trainer import DefaultTrainer
 
 CORPUS = (torch.arange(1300) * 7 % 19).long()
 READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy")

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from seqlm.bounds import max_threads
 from seqlm.cli import main
+from seqlm.config.bounds import max_threads
 from seqlm.errors import OutputError
-from seqlm.runlock import hold_run_folder
+from seqlm.storage.runlock import hold_run_folder
 
 SMALL = ["--hidden", "8", "--batch-size", "4", "--num-steps", "8", "--max-tokens", "1500",
          "--predict", "5", "--device", "cpu"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from plugin_dists import TINY_RUN, run_seqlm
 
-from seqlm.plugins import reset_plugins
+from seqlm.plugins.manager import reset_plugins
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "plugins" / "loggers.md"
 

@@ -9,9 +9,9 @@ from click.testing import CliRunner
 from plugin_dists import TINY_RUN
 
 import seqlm
-from seqlm.callbacks import Callback
 from seqlm.cli import main
 from seqlm.errors import PluginError
+from seqlm.interfaces import Callback
 
 TINY = dict(epochs=3, hidden=8, batch_size=4, num_steps=5, max_tokens=400, predict=6,
             device="cpu", force=True)
@@ -102,7 +102,7 @@ def test_a_logger_that_cannot_start_stops_the_run_before_training(
 
 def test_a_logger_that_is_not_a_callback_fails_its_plugin(add_logger):
     info = add_logger("plain", dict)
-    assert "does not subclass seqlm.callbacks.Callback" in info.status
+    assert "does not subclass seqlm.interfaces.Callback" in info.status
     assert "plain" not in seqlm.get_plugins().choices("callback")
 
 

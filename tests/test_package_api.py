@@ -26,3 +26,30 @@ def test_generate_continues_a_prefix_after_a_run(small_text, tmp_path):
                        batch_size=4, num_steps=8, predict=3)
     text = seqlm.generate(result.model, result.vocab, result.tokenizer, "the time", 10)
     assert isinstance(text, str) and text.startswith("the time")
+
+
+def test_the_paths_the_docs_give_plugin_authors_keep_working():
+    from seqlm.callbacks import Callback, RunInfo
+    from seqlm.config import RunConfig
+    from seqlm.errors import ContractError, PluginError, SeqlmError, UsageError  # noqa: F401
+    from seqlm.hookspecs import hookimpl  # noqa: F401
+    from seqlm.interfaces import Callback as InterfaceCallback
+    from seqlm.interfaces import RecurrentCell, Sampler, Tokenizer, Trainer  # noqa: F401
+    from seqlm.metrics import EpochMetrics, bits_per_token  # noqa: F401
+    from seqlm.plugins import get_plugins
+    from seqlm.testing import check_cell, parametrize_checks  # noqa: F401
+
+    assert Callback is InterfaceCallback and RunInfo.__module__ == "seqlm.interfaces"
+    assert seqlm.Callback is Callback and seqlm.RunConfig is RunConfig
+    assert seqlm.get_plugins is get_plugins
+    assert "lstm" in get_plugins().choices("cell")
+
+
+def test_the_command_line_entry_point_is_where_pyproject_says():
+    from importlib import metadata
+
+    from seqlm.cli import main
+
+    scripts = {ep.name: ep for ep in metadata.entry_points(group="console_scripts")}
+    assert scripts["seqlm"].value == "seqlm.cli:main"
+    assert scripts["seqlm"].load() is main

@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from seqlm.plain_sgd import PlainSGD
-from seqlm.training import DefaultTrainer
+from seqlm.training.plain_sgd import PlainSGD
+from seqlm.training.trainer import DefaultTrainer
 
 
 def _twin_parameters(seed: int = 0) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:

@@ -4,7 +4,7 @@ import pytest
 
 from seqlm.errors import OutputError
 from seqlm.metrics import EpochMetrics
-from seqlm.plot import PlotInBackground, plot_perplexity, start_imports
+from seqlm.runs.plot import PlotInBackground, plot_perplexity, start_imports
 
 HISTORY = [EpochMetrics(epoch=e, train_loss=3.0 / e, tokens=100, seconds=0.1, lr=1.0,
                         val_loss=2.0 + 0.1 * e if e % 2 else None) for e in range(1, 9)]

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from seqlm.cli import main
-from seqlm.plugins import reset_plugins
+from seqlm.plugins.manager import reset_plugins
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from plugin_dists import TINY_RUN, make_dist, run_seqlm, unique, with_cell
 
 from seqlm.cli import main
-from seqlm.plugins import reset_plugins
+from seqlm.plugins.manager import reset_plugins
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from plugin_dists import TINY_RUN
 
 from seqlm import hookspecs
 from seqlm.cli import main
-from seqlm.plugins import HOOKS, reset_plugins
+from seqlm.plugins.manager import HOOKS, reset_plugins
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugins"
 TESTS = Path(__file__).resolve().parent

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from torch import nn
 
 import seqlm
+from seqlm.data.samplers import RandomSampler
 from seqlm.interfaces import RecurrentCell, Tokenizer
-from seqlm.samplers import RandomSampler
-from seqlm.training import DefaultTrainer
+from seqlm.training.trainer import DefaultTrainer
 
 TINY = dict(epochs=2, hidden=8, batch_size=4, num_steps=5, max_tokens=400, predict=6,
             device="cpu", force=True)
@@ -180,7 +180,7 @@ def test_a_command_hook_that_raises_is_left_out(register, capsys):
 
 
 def test_hook_register_callbacks(register, small_text, tmp_path):
-    from seqlm.callbacks import Callback
+    from seqlm.interfaces import Callback
 
     seen = []
 

@@ -6,7 +6,7 @@ import pytest
 from plugin_dists import make_dist, unique, with_cell
 
 from seqlm.errors import PluginError, UsageError
-from seqlm.plugins import HOOKS, Plugins, get_plugins
+from seqlm.plugins.manager import HOOKS, Plugins, get_plugins
 
 BUILTIN_CELLS = {"gru", "gru-scratch", "lstm", "lstm-scratch", "rnn", "rnn-scratch"}
 
@@ -129,7 +129,7 @@ def test_registering_something_that_is_not_a_cell_fails(site, capsys, registrati
 def test_a_class_of_the_wrong_kind_is_refused(site, capsys):
     one_dist(site, "seqlm-mixup", """
         import seqlm
-        from seqlm.tokenizers import CharTokenizer
+        from seqlm.data.tokenizers import CharTokenizer
 
         @seqlm.hookimpl
         def register_samplers(register):
@@ -258,7 +258,7 @@ def test_load_plugins_limits_the_distributions(site, capsys):
 
         @seqlm.hookimpl
         def register_tokenizers(register):
-            register("good-chars", "seqlm.tokenizers:CharTokenizer")
+            register("good-chars", "seqlm.data.tokenizers:CharTokenizer")
     """)
     builtins_only = load([])
     assert capsys.readouterr().err == ""
@@ -302,7 +302,7 @@ def test_builtins_are_registered_without_any_entry_point(monkeypatch):
     # built-in must still be there, registered by the plugin manager itself.
     from importlib import metadata
 
-    from seqlm.plugins import reset_plugins
+    from seqlm.plugins.manager import reset_plugins
 
     monkeypatch.setattr(metadata, "entry_points", lambda **_: [])
     monkeypatch.delenv("SEQLM_LOAD_PLUGINS", raising=False)

@@ -25,7 +25,7 @@ def site(tmp_path_factory):
 
         @seqlm.hookimpl
         def register_tokenizers(register):
-            register("char", "seqlm.tokenizers:WordTokenizer")
+            register("char", "seqlm.data.tokenizers:WordTokenizer")
 
         @seqlm.hookimpl
         def register_commands(cli):

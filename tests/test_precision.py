@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from seqlm.cells.torch_cells import TorchLSTM
+from seqlm.data.samplers import SequentialSampler
 from seqlm.errors import UsageError
-from seqlm.model import RNNModel
-from seqlm.samplers import SequentialSampler
-from seqlm.training import DefaultTrainer, float32_products
+from seqlm.model.rnn import RNNModel
+from seqlm.training.trainer import DefaultTrainer, float32_products
 
 
 def _train(precision: str) -> list[float]:
@@ -58,3 +58,19 @@ def test_tf32_uses_allow_tf32_where_torch_has_no_fp32_precision(monkeypatch):
     with float32_products(torch.device("cuda"), "tf32"):
         assert older.allow_tf32 is True
     assert older.allow_tf32 is False
+
+
+def test_torch_cells_run_in_float32_where_the_cpu_has_no_bf16_kernels(monkeypatch):
+    """oneDNN's recurrent kernels need AVX-512 for bfloat16; elsewhere torch's module
+    fails under autocast, so the cell runs it in float32 and the run goes on."""
+    from seqlm.cells import torch_cells
+
+    monkeypatch.setattr(torch_cells, "_cpu_has_bf16_kernels", lambda: False)
+    torch.manual_seed(0)
+    cell = torch_cells.TorchLSTM(input_size=6, hidden_size=8, bidirectional=True)
+    inputs = torch.randn(5, 3, 6)
+    expected, _ = cell(inputs, cell.begin_state(3, "cpu"))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs, (h, c) = cell(inputs, cell.begin_state(3, "cpu"))
+    assert outputs.dtype == torch.float32 and h.dtype == torch.float32
+    assert torch.equal(outputs, expected)

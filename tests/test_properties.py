@@ -9,10 +9,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seqlm.samplers import RandomSampler, SequentialSampler
-from seqlm.text import clean_letters
-from seqlm.tokenizers import CharTokenizer, WordTokenizer
-from seqlm.vocab import UNK, Vocab
+from seqlm.data.samplers import RandomSampler, SequentialSampler
+from seqlm.data.text import clean_letters
+from seqlm.data.tokenizers import CharTokenizer, WordTokenizer
+from seqlm.data.vocab import UNK, Vocab
 
 FAST = settings(max_examples=60, deadline=None)
 
@@ -140,7 +140,7 @@ def test_min_tokens_and_num_batches_hold_for_the_worst_offset(cls, size) -> None
     sampler = cls(batch_size=batch_size, num_steps=num_steps)
     length = sampler.min_tokens() + extra
     worst = num_steps if cls is SequentialSampler else num_steps - 1
-    with mock.patch("seqlm.samplers._randint", return_value=worst):
+    with mock.patch("seqlm.data.samplers._randint", return_value=worst):
         batches = _epoch(sampler, length, seed)
         assert len(batches) == sampler.num_batches(length) >= 1
         _check_batches(sampler, batches, length)

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from seqlm.cli import main
 from seqlm.cli import run as run_command
-from seqlm.recipes import load_recipe, recipe_text
+from seqlm.config.recipes import load_recipe, recipe_text
 from tests.test_recipe_docs import recipe_args
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,10 +9,10 @@ import torch
 from click.testing import CliRunner
 
 import seqlm
-from seqlm.callbacks import Callback
 from seqlm.cli import main
 from seqlm.errors import TrainingError, UsageError
-from seqlm.training import DefaultTrainer
+from seqlm.interfaces import Callback
+from seqlm.training.trainer import DefaultTrainer
 
 # Dropout (on activations and on recurrent weights), AdamW and a cosine schedule: every
 # piece of state a resume must restore.

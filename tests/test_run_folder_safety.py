@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from seqlm.cli import main
 from seqlm.errors import OutputError, UsageError
-from seqlm.runfiles import MANIFEST, owned_files
-from seqlm.runlock import hold_run_folder
-from seqlm.safewrite import write_bytes_atomic
+from seqlm.storage.runfiles import MANIFEST, owned_files
+from seqlm.storage.runlock import hold_run_folder
+from seqlm.storage.safewrite import write_bytes_atomic
 
 SMALL = ["--hidden", "8", "--batch-size", "4", "--num-steps", "8", "--max-tokens", "1500",
          "--predict", "5", "--device", "cpu"]

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 import seqlm
 from seqlm.cli import main
 from seqlm.errors import TrainingError
-from seqlm.run_status import StatusRecorder, current_status, read_status
-from seqlm.runlock import hold_run_folder
+from seqlm.runs.status import StatusRecorder, current_status, read_status
+from seqlm.storage.runlock import hold_run_folder
 
 TINY = dict(hidden=8, batch_size=4, num_steps=5, max_tokens=400, predict=6, device="cpu",
             force=True)

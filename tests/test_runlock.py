@@ -10,7 +10,7 @@ from click.testing import CliRunner
 import seqlm
 from seqlm.cli import main
 from seqlm.errors import UsageError
-from seqlm.runlock import LOCK_NAME, hold_run_folder
+from seqlm.storage.runlock import LOCK_NAME, hold_run_folder
 
 SMALL = dict(hidden=8, max_tokens=1500, batch_size=4, num_steps=8, predict=5)
 
@@ -19,7 +19,7 @@ def _holder(folder):
     """A separate process that takes the folder's lock and waits."""
     code = textwrap.dedent(f"""
         import sys, time
-        from seqlm.runlock import LOCK_NAME, hold_run_folder
+        from seqlm.storage.runlock import LOCK_NAME, hold_run_folder
         with hold_run_folder({str(folder)!r}):
             print("held", flush=True)
             time.sleep(60)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from seqlm.samplers import RandomSampler, SequentialSampler
+from seqlm.data.samplers import RandomSampler, SequentialSampler
 
 
 def corpus(n: int) -> torch.Tensor:

@@ -14,11 +14,11 @@ import torch
 
 from seqlm.cells.scratch import ScratchGRU
 from seqlm.cells.torch_cells import TorchLSTM
+from seqlm.data.samplers import RandomSampler, SequentialSampler
 from seqlm.errors import TrainingError, UsageError
-from seqlm.graphs import StaticStep, restructure, state_tensors
-from seqlm.model import RNNModel
-from seqlm.samplers import RandomSampler, SequentialSampler
-from seqlm.training import DefaultTrainer
+from seqlm.model.rnn import RNNModel
+from seqlm.training.graphs import StaticStep, restructure, state_tensors
+from seqlm.training.trainer import DefaultTrainer
 
 CORPUS = (torch.arange(2400) * 7 % 19).long()
 
@@ -208,7 +208,7 @@ def test_a_step_that_cannot_be_recorded_is_a_clear_training_error(monkeypatch):
 
 
 def test_cuda_graph_off_cuda_says_it_does_not_apply(small_text, tmp_path, capsys):
-    from seqlm.runner import run
+    from seqlm.runs.stages import run
 
     result = run(data=small_text, cuda_graph=True, device="cpu", epochs=1, hidden=8,
                  batch_size=4, num_steps=8, predict=2, out=tmp_path / "run")

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from seqlm.checkpoint import load_checkpoint, save_checkpoint
-from seqlm.checkpointing import CheckpointCallback
+from seqlm.checkpoints.format import load_checkpoint, save_checkpoint
+from seqlm.checkpoints.saver import CheckpointCallback
 from seqlm.cli import main
-from seqlm.stopping import Stopped, exit_code_of, stop_on_signals
+from seqlm.training.stopping import Stopped, exit_code_of, stop_on_signals
 
 TINY = ["--hidden", "8", "--batch-size", "4", "--num-steps", "8", "--max-tokens", "1500",
         "--predict", "5", "--device", "cpu", "--threads", "1"]
@@ -100,7 +100,7 @@ def test_a_second_ctrl_c_during_the_save_does_not_lose_it(small_text, tmp_path):
 
 
 def test_a_signal_inside_the_emergency_save_is_held_back(tmp_path, monkeypatch):
-    import seqlm.checkpointing as checkpointing
+    import seqlm.checkpoints.saver as checkpointing
 
     def interrupted_save(directory, state, name="checkpoint"):
         os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C, midway through the save
@@ -182,7 +182,7 @@ def test_a_closed_output_pipe_stops_the_run_with_a_checkpoint(small_text, tmp_pa
 
 
 def test_ctrl_c_during_a_regular_save_waits_for_it_then_stops(tmp_path, monkeypatch):
-    import seqlm.checkpointing as checkpointing
+    import seqlm.checkpoints.saver as checkpointing
 
     def interrupted_save(directory, state, name="checkpoint"):
         os.kill(os.getpid(), signal.SIGTERM)  # arrives midway through the save

@@ -1,6 +1,6 @@
-from seqlm.corpus import build_corpus
-from seqlm.text import clean_letters, clean_lines
-from seqlm.tokenizers import CharTokenizer, WordTokenizer
+from seqlm.data.corpus import build_corpus
+from seqlm.data.text import clean_letters, clean_lines
+from seqlm.data.tokenizers import CharTokenizer, WordTokenizer
 
 
 def test_seed_cleaning_keeps_letters_lower_case():

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from seqlm.cells import fused
 from seqlm.cells.torch_cells import TorchGRU, TorchLSTM, TorchRNN
 from seqlm.errors import UsageError
-from seqlm.model import RNNModel
+from seqlm.model.rnn import RNNModel
 
 CELLS = [TorchGRU, TorchRNN]
 

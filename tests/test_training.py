@@ -5,11 +5,11 @@ import math
 import torch
 
 import seqlm
-from seqlm.callbacks import Callback
 from seqlm.cells.scratch import ScratchLSTM
-from seqlm.model import RNNModel
-from seqlm.samplers import RandomSampler, SequentialSampler
-from seqlm.training import DefaultTrainer
+from seqlm.data.samplers import RandomSampler, SequentialSampler
+from seqlm.interfaces import Callback
+from seqlm.model.rnn import RNNModel
+from seqlm.training.trainer import DefaultTrainer
 
 
 def test_library_run_perplexity_falls(book_path, tmp_path):

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import seqlm
-from seqlm.checkpoint import load_checkpoint
+from seqlm.checkpoints.format import load_checkpoint
 from seqlm.errors import UsageError
-from seqlm.training import cosine_factor
+from seqlm.training.trainer import cosine_factor
 
 RECIPE = dict(hidden=16, num_layers=2, embedding_dim=8, dropout=0.3, optimizer="adamw",
               lr=0.01, weight_decay=0.1, schedule="cosine", warmup_epochs=1,

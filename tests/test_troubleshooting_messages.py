@@ -14,8 +14,8 @@ from torch import nn
 
 import seqlm
 from seqlm.cli import main
+from seqlm.data.samplers import SequentialSampler
 from seqlm.interfaces import RecurrentCell
-from seqlm.samplers import SequentialSampler
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins" / "troubleshooting.md"
 RUN = ["--epochs", "1", "--hidden", "8", "--batch-size", "4", "--num-steps", "5",

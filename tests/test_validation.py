@@ -11,14 +11,14 @@ from click.testing import CliRunner
 
 import seqlm
 from seqlm.cli import main
-from seqlm.corpus import build_corpus, load_text
+from seqlm.data.corpus import build_corpus, load_text
+from seqlm.data.samplers import SequentialSampler
+from seqlm.data.tokenizers import CharTokenizer
 from seqlm.errors import DataError, UsageError
-from seqlm.evaluation import evaluate_loss, hold_out
-from seqlm.model import RNNModel
-from seqlm.runner import build_cell
-from seqlm.samplers import SequentialSampler
-from seqlm.tokenizers import CharTokenizer
-from seqlm.training import DefaultTrainer
+from seqlm.model.rnn import RNNModel
+from seqlm.runs.build import build_cell
+from seqlm.training.evaluation import evaluate_loss, hold_out
+from seqlm.training.trainer import DefaultTrainer
 
 SMALL = dict(hidden=16, max_tokens=2000, batch_size=8, num_steps=10, predict=5)
 

@@ -1,4 +1,4 @@
-from seqlm.vocab import UNK, Vocab, count_tokens
+from seqlm.data.vocab import UNK, Vocab, count_tokens
 
 
 def test_unk_first_then_reserved_then_by_falling_frequency():

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 import seqlm
 from seqlm.cli import main
+from seqlm.data.samplers import SequentialSampler, VariableLengthSampler
 from seqlm.errors import UsageError
-from seqlm.inference import load_trained
-from seqlm.samplers import SequentialSampler, VariableLengthSampler
-from seqlm.training import DefaultTrainer
+from seqlm.runs.saved import load_trained
+from seqlm.training.trainer import DefaultTrainer
 
 SMALL = ["--max-tokens", "1500", "--batch-size", "4", "--num-steps", "8", "--epochs", "1",
          "--predict", "5"]

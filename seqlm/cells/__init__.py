@@ -1,4 +1,5 @@
-"""Built-in recurrent cells: torch's modules and from-scratch versions of them."""
+"""Built-in recurrent cells: torch's modules and from-scratch versions of them, with the
+checks and the fused-pass call they share."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TypeVar
 
 import torch
 
+from seqlm.errors import UsageError
 from seqlm.interfaces import State, map_state
 
 Result = TypeVar("Result")
@@ -16,6 +18,14 @@ def check_dropout(name: str, value: float) -> None:
     """A dropout probability must lie in [0, 1); say which option was wrong otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise ValueError(f"{name} must be at least 0 and below 1, got {value!r}")
+
+
+def check_fused(value: object) -> bool:
+    """The ``fused`` option, which must be a bool; a :class:`UsageError` otherwise."""
+    if not isinstance(value, bool):
+        raise UsageError(f"cell option fused must be true or false, got {value!r}; "
+                         "for example --cell-opt fused=false")
+    return value
 
 
 def call_fused(

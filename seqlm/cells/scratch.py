@@ -29,8 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from seqlm.cells import call_fused, check_dropout, fused
-from seqlm.errors import UsageError
+from seqlm.cells import call_fused, check_dropout, check_fused, fused
 from seqlm.interfaces import RecurrentCell, State
 
 
@@ -53,7 +52,7 @@ class _ScratchCell(RecurrentCell):
     num_gates: ClassVar[int]
     state_count: ClassVar[int] = 1  # 2 for LSTM's (h, c)
     #: ``forward`` also takes int64 token ids shaped ``(num_steps, batch)`` in place of
-    #: their one-hot vectors; :class:`seqlm.model.RNNModel` then skips building them.
+    #: their one-hot vectors; :class:`seqlm.model.rnn.RNNModel` then skips building them.
     accepts_token_ids: ClassVar[bool] = True
     supports_bf16 = True
     #: Whether ``b_h`` simply adds to the gates, so the fused pass can fold it into the
@@ -65,9 +64,7 @@ class _ScratchCell(RecurrentCell):
         fused: bool = True, weight_dropout: float = 0.0,
     ) -> None:
         super().__init__(input_size, hidden_size, num_layers)
-        if not isinstance(fused, bool):
-            raise UsageError(f"cell option fused must be true or false, got {fused!r}; "
-                             "for example --cell-opt fused=false")
+        check_fused(fused)
         check_dropout("dropout", dropout)
         check_dropout("weight_dropout", weight_dropout)
         self.fused = fused

@@ -10,6 +10,7 @@ kernel everywhere. ``nn.LSTM`` has a fast CPU kernel (oneDNN) and always uses it
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -18,9 +19,8 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from seqlm.cells import call_fused, check_dropout, fused
-from seqlm.errors import UsageError
-from seqlm.interfaces import RecurrentCell, State
+from seqlm.cells import call_fused, check_dropout, check_fused, fused
+from seqlm.interfaces import RecurrentCell, State, map_state
 
 
 class _TorchCell(RecurrentCell):
@@ -58,9 +58,7 @@ class _TorchCell(RecurrentCell):
         super().__init__(input_size, hidden_size, num_layers)
         check_dropout("dropout", dropout)
         check_dropout("weight_dropout", weight_dropout)
-        if not isinstance(fused, bool):
-            raise UsageError(f"cell option fused must be true or false, got {fused!r}; "
-                             "for example --cell-opt fused=false")
+        check_fused(fused)
         self.fused = fused
         self.weight_dropout = float(weight_dropout)
         self.rnn = self.module_class(
@@ -93,6 +91,18 @@ class _TorchCell(RecurrentCell):
                 inputs, state)
         if not inputs.is_floating_point():
             inputs = F.one_hot(inputs, self.input_size).to(self.rnn.weight_ih_l0.dtype)
+        if _bf16_module_unsupported(inputs):
+            # This CPU's oneDNN has no bfloat16 recurrent kernels (they need AVX-512), and
+            # torch's module fails under bfloat16 autocast there: it runs in float32,
+            # while the rest of the model keeps bfloat16.
+            with torch.autocast("cpu", enabled=False):
+                return self._module(inputs.float(), map_state(torch.Tensor.float, state),
+                                    dropped)
+        return self._module(inputs, state, dropped)
+
+    def _module(
+        self, inputs: torch.Tensor, state: State, dropped: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, State]:
         if dropped:
             # The module reads its weights by name, so handing it dropped copies for
             # this call keeps its kernel.
@@ -129,6 +139,20 @@ class _TorchCell(RecurrentCell):
                                                     product_dtype)
             finals.append(h)
         return layer_input, torch.stack(finals)
+
+
+@functools.cache
+def _cpu_has_bf16_kernels() -> bool:
+    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(probe()) if probe is not None else True
+
+
+def _bf16_module_unsupported(inputs: torch.Tensor) -> bool:
+    """Whether ``inputs`` go to torch's module under CPU bfloat16 autocast on a CPU whose
+    oneDNN cannot run it."""
+    return (inputs.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16
+            and not _cpu_has_bf16_kernels())
 
 
 class TorchLSTM(_TorchCell):

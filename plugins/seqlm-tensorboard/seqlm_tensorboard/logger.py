@@ -8,8 +8,7 @@ from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
 
-from seqlm.callbacks import Callback, RunInfo
-from seqlm.interfaces import Trainer
+from seqlm.interfaces import Callback, RunInfo, Trainer
 from seqlm.metrics import EpochMetrics, bits_per_token
 
 #: The folder inside the run folder that holds the event files.

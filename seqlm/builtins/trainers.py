@@ -1,9 +1,0 @@
-"""Built-in trainers: ``default`` and ``ddp`` (data-parallel, started by torchrun)."""
-
-from seqlm.hookspecs import hookimpl
-
-
-@hookimpl
-def register_trainers(register):
-    register("default", "seqlm.training:DefaultTrainer")
-    register("ddp", "seqlm.distributed:DDPTrainer")

@@ -1,0 +1,164 @@
+"""The callback that saves checkpoints while a run trains.
+
+After every epoch it keeps a copy (on the CPU) of everything a checkpoint holds, so that
+it can save the state at the end of the last finished epoch at any moment: every
+``every`` epochs, at the end, and when Ctrl-C stops the run midway through an epoch. A
+run stopped by a NaN loss saves the last good epoch the same way, never the bad one. The
+best epoch by validation loss is kept as a second checkpoint, ``best``; with ``--average``
+that is the averaged weights wherever they validated better than the weights.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from seqlm.checkpoints.format import BEST, LAST, read_header, save_checkpoint
+from seqlm.errors import TrainingError
+from seqlm.interfaces import Callback, Trainer
+from seqlm.metrics import EpochMetrics
+from seqlm.storage.runfiles import record_written
+from seqlm.training.stopping import interrupt_for, signals_deferred
+
+#: Values stored as they are.
+_PLAIN = frozenset({bool, int, float, str, type(None)})
+
+
+def cpu_copy(state: Any) -> Any:
+    """A copy of a nested state whose tensors are fresh CPU clones.
+
+    The result is what :func:`~seqlm.checkpoints.format.pack` then
+    :func:`~seqlm.checkpoints.format.unpack` give (tuples become lists; anything a
+    checkpoint cannot store is a ``TypeError`` now, not at the save), made in one pass:
+    the run copies its state after every epoch, and the history in it grows by a row
+    each time.
+    """
+    if type(state) in _PLAIN:
+        return state
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True).contiguous()
+    if isinstance(state, dict):
+        if type(state) is dict and all(type(v) in _PLAIN for v in state.values()):
+            return state.copy()  # a row of numbers (a history row): one shallow copy
+        return {k: cpu_copy(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return [cpu_copy(v) for v in state]
+    if isinstance(state, (bool, int, float, str)):
+        return state
+    raise TypeError(f"cannot store a {type(state).__name__} in a checkpoint")
+
+
+class CheckpointCallback(Callback):
+    """Saves ``checkpoint`` (to resume) and ``best`` (lowest validation loss) in ``directory``.
+
+    ``describe()`` returns the parts of a checkpoint that do not change while training
+    (settings, vocabulary, component names); the callback adds the epoch, the model's
+    weights and the trainer's :meth:`~seqlm.interfaces.Trainer.state_dict` (None for a
+    trainer that cannot resume).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        model: nn.Module,
+        describe: Callable[[], dict[str, Any]],
+        every: int = 0,
+    ) -> None:
+        self.directory = Path(directory)
+        self.model = model
+        self.describe = describe
+        self.every = every
+        self.snapshot: dict[str, Any] | None = None
+        self.saved_epoch: int | None = None
+        self.best: dict[str, Any] | None = None
+        self.best_loss = float("inf")
+        self.best_saved = True
+        #: Set when Ctrl-C or a stop signal ended the run: the epoch whose checkpoint was
+        #: saved.
+        self.interrupted_at: int | None = None
+
+    def _state(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
+        state = dict(self.describe())
+        state["epoch"] = epoch
+        state["model"] = self.model.state_dict()
+        state["trainer"] = trainer.state_dict()
+        return state
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.saved_epoch = trainer.start_epoch or None
+        for m in trainer.history:
+            loss = m.selected_val_loss
+            if loss is not None and loss < self.best_loss:
+                self.best_loss = loss
+
+    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
+        self.snapshot = cpu_copy(self._state(trainer, metrics.epoch))
+        loss = metrics.selected_val_loss
+        if loss is not None and loss < self.best_loss:
+            self.best_loss = loss
+            averaged = trainer.averaged_weights() if metrics.average_is_better else None
+            # The best model serves generation and evaluation; it needs no optimizer.
+            self.best = {**self.snapshot, "trainer": None,
+                         "history": self.snapshot["trainer"]["history"]
+                         if self.snapshot.get("trainer") else [],
+                         "averaged": averaged is not None}
+            if averaged is not None:
+                self.best["model"] = cpu_copy(averaged)
+            self.best_saved = False
+        if self.every and metrics.epoch % self.every == 0:
+            self._save_then_stop()
+
+    def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:
+        self._save_then_stop()
+
+    def _save_then_stop(self) -> None:
+        """Save whole, even if Ctrl-C or a stop signal comes meanwhile; then act on it."""
+        with signals_deferred() as arrived:
+            self.save()
+        if arrived:
+            self.interrupted_at = self.saved_epoch
+            raise interrupt_for(arrived[0])
+
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
+        # The snapshot is of the last finished epoch, so it is good even when the epoch
+        # that failed (a NaN loss) was not; other errors may come from saving itself.
+        # A closed output pipe (``seqlm run | head``) stops the run as Ctrl-C does.
+        stops = (KeyboardInterrupt, TrainingError, BrokenPipeError)
+        if isinstance(error, stops) and self.snapshot is not None:
+            # A second Ctrl-C (or SIGTERM) while this is written must not cut it short:
+            # the run is ending anyway, and the save is what the user is waiting for.
+            with signals_deferred():
+                self.save()
+            if isinstance(error, (KeyboardInterrupt, BrokenPipeError)):
+                self.interrupted_at = self.snapshot["epoch"]
+
+    def stop_message(self) -> str:
+        """What an interrupted run kept, and how to resume it; true in every case."""
+        resume = f"Resume with: seqlm run --resume {shlex.quote(str(self.directory))}"
+        if self.interrupted_at is not None:
+            return (f"Saved the checkpoint of epoch {self.interrupted_at} (the last finished) "
+                    f"in {self.directory}. {resume}")
+        if self.saved_epoch:
+            return (f"Stopped before epoch {self.saved_epoch + 1} finished; the checkpoint of "
+                    f"epoch {self.saved_epoch} in {self.directory} is unchanged. {resume}")
+        return "Stopped before the first epoch finished; no checkpoint was saved."
+
+    def save(self) -> None:
+        """Write the latest snapshot (and a newer best) unless already on disk."""
+        if self.snapshot is not None and self.saved_epoch != self.snapshot["epoch"]:
+            self._save(self.snapshot, LAST)
+            self.saved_epoch = self.snapshot["epoch"]
+        if self.best is not None and not self.best_saved:
+            self._save(self.best, BEST)
+            self.best_saved = True
+
+    def _save(self, state: dict[str, Any], name: str) -> None:
+        json_path = save_checkpoint(self.directory, state, name)
+        # Recorded as seqlm's own, so that --force may later replace them (and only them).
+        record_written(self.directory, json_path,
+                       self.directory / read_header(json_path)["tensors"])

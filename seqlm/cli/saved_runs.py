@@ -1,0 +1,100 @@
+"""Commands on a saved run: ``seqlm generate``, ``seqlm eval`` and ``seqlm config``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from seqlm.cli.group import DEFAULTS, main
+from seqlm.config import DYNAMIC_DECAY, DYNAMIC_LR, DYNAMIC_STEPS
+from seqlm.config.choices import CHECKPOINTS
+
+_WHICH = click.option(
+    "--checkpoint", "which", type=click.Choice(CHECKPOINTS), default="best",
+    show_default=True, help="best: lowest validation loss (the last one if the run held out "
+    "no text); last: where training stopped.")
+_DEVICE = click.option("--device", default="cpu", show_default=True,
+                       help="auto, cpu, cuda, cuda:N or mps.")
+
+
+@main.command()
+@click.argument("run_dir", metavar="DIR", type=click.Path())
+@click.option("--prefix", default=None,
+              help="Text to continue [default: the run's own --prefix].")
+@click.option("--length", type=click.IntRange(min=0), default=DEFAULTS.predict,
+              show_default=True, help="How many tokens to generate (at most 1,000,000).")
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="Below 1 sharpens the distribution, above 1 flattens it; "
+              "from 0.001 to 1000.")
+@click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Draw only from the K most likely tokens; 0 for all.")
+@click.option("--greedy", is_flag=True, help="Always take the most likely token (the seed's "
+              "argmax); ignores --temperature and --top-k.")
+@click.option("--seed", type=int, default=None, help="Random seed, for repeatable samples.")
+@_WHICH
+@_DEVICE
+def generate(run_dir: str, prefix: str | None, length: int, temperature: float, top_k: int,
+             greedy: bool, seed: int | None, which: str, device: str) -> None:
+    """Continue --prefix with a trained model from the run folder DIR."""
+    from seqlm.runs.saved import generate_text
+
+    text = generate_text(run_dir, prefix, length, which=which, device=device,
+                         temperature=temperature, top_k=top_k, greedy=greedy, seed=seed,
+                         warn=lambda line: click.echo(line, err=True))
+    click.echo(text)
+
+
+@main.command("eval")
+@click.argument("run_dir", metavar="DIR", type=click.Path())
+@click.option("--data", type=click.Path(dir_okay=False), required=True,
+              help="Text file to measure the model on.")
+@click.option("--encoding", default=DEFAULTS.encoding, show_default=True)
+@_WHICH
+@_DEVICE
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a sentence.")
+@click.option("--dynamic", is_flag=True, help="Also measure with dynamic evaluation: the "
+              "model adapts to the text as it reads it (the run is not changed).")
+@click.option("--dynamic-lr", type=click.FloatRange(min=0), default=DYNAMIC_LR,
+              show_default=True, help="Step size of the adaptation after each segment.")
+@click.option("--dynamic-decay", type=click.FloatRange(min=0, max=1), default=DYNAMIC_DECAY,
+              show_default=True, help="How far each step pulls the weights back towards "
+              "the trained ones.")
+@click.option("--dynamic-steps", type=click.IntRange(min=1), default=DYNAMIC_STEPS,
+              show_default=True, help="Tokens per segment (one adaptation step each).")
+@click.option("--dynamic-rms", is_flag=True, help="Divide the steps by the root mean square "
+              "of the recent gradients (use a smaller --dynamic-lr, such as 0.0003).")
+def eval_command(run_dir: str, data: str, encoding: str, which: str, device: str,
+                 as_json: bool, dynamic: bool, dynamic_lr: float, dynamic_decay: float,
+                 dynamic_steps: int, dynamic_rms: bool) -> None:
+    """Perplexity and bits per token of a trained model (in DIR) on the text in --data."""
+    from seqlm.runs.saved import evaluate_text
+    from seqlm.training.dynamic_eval import DynamicSettings
+
+    settings = (DynamicSettings(lr=dynamic_lr, decay=dynamic_decay, steps=dynamic_steps,
+                                rms=dynamic_rms) if dynamic else None)
+    result = evaluate_text(run_dir, data, which=which, device=device, encoding=encoding,
+                           warn=lambda line: click.echo(line, err=True), dynamic=settings)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    unknown = (f", {result['unknown_tokens']:,} of them unknown to the vocabulary (read as "
+               "<unk>)" if result["unknown_tokens"] else "")
+    click.echo(f"perplexity {result['perplexity']:.4f}, {result['bits_per_token']:.4f} bits "
+               f"per token over {result['tokens']:,} {result['tokenizer']} tokens{unknown} "
+               f"(checkpoint {result['checkpoint']}, epoch {result['epoch']})")
+    if "dynamic" in result:
+        d = result["dynamic"]
+        click.echo(f"dynamic: perplexity {d['perplexity']:.4f}, {d['bits_per_token']:.4f} "
+                   f"bits per token (static {result['perplexity']:.4f}; --dynamic-lr "
+                   f"{d['lr']:g}, --dynamic-decay {d['decay']:g}, --dynamic-steps "
+                   f"{d['steps']}{', --dynamic-rms' if d['rms'] else ''})")
+
+
+@main.command("config")
+@click.argument("run_dir", metavar="DIR", type=click.Path())
+def config_command(run_dir: str) -> None:
+    """Print the settings of the run in DIR as a recipe for seqlm run --config."""
+    from seqlm.runs.saved import run_recipe
+
+    click.echo(run_recipe(run_dir), nl=False)

@@ -1,0 +1,193 @@
+"""``seqlm run``: train a model, every setting a flag (or a recipe's key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from seqlm.cli.group import DEFAULTS, main
+from seqlm.config import RunConfig
+from seqlm.config.choices import CLEANINGS, OPTIMIZERS, PRECISIONS, SCHEDULES
+from seqlm.errors import UsageError
+from seqlm.plugins.manager import get_plugins
+
+
+def _choices(kind: str) -> str:
+    return ", ".join(get_plugins().choices(kind))
+
+
+def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]):
+    # Values stay text here: the runner converts them to the types the component's
+    # constructor declares (seqlm.plugins.options), before anything is built.
+    options: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE (for example dropout=0.2)")
+        options[key.replace("-", "_")] = raw
+    return options
+
+
+@main.command()
+@click.option("--cell", default=DEFAULTS.cell, show_default=True,
+              help=f"Recurrent cell: {_choices('cell')}.")
+@click.option("--sampler", default=DEFAULTS.sampler, show_default=True,
+              help=f"Minibatch sampler: {_choices('sampler')}.")
+@click.option("--tokenizer", default=DEFAULTS.tokenizer, show_default=True,
+              help=f"Tokenizer: {_choices('tokenizer')}.")
+@click.option("--trainer", default=DEFAULTS.trainer, show_default=True,
+              help=f"Trainer: {_choices('trainer')}.")
+@click.option("--data", type=click.Path(dir_okay=True), default=None,
+              help="UTF-8 text file to train on [default: The Time Machine, downloaded once].")
+@click.option("--encoding", default=DEFAULTS.encoding, show_default=True,
+              help="Encoding of the --data file.")
+@click.option("--clean", type=click.Choice(CLEANINGS), default=DEFAULTS.clean,
+              show_default=True, help="letters: letters only, lower case (the seed's); "
+              "none: the raw text.")
+@click.option("--max-tokens", type=int, default=DEFAULTS.max_tokens, show_default=True,
+              help="Train on the first N tokens; 0 for the whole text.")
+@click.option("--batch-size", type=int, default=DEFAULTS.batch_size, show_default=True)
+@click.option("--num-steps", type=int, default=DEFAULTS.num_steps, show_default=True,
+              help="Time steps per subsequence.")
+@click.option("--hidden", type=int, default=DEFAULTS.hidden, show_default=True,
+              help="Hidden units per layer.")
+@click.option("--num-layers", type=int, default=DEFAULTS.num_layers, show_default=True)
+@click.option("--bidirectional", is_flag=True, help="Bidirectional layers (torch cells only).")
+@click.option("--cell-opt", "cell_options", multiple=True, callback=_parse_option,
+              metavar="KEY=VALUE", help="Extra option for the cell's constructor; repeatable. "
+              "Values are converted to the types the constructor declares.")
+@click.option("--tokenizer-opt", "tokenizer_options", multiple=True, callback=_parse_option,
+              metavar="KEY=VALUE",
+              help="Extra option for the tokenizer's constructor (for example "
+              "vocab_size=2000 with --tokenizer bpe); repeatable.")
+@click.option("--sampler-opt", "sampler_options", multiple=True, callback=_parse_option,
+              metavar="KEY=VALUE", help="Extra option for the sampler's constructor; "
+              "repeatable.")
+@click.option("--trainer-opt", "trainer_options", multiple=True, callback=_parse_option,
+              metavar="KEY=VALUE", help="Extra option for the trainer's constructor; "
+              "repeatable.")
+@click.option("--embedding-dim", type=int, default=DEFAULTS.embedding_dim, show_default=True,
+              help="Learn token embeddings of this size; 0 feeds one-hot vectors (the seed's).")
+@click.option("--tie-weights", is_flag=True,
+              help="Share the embedding with the output layer; needs --embedding-dim equal "
+              "to the top layer's output size.")
+@click.option("--dropout", type=float, default=DEFAULTS.dropout, show_default=True,
+              help="Dropout on the embeddings, between stacked layers and before the head.")
+@click.option("--activation-reg", type=float, default=DEFAULTS.activation_reg,
+              show_default=True, metavar="ALPHA",
+              help="Add ALPHA times the mean square of the last layer's outputs to the "
+              "training loss (AR).")
+@click.option("--temporal-reg", type=float, default=DEFAULTS.temporal_reg, show_default=True,
+              metavar="BETA", help="Add BETA times the mean square of the outputs' change "
+              "between steps to the training loss (TAR).")
+@click.option("--val-fraction", type=float, default=DEFAULTS.val_fraction, show_default=True,
+              help="Hold out this fraction at the end of the text for validation; 0 for none.")
+@click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True)
+@click.option("--lr", type=float, default=None,
+              help="Learning rate [default: 1 for sgd, 0.002 for adam and adamw].")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS),
+              default=DEFAULTS.optimizer, show_default=True)
+@click.option("--weight-decay", type=float, default=None,
+              help="Weight decay [default: the optimizer's own, 0.01 for adamw, else 0].")
+@click.option("--schedule", type=click.Choice(SCHEDULES),
+              default=DEFAULTS.schedule, show_default=True,
+              help="Learning rate over the epochs: constant, or cosine decay to 5%.")
+@click.option("--warmup-epochs", type=int, default=DEFAULTS.warmup_epochs, show_default=True,
+              help="Raise the learning rate linearly over this many first epochs.")
+@click.option("--precision", type=click.Choice(PRECISIONS),
+              default=DEFAULTS.precision, show_default=True,
+              help="bf16: compute the forward pass in bfloat16 (autocast; weights stay "
+              "float32), faster on CPUs and GPUs with bf16 units. tf32: on CUDA, float32 "
+              "products on TensorFloat-32 tensor cores (elsewhere as fp32).")
+@click.option("--cuda-graph/--no-cuda-graph", default=None,
+              help="On CUDA, record the training step once as a CUDA graph and replay it "
+              "for every batch, saving the launch cost of its many small kernels. "
+              "[default: auto: record on CUDA where the step allows it, else run it "
+              "eagerly with a note; --cuda-graph demands it, --no-cuda-graph turns it off]")
+@click.option("--clip", type=float, default=DEFAULTS.clip, show_default=True,
+              help="Clip the global gradient norm to this; 0 turns clipping off.")
+@click.option("--average", is_flag=True,
+              help="Also validate an average of the weights (from when validation stops "
+              "improving, or the last quarter of the epochs) and keep it as the best "
+              "checkpoint where it is better.")
+@click.option("--patience", type=int, default=DEFAULTS.patience, show_default=True,
+              help="Stop after N epochs without a better validation loss; 0 never stops "
+              "early.")
+@click.option("--device", default=DEFAULTS.device, show_default=True,
+              help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")
+@click.option("--threads", type=int, default=DEFAULTS.threads, show_default=True,
+              help="CPU threads for torch; 0 keeps torch's default (one per core), at most 4 "
+              "per core. Use 1 on a machine busy with other jobs.")
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True,
+              help="Random seed, for repeatable runs.")
+@click.option("--prefix", default=DEFAULTS.prefix, show_default=True,
+              help="Text to continue after training. Where the text has none of the "
+              "default's tokens, its own opening is continued instead.")
+@click.option("--predict", type=int, default=DEFAULTS.predict, show_default=True,
+              help="How many tokens to generate after the prefix (at most 1,000,000).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the outputs [default: a new runs/TIMESTAMP].")
+@click.option("--force", is_flag=True, help="Write into a non-empty --out folder, replacing "
+              "only the files an earlier seqlm run wrote there.")
+@click.option("--checkpoint-every", type=int, default=DEFAULTS.checkpoint_every,
+              show_default=True, help="Save a checkpoint every N epochs (also at the end and "
+              "on Ctrl-C, SIGTERM or SIGHUP); 0 for only those.")
+@click.option("--resume", type=click.Path(), default=None, metavar="DIR",
+              help="Continue the run saved in DIR where it stopped (--epochs may raise its "
+              "length).")
+@click.option("--log", multiple=True, metavar="NAME",
+              help=f"Turn on a logger that a plugin registered: "
+              f"{_choices('callback') or '(none installed)'}; repeatable. Kept for --resume.")
+@click.option("--log-every", type=int, default=DEFAULTS.log_every, show_default=True,
+              metavar="N", help="Show a progress row, and let loggers write samples, every "
+              "N epochs; 0 for about ten per run.")
+@click.option("--config", "recipe", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE", help="Read the settings from a TOML recipe (see seqlm config); "
+              "options given here override it.")
+def run(recipe: str | None, **options: Any) -> None:
+    """Train a language model, plot its perplexity, and generate text."""
+    from seqlm.runs.stages import run as run_training
+    from seqlm.training.stopping import pipe_aware_console, stop_on_signals
+
+    options["log"] = list(options["log"])
+    console = pipe_aware_console()
+    ctx = click.get_current_context()
+    typed = {k: v for k, v in options.items()
+             if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
+    if options["cuda_graph"] is None:
+        options["cuda_graph"] = DEFAULTS.cuda_graph  # neither flag typed: auto
+    if options["resume"] is not None and recipe is not None:
+        raise UsageError("--config cannot be used with --resume: the checkpoint fixes "
+                         "the settings; drop --config")
+    if recipe is not None:
+        from seqlm.config.recipes import load_recipe
+
+        options = {**options, **load_recipe(recipe), **typed}
+    # SIGTERM (kill, systemd, Slurm) and SIGHUP stop the run as Ctrl-C does: with a
+    # checkpoint to resume from.
+    with stop_on_signals():
+        if options["resume"] is not None:
+            # Only what was typed counts: the checkpoint supplies every other setting.
+            result = run_training(console=console, **typed)
+        else:
+            result = run_training(RunConfig(**options), console=console)
+    if result.out_dir is None:
+        return
+    s = result.summary
+    val = ""
+    if s["final_val_ppl"] is not None:
+        val = (f", validation perplexity {s['final_val_ppl']:.4f} (best "
+               f"{s['best_val_ppl']:.4f} at epoch {s['best_epoch']})")
+    console.print(
+        f"final perplexity {s['final_train_ppl']:.4f}{val}, {s['tokens_per_s']:,.0f} tokens/s "
+        f"on {s['device']}", highlight=False, markup=False,
+    )
+    if s.get("stopped_early"):
+        console.print(s["stop_reason"], highlight=False, markup=False)
+    if s.get("best_is_average"):
+        console.print("the best checkpoint holds the averaged weights", highlight=False)
+    console.print(f"sample: {result.sample}", highlight=False, markup=False)
+    console.print(f"outputs in {result.out_dir}/ (summary.json, metrics.jsonl, "
+                  "perplexity.png, checkpoint.json, status.json)", highlight=False,
+                  markup=False)

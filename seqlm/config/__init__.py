@@ -1,0 +1,187 @@
+"""The settings of one training run, with the seed's defaults."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from seqlm.config.bounds import (
+    check_device_name,
+    check_float32,
+    check_generate_length,
+    check_model_size,
+    check_seed,
+    check_threads,
+)
+from seqlm.config.choices import (
+    CLEANINGS,
+    OPTIMIZER_LR,
+    OPTIMIZERS,
+    SCHEDULES,
+    check_choice,
+    check_graph_setting,
+)
+from seqlm.data.text import check_encoding
+from seqlm.errors import UsageError
+
+#: The defaults of ``seqlm eval --dynamic``, chosen on the book's held-out text
+#: (docs/training.md, "Dynamic evaluation").
+DYNAMIC_LR = 0.1
+DYNAMIC_DECAY = 0.001
+DYNAMIC_STEPS = 20
+
+#: The text ``seqlm run`` continues after training unless told ``--prefix``; on a text
+#: that has none of its tokens the run continues the text's own opening instead.
+DEFAULT_PREFIX = "time traveller"
+
+
+@dataclass
+class RunConfig:
+    """Everything ``seqlm run`` needs; each field is also a ``--option`` of the CLI.
+
+    The defaults are the seed's: a character-level ``nn.LSTM`` with 256 hidden units,
+    sequential batches of 32 x 35 tokens, SGD at learning rate 1 with clipping at 1,
+    500 epochs on the first 10,000 characters of *The Time Machine*. One thing differs:
+    the last 10% of those characters are held out for validation (``val_fraction=0``
+    trains on all of them, exactly as the seed does).
+    """
+
+    cell: str = "lstm"
+    sampler: str = "sequential"
+    tokenizer: str = "char"
+    trainer: str = "default"
+    data: str | Path | None = None
+    encoding: str = "utf-8"
+    clean: str = "letters"
+    max_tokens: int = 10000
+    batch_size: int = 32
+    num_steps: int = 35
+    hidden: int = 256
+    num_layers: int = 1
+    bidirectional: bool = False
+    cell_options: dict[str, Any] = field(default_factory=dict)
+    tokenizer_options: dict[str, Any] = field(default_factory=dict)
+    sampler_options: dict[str, Any] = field(default_factory=dict)
+    trainer_options: dict[str, Any] = field(default_factory=dict)
+    embedding_dim: int = 0
+    tie_weights: bool = False
+    dropout: float = 0.0
+    activation_reg: float = 0.0
+    temporal_reg: float = 0.0
+    val_fraction: float = 0.1
+    epochs: int = 500
+    lr: float | None = None
+    optimizer: str = "sgd"
+    weight_decay: float | None = None
+    schedule: str = "constant"
+    warmup_epochs: int = 0
+    precision: str = "fp32"
+    cuda_graph: bool | str = "auto"  # "auto", True (demand) or False; see graph_policy
+    clip: float = 1.0
+    average: bool = False
+    patience: int = 0
+    device: str = "auto"
+    threads: int = 0
+    seed: int | None = 0
+    prefix: str = DEFAULT_PREFIX
+    predict: int = 50
+    out: str | Path | None = None
+    force: bool = False
+    checkpoint_every: int = 10
+    resume: str | Path | None = None
+    log: list[str] = field(default_factory=list)
+    log_every: int = 0
+
+    def validate(self) -> RunConfig:
+        """Raise :class:`UsageError` naming the first out-of-range setting."""
+        positive = ("batch_size", "num_steps", "hidden", "num_layers", "epochs")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise UsageError(f"--{_flag(name)} must be a whole number of at least 1, "
+                                 f"got {value!r}")
+        if self.lr is not None and not self.lr > 0:
+            raise UsageError(f"--lr must be greater than 0, got {self.lr!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise UsageError(f"--val-fraction must be at least 0 and below 1 (0.1 holds out "
+                             f"the last 10%), got {self.val_fraction!r}")
+        if not 0 <= self.dropout < 1:
+            raise UsageError(f"--dropout must be at least 0 and below 1, got {self.dropout!r}")
+        for name in ("activation_reg", "temporal_reg"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise UsageError(f"--{_flag(name)} must be 0 (off) or more, got {value!r}")
+        for name in ("embedding_dim", "checkpoint_every", "warmup_epochs", "threads",
+                     "log_every", "patience"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise UsageError(f"--{_flag(name)} must be a whole number, 0 or more, "
+                                 f"got {value!r}")
+        check_choice("--optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("--schedule", self.schedule, SCHEDULES)
+        check_choice("--clean", self.clean, CLEANINGS)
+        if self.weight_decay is not None and not self.weight_decay >= 0:
+            raise UsageError(f"--weight-decay must be 0 or more, got {self.weight_decay!r}")
+        if not self.clip >= 0:
+            raise UsageError(f"--clip must be 0 (off) or more, got {self.clip!r}")
+        if self.max_tokens < 0:
+            raise UsageError(f"--max-tokens must be 0 (whole text) or more, got {self.max_tokens}")
+        if self.predict < 0:
+            raise UsageError(f"--predict must be 0 or more, got {self.predict}")
+        check_device_name(self.device)
+        if self.lr is not None and not math.isfinite(self.lr):
+            raise UsageError(f"--lr must be a finite number greater than 0, got {self.lr!r}")
+        if not self.prefix.strip():
+            raise UsageError("--prefix is empty; give some text for the model to continue, "
+                             "for example --prefix 'time traveller'")
+        check_seed(self.seed)
+        check_graph_setting(self.cuda_graph)
+        # Limits torch would enforce late (an overflow) or not at all (a crash).
+        check_threads(self.threads)
+        check_model_size(self.hidden, self.embedding_dim, self.num_layers)
+        check_float32("--lr", self.lr)
+        check_float32("--weight-decay", self.weight_decay)
+        check_generate_length("--predict", self.predict)
+        bad = [name for name in self.log if not isinstance(name, str) or not name.strip()]
+        if bad:
+            raise UsageError(f"--log needs the name of a logger, got {bad[0]!r}; "
+                             "seqlm list callbacks shows them")
+        if self.val_fraction == 0:
+            # Both decide by the validation loss, which needs held-out text.
+            for name, on in (("patience", self.patience), ("average", self.average)):
+                if on:
+                    raise UsageError(f"--{name} needs held-out text to validate on; drop "
+                                     "--val-fraction 0 or give a fraction such as 0.1")
+        check_encoding(self.encoding)
+        return self
+
+    @property
+    def learning_rate(self) -> float:
+        """``lr``, or the chosen optimizer's usual rate when ``lr`` is None."""
+        return self.lr if self.lr is not None else OPTIMIZER_LR.get(self.optimizer, 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings (paths as strings)."""
+        data = asdict(self)
+        for key in ("data", "out", "resume"):
+            if data[key] is not None:
+                data[key] = str(data[key])
+        data["log"] = list(data["log"])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Settings from :meth:`to_dict` output; keys this version does not know are dropped."""
+        known = set(cls.field_names())
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """The names of all settings."""
+        return [f.name for f in fields(cls)]
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")

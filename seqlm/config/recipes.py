@@ -1,0 +1,124 @@
+"""Recipes: a run's settings as a TOML file, for ``seqlm run --config`` and ``seqlm config``.
+
+A recipe holds the settings of :class:`~seqlm.config.RunConfig` as top-level keys,
+spelt as the options are (``batch-size``) or as the fields are (``batch_size``);
+``cell-opt``, ``tokenizer-opt``, ``sampler-opt`` and ``trainer-opt`` are tables. Options
+typed on the command line override the recipe's. A relative ``data`` path is read from
+the recipe's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from seqlm.config import RunConfig
+from seqlm.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+#: Option spellings that differ from the setting's name.
+ALIASES = {"cell_opt": "cell_options", "tokenizer_opt": "tokenizer_options",
+           "sampler_opt": "sampler_options", "trainer_opt": "trainer_options"}
+
+#: Settings a recipe cannot hold: they name one run, not a way to train.
+NOT_IN_RECIPES = ("out", "resume", "force")
+
+#: The value types of settings whose default does not tell them.
+_NONE_DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
+    "data": (str,), "lr": (int, float), "weight_decay": (int, float), "seed": (int,),
+    "cuda_graph": (bool, str),  # true, false or "auto"
+}
+
+
+def _expected_types(name: str) -> tuple[type, ...]:
+    if name in _NONE_DEFAULT_TYPES:
+        return _NONE_DEFAULT_TYPES[name]
+    default = getattr(RunConfig(), name)
+    if isinstance(default, bool):
+        return (bool,)
+    if isinstance(default, float):
+        return (int, float)
+    return (type(default),)
+
+
+def load_recipe(path: str | Path) -> dict[str, Any]:
+    """The settings in the TOML file ``path``, by :class:`RunConfig` field name.
+
+    Unknown keys, run-specific keys (``out``, ``resume``, ``force``) and values of the
+    wrong type are usage errors that name the key.
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"--config {path}: cannot read it ({exc.strerror or exc})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--config {path} is not valid TOML: {exc}") from None
+    known = {f.name for f in fields(RunConfig)}
+    settings: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        name = ALIASES.get(name, name)
+        if name in NOT_IN_RECIPES:
+            raise UsageError(f"--config {path}: {key!r} names one run and cannot be in a "
+                             f"recipe; give --{name.replace('_', '-')} on the command line")
+        if name not in known:
+            raise UsageError(f"--config {path}: {key!r} is not a setting of seqlm run "
+                             "(see seqlm run --help); remove it or fix its spelling")
+        types = _expected_types(name)
+        # bool is an int in Python, but true is no number of epochs.
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            wanted = " or ".join(t.__name__ for t in types)
+            raise UsageError(f"--config {path}: {key!r} must be {wanted}, got {value!r}")
+        settings[name] = value
+    if isinstance(settings.get("data"), str):
+        settings["data"] = str((path.parent / settings["data"]).resolve())
+    return settings
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, str):
+        # JSON's string escapes are TOML's; DEL must be escaped in TOML too.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + items + " }" if items else "{}"
+    raise UsageError(f"cannot write a {type(value).__name__} ({value!r}) into a recipe")
+
+
+def _toml_key(key: str) -> str:
+    bare = key and all(c.isalnum() and c.isascii() or c in "-_" for c in key)
+    return key if bare else json.dumps(key, ensure_ascii=False)
+
+
+def recipe_text(settings: dict[str, Any], title: str = "") -> str:
+    """TOML for the settings of :meth:`RunConfig.to_dict`, one option per line.
+
+    Run-specific settings and unset ones (None: the option's own default) are left out.
+    """
+    lines = [f"# {line}" for line in title.splitlines()]
+    for name in RunConfig.field_names():
+        value = settings.get(name)
+        if name in NOT_IN_RECIPES or value is None:
+            continue
+        key = {v: k for k, v in ALIASES.items()}.get(name, name).replace("_", "-")
+        lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"

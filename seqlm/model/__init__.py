@@ -1,0 +1,2 @@
+"""The language model around a recurrent cell (:mod:`seqlm.model.rnn`) and text
+generation from it (:mod:`seqlm.model.generation`)."""

@@ -1,0 +1,103 @@
+"""Saying whose code failed: an exception raised inside a plugin is the plugin's.
+
+When an exception that is not one of seqlm's own errors escapes, the innermost frame of
+its traceback that belongs either to seqlm or to a loaded plugin decides: a plugin's
+frame turns it into ``cell 'NAME' from DIST VERSION raised TypeError: ...`` with the link
+to the contract; seqlm's frame leaves it to be reported as seqlm's own bug. Frames of
+torch and the standard library are passed over, since both are called by either side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from seqlm.errors import PluginError, SeqlmError
+from seqlm.plugins.culprit import Culprit
+
+if TYPE_CHECKING:
+    from seqlm.plugins.manager import Plugins
+
+def _frames(tb: TracebackType | None) -> list[Any]:
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    return frames
+
+
+def find_culprit(
+    error: BaseException, plugins: Plugins, command: str | None = None, skip: int = 0,
+    prefer: Culprit | None = None,
+) -> Culprit | None:
+    """The plugin component whose code raised ``error``, or None when seqlm's own code is
+    innermost in its traceback (or no plugin code ran).
+
+    Of the plugin frames inside the innermost seqlm frame, the innermost that runs a
+    method of a registered class names it; otherwise the innermost plugin frame's module
+    does (``prefer``, a component of the same distribution, wins over a guess by
+    package). ``command`` is the command being run; ``skip`` leaves out the outermost
+    frames.
+    """
+    plugin_frames = []
+    for frame in reversed(_frames(error.__traceback__)[skip:]):
+        module = frame.f_globals.get("__name__", "")
+        if module.partition(".")[0] == "seqlm":
+            break
+        if plugins.culprit_for(module, command=command) is not None:
+            plugin_frames.append(frame)
+    if not plugin_frames:
+        return None
+    for frame in plugin_frames:
+        culprit = plugins.instance_culprit(frame.f_locals.get("self"))
+        if culprit is not None:
+            return culprit
+    module = plugin_frames[0].f_globals.get("__name__", "")
+    culprit = plugins.culprit_for(module, command=command)
+    if prefer is not None and culprit is not None and culprit.kind != "command" and (
+        culprit.distribution == prefer.distribution
+    ):
+        return prefer
+    return culprit
+
+
+@contextlib.contextmanager
+def calling(kind: str, name: str, plugins: Plugins) -> Iterator[None]:
+    """Put an exception from a direct call into component ``name`` on its plugin.
+
+    Besides what :func:`find_culprit` finds, an exception raised at the call itself (a
+    constructor or method with another signature than the contract's: nothing of
+    seqlm ran inside) is the component's. Built-in components are seqlm's own code.
+    """
+    try:
+        yield
+    except (SeqlmError, KeyboardInterrupt, SystemExit, GeneratorExit, StopIteration):
+        raise  # StopIteration: the end of a sampler's batches, for the caller to judge
+    except Exception as error:
+        # The first two frames are this function's and the caller's ``with`` block.
+        called = plugins.component_culprit(kind, name)
+        culprit = find_culprit(error, plugins, skip=2, prefer=called)
+        inner = _frames(error.__traceback__)[2:]
+        if culprit is None and not any(
+            f.f_globals.get("__name__", "").partition(".")[0] == "seqlm" for f in inner
+        ):
+            culprit = called
+        if culprit is None:
+            raise
+        raise PluginError(culprit.message(error)) from error
+
+
+@contextlib.contextmanager
+def blaming_plugins(plugins: Plugins) -> Iterator[None]:
+    """Turn an exception whose innermost owner is a plugin into a :class:`PluginError`."""
+    try:
+        yield
+    except (SeqlmError, KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except Exception as error:
+        culprit = find_culprit(error, plugins)
+        if culprit is None:
+            raise
+        raise PluginError(culprit.message(error)) from error

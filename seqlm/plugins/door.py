@@ -1,0 +1,227 @@
+"""The check at the door: before training, the first batch and the first forward pass.
+
+A sampler or cell that breaks its contract would otherwise train silently into a
+degenerate model (batch-major outputs, transposed batches) or fail deep inside seqlm.
+Here it is refused before the run folder is made, with a one-line error naming the
+component, its plugin's distribution and version, what was expected and what came, and
+the section of ``docs/plugins/contracts.md``. It costs one batch and one forward pass
+per run, nothing per epoch, and leaves the random number generators as it found them,
+so a seeded run trains exactly as without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from seqlm.errors import refuse
+from seqlm.interfaces import RecurrentCell, Sampler, State, tokens_problem
+from seqlm.plugins.blame import calling
+
+if TYPE_CHECKING:
+    from seqlm.plugins.manager import Plugins
+
+
+def describe_structure(state: Any) -> str:
+    """A state's structure in words: ``tensor (1, 4, 8)``, ``(tensor ..., tensor ...)``."""
+    if isinstance(state, torch.Tensor):
+        return f"tensor {tuple(state.shape)}"
+    if isinstance(state, tuple):
+        return "(" + ", ".join(describe_structure(s) for s in state) + ")"
+    return type(state).__name__
+
+
+def batch_problem(batch: Any, batch_size: int, num_steps: int, vocab_size: int = 0,
+                  fixed_length: bool = True) -> str | None:
+    """What is wrong with one sampled batch, or None.
+
+    A batch is a pair ``(X, Y)`` of int64 tensors shaped ``(batch_size, num_steps)``,
+    ``Y`` holding the token after each token of ``X``. With ``fixed_length`` false (a
+    sampler that varies its lengths) any length from 1 to twice ``num_steps`` will do.
+    """
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        size = f" of {len(batch)} items" if isinstance(batch, (tuple, list)) else ""
+        return f"expected a pair (X, Y), got a {type(batch).__name__}{size}"
+    want = (batch_size, num_steps)
+    for label, t in zip("XY", batch, strict=True):
+        if not isinstance(t, torch.Tensor):
+            return f"expected {label} to be a torch.Tensor, got a {type(t).__name__}"
+        if t.dtype != torch.int64:
+            return f"expected {label} of dtype torch.int64 (token ids), got {t.dtype}"
+        if not fixed_length and t.dim() == 2 and t.shape[0] == batch_size and (
+                1 <= t.shape[1] <= 2 * num_steps):
+            continue
+        if tuple(t.shape) != want:
+            hint = (" (transposed: rows are sequences, columns time steps)"
+                    if tuple(t.shape) == want[::-1] else "")
+            return (f"expected {label} shaped (batch_size, num_steps) = {want}, got "
+                    f"{tuple(t.shape)}{hint}")
+    X, Y = batch
+    if vocab_size and (int(X.min()) < 0 or int(X.max()) >= vocab_size):
+        return f"expected token ids from 0 to {vocab_size - 1}, got {int(X.min())}..{int(X.max())}"
+    if X.shape != Y.shape:
+        return f"expected X and Y of one shape, got {tuple(X.shape)} and {tuple(Y.shape)}"
+    if X.shape[1] > 1 and not torch.equal(X[:, 1:], Y[:, :-1]):
+        return "expected Y to be X shifted by one token (Y[:, t] == X[:, t + 1]), got other ids"
+    return None
+
+
+def forward_problem(
+    cell: RecurrentCell, result: Any, begin: State, num_steps: int, batch_size: int
+) -> str | None:
+    """What is wrong with what ``cell.forward`` returned, or None."""
+    if not isinstance(result, tuple) or len(result) != 2:
+        size = f" of {len(result)} items" if isinstance(result, (tuple, list)) else ""
+        return f"expected forward to return (outputs, state), got a {type(result).__name__}{size}"
+    outputs, state = result
+    if not isinstance(outputs, torch.Tensor):
+        return f"expected outputs to be a torch.Tensor, got a {type(outputs).__name__}"
+    want = (num_steps, batch_size, cell.output_size)
+    if tuple(outputs.shape) != want:
+        got = tuple(outputs.shape)
+        hint = ""
+        if got == (batch_size, num_steps, cell.output_size):
+            hint = " (batch-major: outputs must be time-major)"
+        elif got[-1:] != want[-1:] and got[:-1] == want[:-1]:
+            hint = " (set self.output_size to the size of each output vector)"
+        elif got == want[1:]:
+            hint = " (the last step only: return the outputs of every step)"
+        return (f"expected outputs shaped (num_steps, batch, output_size) = {want}, "
+                f"got {got}{hint}")
+    if describe_structure(state) != describe_structure(begin):
+        return (f"expected a state structured like begin_state's {describe_structure(begin)}, "
+                f"got {describe_structure(state)}")
+    return None
+
+
+def cell_attributes_problem(cell: Any) -> str | None:
+    """What is wrong with a freshly built cell's declared sizes, or None."""
+    if not isinstance(cell, RecurrentCell):
+        return f"expected a RecurrentCell from the constructor, got a {type(cell).__name__}"
+    for name in ("input_size", "hidden_size", "output_size"):
+        value = cell.__dict__.get(name, getattr(type(cell), name, None))
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            shown = "nothing" if value is None else repr(value)
+            return (f"expected self.{name} to be a positive int, got {shown}; call "
+                    "super().__init__() first in __init__")
+    return None
+
+
+def history_problem(history: Any) -> str | None:
+    """What is wrong with what ``Trainer.fit`` returned, or None."""
+    from seqlm.metrics import EpochMetrics
+
+    if not isinstance(history, (list, tuple)) or not all(
+            isinstance(m, EpochMetrics) for m in history):
+        return (f"expected fit to return a list of EpochMetrics, one per epoch, got "
+                f"{type(history).__name__}")
+    return None
+
+
+def state_problem(state: Any) -> str | None:
+    """What is wrong with a state from ``begin_state``, or None."""
+    if isinstance(state, torch.Tensor):
+        return None
+    if isinstance(state, tuple) and state and all(state_problem(s) is None for s in state):
+        return None
+    return ("expected begin_state to give a tensor or a tuple of tensors, got "
+            f"{describe_structure(state)}")
+
+
+@contextlib.contextmanager
+def rng_kept() -> Iterator[None]:
+    """Put torch's and Python's random number generators back as they were."""
+    python = random.getstate()
+    with torch.random.fork_rng(devices=[]):
+        yield
+    random.setstate(python)
+
+
+def first_batch(
+    sampler: Sampler, corpus: torch.Tensor, label: str, vocab_size: int = 0,
+    guard: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sampler's first batch of ``corpus``, checked; raises :class:`ContractError`.
+
+    ``guard()`` wraps each call into the sampler (see :func:`seqlm.plugins.blame.calling`).
+    """
+    try:
+        with guard():
+            batches = iter(sampler(corpus))
+            batch = next(batches)
+    except StopIteration:
+        raise refuse(label, "sampler", f"it yielded no batch from a corpus of {len(corpus)} "
+                     f"tokens, which its min_tokens() ({sampler.min_tokens()}) says is "
+                     "enough") from None
+    problem = batch_problem(batch, sampler.batch_size, sampler.num_steps, vocab_size,
+                            fixed_length=sampler.fixed_length)
+    if problem:
+        raise refuse(label, "sampler", problem)
+    return batch
+
+
+def check_forward(
+    model: Any, X: torch.Tensor, label: str,
+    guard: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> None:
+    """Run the model's cell once on the inputs it would get for ``X``; check the result.
+
+    When a batch is as long as it is wide, one step fewer is used, so that time-major
+    and batch-major outputs differ in shape. ``guard()`` wraps each call into the cell.
+    """
+    if X.shape[0] == X.shape[1] and X.shape[1] > 1:
+        X = X[:, :-1]
+    cell = model.cell
+    num_steps, batch_size = X.shape[1], X.shape[0]
+    with guard():
+        begin = cell.begin_state(batch_size, X.device)
+    problem = state_problem(begin)
+    if problem is None:
+        inputs = model.cell_inputs(X.T)
+        with torch.no_grad(), guard():
+            result = cell(inputs, begin)
+        problem = forward_problem(cell, result, begin, num_steps, batch_size)
+    if problem:
+        raise refuse(label, "cell", problem)
+
+
+def check_tokenizer_output(
+    tokenizer: Any, lines: list[str], label: str,
+    guard: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> None:
+    """Check what the (fitted) tokenizer gives for a few of the training lines."""
+    with guard():
+        tokens = tokenizer.tokenize(lines)
+    problem = tokens_problem(lines, tokens)
+    if problem is None and tokens and tokens[0]:
+        with guard():
+            text = tokenizer.detokenize(tokens[0])
+        if not isinstance(text, str):
+            problem = f"expected detokenize to give a str, got a {type(text).__name__}"
+    if problem:
+        raise refuse(label, "tokenizer", problem)
+
+
+def component_label(kind: str, name: str, plugins: Plugins) -> str:
+    """``cell 'NAME' from DIST VERSION``, or ``cell 'NAME' (built in)``."""
+    return f"{kind} {name!r}{plugins.origin(kind, name) or ' (built in)'}"
+
+
+def check_before_training(
+    model: Any, sampler: Sampler, corpus: torch.Tensor, vocab_size: int,
+    names: dict[str, str], plugins: Plugins,
+) -> None:
+    """The check at the door: the sampler's first batch of ``corpus`` and the cell's
+    first forward pass on it. ``names`` gives the ``sampler`` and ``cell`` names."""
+    def guard(kind: str) -> Callable[[], contextlib.AbstractContextManager]:
+        return lambda: calling(kind, names[kind], plugins)
+
+    with rng_kept():
+        X, _ = first_batch(sampler, corpus, component_label("sampler", names["sampler"], plugins),
+                           vocab_size, guard=guard("sampler"))
+        check_forward(model, X, component_label("cell", names["cell"], plugins),
+                      guard=guard("cell"))

@@ -1,0 +1,235 @@
+"""Options for a component's constructor (``--cell-opt KEY=VALUE`` and friends), checked
+and converted before anything is built.
+
+A value typed on the command line is text. Each option gets the type that the
+constructor's annotation gives, or else the type of its default; ``true``/``false``,
+``yes``/``no`` and ``1``/``0`` (any case) are booleans. An option with neither
+annotation nor default is read as JSON where it parses (``3``, ``0.5``, ``"text"``), else
+kept as text. A value that does not fit is a one-line usage error naming the option, the
+value and the type expected, given before the run folder is made.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from seqlm.errors import UsageError
+from seqlm.plugins.manager import check_options
+
+_TRUE = ("true", "yes", "1")
+_FALSE = ("false", "no", "0")
+_NONE = ("none", "null")
+#: The flags that set the arguments seqlm passes to every component itself.
+_FIXED_FLAGS = {"lr": "--lr", "clip": "--clip", "epochs": "--epochs", "device": "--device",
+                "batch_size": "--batch-size", "num_steps": "--num-steps",
+                "hidden_size": "--hidden", "num_layers": "--num-layers",
+                "input_size": "--embedding-dim (the vocabulary sets it otherwise)"}
+
+
+def convert_options(
+    kind: str,
+    name: str,
+    cls: type,
+    options: Mapping[str, Any],
+    fixed: Iterable[str] = (),
+    flags: Mapping[str, str] | None = None,
+    origin: str = "",
+) -> dict[str, Any]:
+    """``options`` checked against ``cls``'s constructor and converted to its types.
+
+    ``fixed`` are the arguments the framework passes itself; ``flags`` maps an option
+    that has a command-line flag of its own (such as ``bidirectional``) to that flag.
+    Raises :class:`UsageError` for an option the constructor does not take, a value of
+    the wrong type, or a required option (no default) that was not given. ``origin``
+    (`` from DIST VERSION``) follows the component's name in messages.
+    """
+    fixed = tuple(fixed)
+    flags = dict(flags or {})
+    for key, value in options.items():
+        if key in fixed:
+            own = _FIXED_FLAGS.get(key)
+            hint = f"; use {own}" if own else ""
+            raise UsageError(f"--{kind}-opt {key}={_shown(value)}: seqlm passes {key} to every "
+                             f"{kind} itself, so it cannot be a --{kind}-opt{hint}")
+        if key in flags:
+            raise UsageError(f"--{kind}-opt {key}={_shown(value)}: {key} is set with "
+                             f"{flags[key]}, not --{kind}-opt; use {flags[key]}")
+    check_options(kind, name, cls, options, fixed=fixed, flags=flags, origin=origin)
+    params = _parameters(cls)
+    hints = _type_hints(cls)
+    missing = [p.name for p in params.values()
+               if p.name not in fixed and p.name not in options and p.default is p.empty
+               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if missing:
+        raise UsageError(f"{kind} {name!r}{origin} requires option {missing[0]!r}, which has no "
+                         f"default; pass --{kind}-opt {missing[0]}=VALUE")
+    converted: dict[str, Any] = {}
+    for key, value in options.items():
+        param = params.get(key)
+        expected = hints.get(key, inspect.Parameter.empty) if param is not None else None
+        if param is not None and expected is inspect.Parameter.empty:
+            expected = _type_of_default(param.default)
+        try:
+            converted[key] = convert_value(value, expected)
+        except ValueError:
+            raise UsageError(f"--{kind}-opt {key}={_shown(value)}: option {key!r} of {kind} "
+                             f"{name!r}{origin} expects {describe_type(expected)}") from None
+    return converted
+
+
+def convert_value(value: Any, expected: Any) -> Any:
+    """``value`` as the type ``expected`` (None: read text as JSON where it parses).
+
+    Raises ValueError when it does not fit.
+    """
+    if expected is None or expected is inspect.Parameter.empty or expected is Any:
+        return _json_or_text(value)
+    args = typing.get_args(expected)
+    if _is_union(expected):
+        if type(None) in args and (value is None or
+                                   (isinstance(value, str) and value.lower() in _NONE)):
+            return None
+        for arm in (a for a in args if a is not type(None)):
+            try:
+                return convert_value(value, arm)
+            except ValueError:
+                continue
+        raise ValueError(value)
+    origin = typing.get_origin(expected) or expected
+    if origin is typing.Literal:
+        for choice in args:
+            try:
+                if convert_value(value, type(choice)) == choice:
+                    return choice
+            except ValueError:
+                continue
+        raise ValueError(value)
+    if origin is bool:
+        return _to_bool(value)
+    if origin is int:
+        return _to_int(value)
+    if origin is float:
+        return _to_float(value)
+    if origin is str:
+        return value if isinstance(value, str) else json.dumps(value)
+    if origin in (list, tuple, dict):
+        parsed = _json_or_text(value)
+        if not isinstance(parsed, list if origin is tuple else origin):
+            raise ValueError(value)
+        return tuple(parsed) if origin is tuple else parsed
+    return _json_or_text(value)  # a type seqlm does not know: the constructor checks it
+
+
+def same_options(saved: Mapping[str, Any], given: Mapping[str, Any]) -> bool:
+    """Whether options ``given`` (text, as typed) are the ``saved`` (converted) ones."""
+    if set(saved) != set(given):
+        return False
+    for key, old in saved.items():
+        try:
+            if convert_value(given[key], _type_of_default(old)) != old:
+                return False
+        except ValueError:
+            return False
+    return True
+
+
+def describe_type(expected: Any) -> str:
+    """The type ``expected`` in words, with an example value."""
+    if _is_union(expected):
+        arms = [a for a in typing.get_args(expected) if a is not type(None)]
+        text = " or ".join(describe_type(a) for a in arms)
+        return text + (" or none" if len(arms) < len(typing.get_args(expected)) else "")
+    origin = typing.get_origin(expected) or expected
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(c) for c in typing.get_args(expected))
+    return {
+        bool: "a boolean (true/false, yes/no or 1/0)",
+        int: "a whole number (such as 3)",
+        float: "a finite number (such as 0.5)",
+        str: "text",
+        list: "a JSON list (such as [1, 2])",
+        tuple: "a JSON list (such as [1, 2])",
+        dict: 'a JSON object (such as {"a": 1})',
+    }.get(origin, getattr(origin, "__name__", str(origin)))
+
+
+def _parameters(cls: type) -> Mapping[str, inspect.Parameter]:
+    return inspect.signature(cls).parameters
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    init = cls.__init__
+    try:
+        return typing.get_type_hints(init)
+    except Exception:  # an annotation that does not resolve (a name of the plugin's own)
+        return {}
+
+
+def _type_of_default(default: Any) -> Any:
+    if default is inspect.Parameter.empty or default is None:
+        return None
+    if isinstance(default, (bool, int, float, str)):
+        return type(default)
+    return None
+
+
+def _is_union(expected: Any) -> bool:
+    return typing.get_origin(expected) in (typing.Union, types.UnionType)
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        if value.strip().lower() in _TRUE:
+            return True
+        if value.strip().lower() in _FALSE:
+            return False
+    raise ValueError(value)
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        return int(value.strip())
+    raise ValueError(value)
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        number = float(value.strip())
+    else:
+        raise ValueError(value)
+    if not math.isfinite(number):  # nan or inf would only surface later, as a nan loss
+        raise ValueError(value)
+    return number
+
+
+def _json_or_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)

@@ -1,0 +1,190 @@
+"""``seqlm compare``: several runs' curves in one picture and their figures side by side.
+
+Each run is labelled by the settings in which it differs from the others (``cell=gru,
+hidden=64``), so the picture says what changed without a legend of every setting.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from seqlm.errors import UsageError
+from seqlm.runs.listing import RunRecord, read_run
+from seqlm.storage.runfiles import MANIFEST, is_seqlm_name
+from seqlm.storage.safewrite import temporary_beside
+
+#: Settings that say where and how a run was kept, not what was trained; never compared.
+BOOKKEEPING = ("out", "force", "resume", "log", "log_every", "checkpoint_every", "predict",
+               "prefix", "threads")
+
+#: Picture formats ``-o`` may name (matplotlib picks the format from the suffix).
+FORMATS = {".png": b"\x89PNG\r\n\x1a\n", ".svg": b"<?xml", ".pdf": b"%PDF"}
+
+
+def load_runs(paths: Sequence[str | Path]) -> list[RunRecord]:
+    """Read the runs to compare; each must be a run folder with at least one epoch."""
+    if len(paths) < 2:
+        raise UsageError("seqlm compare needs at least two run folders, such as "
+                         "seqlm compare runs/a runs/b")
+    resolved = [Path(p).resolve() for p in paths]
+    if len(set(resolved)) < len(resolved):
+        raise UsageError("the same run is given twice; give different run folders")
+    records = [read_run(Path(p)) for p in paths]
+    for record in records:
+        if not record.history:
+            why = (" (made by an older seqlm, whose metrics.jsonl it lacks)"
+                   if record.older else "")
+            raise UsageError(f"{record.path} has no finished epoch in metrics.jsonl{why}; "
+                             "compare runs that trained at least one epoch")
+    return records
+
+
+def differing_settings(records: Sequence[RunRecord]) -> list[str]:
+    """The settings whose values are not the same in every run, in the settings' order."""
+    keys: list[str] = []
+    for record in records:
+        keys.extend(k for k in record.config if k not in keys and k not in BOOKKEEPING)
+    return [k for k in keys if len({_show(r.config.get(k)) for r in records}) > 1]
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "default"  # None settings mean "the default" (--lr, --weight-decay, ...)
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in sorted(value.items())) or "{}"
+    return str(value)
+
+
+def labels(records: Sequence[RunRecord], keys: Sequence[str]) -> list[str]:
+    """One label per run: its differing settings, or its folder name where none differ."""
+    found = [", ".join(f"{k}={_show(r.config.get(k))}" for k in keys) or r.name
+             for r in records]
+    if len(set(found)) < len(found):  # same settings: only the folder tells them apart
+        found = [f"{r.name}: {text}" if text != r.name else text
+                 for r, text in zip(records, found, strict=True)]
+    return found
+
+
+def check_output(path: Path) -> None:
+    """Refuse an ``-o`` that would create folders or replace anything but a picture."""
+    if path.suffix.lower() not in FORMATS:
+        raise UsageError(f"-o {path}: name a picture ending in {', '.join(FORMATS)}")
+    if not path.parent.is_dir():
+        raise UsageError(f"-o {path}: the folder {path.parent} does not exist; create it "
+                         "first or choose another path")
+    if path.is_dir():
+        raise UsageError(f"-o {path}: is a folder; give a file name such as compare.png")
+    if is_seqlm_name(path.name) and (path.parent / MANIFEST).exists():
+        raise UsageError(f"-o {path}: is one of the files a run writes in its own folder; "
+                         "choose another name, or a folder outside the run")
+    if path.exists():
+        try:
+            with open(path, "rb") as f:
+                head = f.read(8)
+        except OSError as exc:
+            raise UsageError(f"-o {path}: cannot be read ({exc.strerror})") from None
+        if not head.startswith(FORMATS[path.suffix.lower()]):
+            raise UsageError(f"-o {path}: exists and is not a {path.suffix} picture; "
+                             "choose another name (only a picture is ever replaced)")
+
+
+def plot_runs(records: Sequence[RunRecord], names: Sequence[str], path: Path) -> Path:
+    """Training (solid) and validation (dashed) perplexity of each run, in one picture."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display is needed or opened
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=100)
+    try:
+        for i, (record, name) in enumerate(zip(records, names, strict=True)):
+            colour = f"C{i % 10}"
+            history = record.history
+            # One legend entry per run: the title says which line style is which.
+            ax.plot([m.epoch for m in history], [m.train_ppl for m in history],
+                    color=colour, label=name)
+            validated = [m for m in history if m.val_loss is not None]
+            if validated:
+                ax.plot([m.epoch for m in validated], [m.val_ppl for m in validated],
+                        color=colour, linestyle="--")
+        ax.set_xlabel("Epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_ylabel("Perplexity")
+        values = [v for line in ax.get_lines() for v in line.get_ydata() if v > 0]
+        if values and max(values) / min(values) > 20:
+            ax.set_yscale("log")  # curves spanning decades are readable only on a log scale
+        ax.set_title(f"{len(records)} runs: solid training, dashed validation")
+        ax.grid(linestyle="--", alpha=0.7)
+        ax.legend(fontsize="small")
+        fig.tight_layout()
+        # Written beside the target and renamed, so a failure leaves no half picture.
+        fd, tmp = temporary_beside(path, suffix=path.suffix)
+        os.close(fd)
+        try:
+            fig.savefig(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    finally:
+        plt.close(fig)
+    return path
+
+
+def comparison(records: Sequence[RunRecord]) -> dict[str, Any]:
+    """The settings that differ and each run's final and best figures, JSON-ready."""
+    keys = differing_settings(records)
+    rows = []
+    for record, label in zip(records, labels(records, keys), strict=True):
+        row = record.to_dict()
+        rows.append({
+            "name": record.name, "path": str(record.path), "label": label,
+            "settings": {k: record.config.get(k) for k in keys},
+            **{k: row[k] for k in ("status", "epochs", "final_train_ppl", "final_val_ppl",
+                                   "best_val_ppl", "best_val_bits_per_token", "best_epoch")},
+            "tokens_per_s": _speed(record),
+        })
+    return {"differing_settings": keys, "runs": rows}
+
+
+def _speed(record: RunRecord) -> float | None:
+    seconds = sum(m.seconds for m in record.history)
+    return sum(m.tokens for m in record.history) / seconds if seconds > 0 else None
+
+
+def comparison_table(result: dict[str, Any]) -> Any:
+    """A rich table of :func:`comparison`'s result (what ``seqlm compare`` prints).
+
+    One column per run, side by side: the settings that differ, then the figures. Runs
+    are few and figures many, so this keeps the table within an 80-column terminal.
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    def num(value: float | None, digits: int = 4) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    runs = result["runs"]
+    table = Table(title="seqlm compare", title_justify="left")
+    table.add_column("")
+    for row in runs:
+        table.add_column(escape(row["name"]), justify="right", overflow="fold")
+    for key in result["differing_settings"]:
+        table.add_row(escape(key), *(escape(_show(row["settings"][key])) for row in runs))
+    table.add_section()
+    figures = {
+        "epochs done": lambda r: str(r["epochs"]),
+        "train ppl": lambda r: num(r["final_train_ppl"]),
+        "val ppl": lambda r: num(r["final_val_ppl"]),
+        "best val ppl": lambda r: num(r["best_val_ppl"]),
+        "best epoch": lambda r: str(r["best_epoch"] or "-"),
+        "best bits/token": lambda r: num(r["best_val_bits_per_token"], 3),
+        "tokens/s": lambda r: "-" if r["tokens_per_s"] is None else f"{r['tokens_per_s']:,.0f}",
+        "status": lambda r: escape(r["status"]),
+    }
+    for name, show in figures.items():
+        table.add_row(name, *(show(row) for row in runs))
+    return table

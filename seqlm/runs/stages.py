@@ -1,0 +1,534 @@
+"""One training run from settings to outputs: the library behind ``seqlm run``.
+
+:func:`run` goes through named stages, each a function of its own:
+
+1. :func:`settle`: the settings, a resumed run's from its checkpoint;
+2. :func:`resolve_components`: the classes the settings name, their options typed;
+3. :func:`set_up_process`: the device, the thread count and the seed;
+4. :func:`prepare_data`: the text read, tokenized, held out and checked;
+5. :func:`build`: the sampler, the model, the trainer, checked at the door;
+6. :func:`train_in_folder`: training, with the run folder held and written;
+7. :func:`finish`: the summary, the plot and the sample.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from seqlm.checkpoints.format import LAST, checkpoint_path
+from seqlm.checkpoints.runstate import describe_run, load_run_checkpoint, restore_run
+from seqlm.checkpoints.saver import CheckpointCallback
+from seqlm.config import DEFAULT_PREFIX, RunConfig
+from seqlm.data.corpus import Corpus, build_corpus, load_text
+from seqlm.data.preflight import check_corpus_fits, check_prefix, opening_prefix
+from seqlm.data.text import clean_lines
+from seqlm.data.textsum import check_same_text, text_checksum
+from seqlm.data.vocab import Vocab
+from seqlm.errors import DataError, OutputError, TrainingError, UsageError, refuse
+from seqlm.interfaces import Callback, RunInfo, Sampler, Tokenizer, Trainer
+from seqlm.metrics import EpochMetrics
+from seqlm.model.generation import generate
+from seqlm.model.rnn import RNNModel
+from seqlm.plugins.blame import blaming_plugins, calling
+from seqlm.plugins.door import (
+    check_before_training,
+    check_tokenizer_output,
+    component_label,
+    history_problem,
+)
+from seqlm.plugins.loggers import build_loggers, resolve_loggers
+from seqlm.plugins.manager import check_options, get_plugins
+from seqlm.plugins.options import convert_options, same_options
+from seqlm.plugins.provenance import record, resolve
+from seqlm.runs.build import (
+    SAMPLER_ARGUMENTS,
+    TRAINER_ARGUMENTS,
+    build_tokenizer,
+    cell_options,
+    describe_device,
+    model_and_device,
+    resolve_device,
+)
+from seqlm.runs.outputs import (
+    MetricsWriter,
+    prepare_run_dir,
+    start_run_files,
+    write_json_atomic,
+    write_text_atomic,
+)
+from seqlm.runs.plot import PlotInBackground, start_imports
+from seqlm.runs.progress import generation_progress, log_every, make_progress
+from seqlm.runs.status import StatusRecorder
+from seqlm.runs.summary import summarize
+from seqlm.storage.runfiles import check_names_are_files, record_written
+from seqlm.storage.runlock import hold_run_folder
+from seqlm.training.evaluation import hold_out
+from seqlm.training.trainer import TrainerStateError
+
+#: Settings a resumed run may change; the others must stay as the checkpoint has them.
+RESUMABLE = ("epochs", "device", "threads", "cuda_graph", "checkpoint_every", "prefix",
+             "predict", "resume", "force", "log", "log_every", "patience")
+
+#: Settings passed to the trainer as options, only where they differ from the default
+#: (so that a third-party trainer that lacks them still works with the defaults).
+TRAINER_SETTINGS = ("optimizer", "weight_decay", "schedule", "warmup_epochs", "precision",
+                    "cuda_graph", "average", "patience")
+
+KINDS = ("tokenizer", "sampler", "cell", "trainer")
+
+
+@dataclass
+class RunResult:
+    """What a run produced: its metrics, the trained model and where files went."""
+
+    config: RunConfig
+    out_dir: Path | None  # None on the non-main processes of a distributed run
+    device: torch.device
+    history: list[EpochMetrics]
+    sample: str
+    summary: dict[str, Any]
+    model: RNNModel
+    vocab: Vocab
+    tokenizer: Tokenizer
+
+
+@dataclass
+class Components:
+    """The classes that implement the run's tokenizer, sampler, cell and trainer."""
+
+    tokenizer: type
+    sampler: type
+    cell: type
+    trainer: type
+    #: What the trainer is built with besides the arguments every trainer takes.
+    trainer_options: dict[str, Any]
+    #: The loggers ``--log`` turns on, as (name, class) pairs.
+    loggers: list[Any]
+
+
+@dataclass
+class PreparedData:
+    """The text as the run trains on it."""
+
+    tokenizer: Tokenizer
+    corpus: Corpus
+    train_ids: torch.Tensor
+    val_ids: torch.Tensor
+
+
+@dataclass
+class Built:
+    """The run's parts, ready to train."""
+
+    model: RNNModel
+    device: torch.device
+    sampler: Sampler
+    trainer: Trainer
+
+
+def run(
+    config: RunConfig | None = None,
+    *,
+    console: Console | None = None,
+    callbacks: Sequence[Callback] = (),
+    **overrides: Any,
+) -> RunResult:
+    """Train a language model as ``seqlm run`` does and return the result.
+
+    ``run(epochs=20, cell="gru")`` overrides the defaults of :class:`RunConfig`.
+    ``run(resume="runs/x")`` continues the run saved in that folder exactly where its
+    last checkpoint left it (``epochs=`` may raise the number of epochs). An exception
+    raised in a plugin's code comes out as a :class:`~seqlm.errors.PluginError` that
+    names the component and its plugin.
+    """
+    with blaming_plugins(get_plugins()):
+        console = console or Console()
+        config, resumed = settle(config, overrides)
+        config, components = resolve_components(config, resumed, console)
+        device = set_up_process(config)
+        config, data = prepare_data(config, components, resumed, console)
+        built = build(config, components, data, device, resumed, console)
+        return train_in_folder(config, components, data, built, resumed, console, callbacks)
+
+
+def _say(console: Console, line: str) -> None:
+    console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def settle(
+    config: RunConfig | None, overrides: dict[str, Any]
+) -> tuple[RunConfig, dict[str, Any] | None]:
+    """The run's settings, checked, and the checkpoint it resumes from (or None)."""
+    config = replace(config or RunConfig(), **overrides)
+    resumed: dict[str, Any] | None = None
+    if config.resume is not None:
+        resumed = load_run_checkpoint(config.resume, LAST)
+        config = _resumed_config(resumed, config.resume, overrides)
+    config.validate()
+    return config, resumed
+
+
+def _resumed_config(
+    checkpoint: dict[str, Any], resume: str | Path, overrides: dict[str, Any]
+) -> RunConfig:
+    saved = RunConfig.from_dict(checkpoint["config"])
+
+    def same(key: str, value: Any) -> bool:
+        old = getattr(saved, key, value)
+        if key == "data" and old is not None and value is not None:
+            return Path(old).resolve() == Path(value).resolve()
+        if key.endswith("_options") and isinstance(old, dict) and isinstance(value, dict):
+            return same_options(old, value)  # typed text against the saved values
+        return old == value
+
+    moved = overrides.get("data")
+    if moved is not None and not same("data", moved):
+        check_same_text(checkpoint, moved, resume)  # the text moved: same content, new path
+    else:
+        moved = None
+    changed = [k for k, v in overrides.items()
+               if k not in RESUMABLE and not same(k, v) and not (k == "data" and moved)]
+    if changed:
+        flags = ", ".join(f"--{k.replace('_options', '-opt').replace('_', '-')}"
+                          for k in changed)
+        raise UsageError(f"{flags} cannot change when resuming (the checkpoint fixes it); "
+                         f"drop it, or start a new run with --out")
+    allowed = {k: v for k, v in overrides.items() if k in RESUMABLE and k != "resume"}
+    done = int(checkpoint.get("epoch", 0))
+    if allowed.get("epochs", saved.epochs) < done:
+        raise UsageError(f"--epochs {allowed['epochs']} is fewer than the {done} epochs the "
+                         f"checkpoint in {resume} has done; give more, or leave it out")
+    if moved is not None:
+        allowed["data"] = moved
+    return replace(saved, **allowed, resume=resume, out=checkpoint_path(resume, LAST).parent)
+
+
+def resolve_components(
+    config: RunConfig, resumed: dict[str, Any] | None, console: Console
+) -> tuple[RunConfig, Components]:
+    """The classes the settings name (a resumed run's from the plugins that made it),
+    with the components' options converted to their declared types."""
+    plugins = get_plugins()
+    recorded = (resumed or {}).get("components") or {}
+    tokenizer, sampler, cell, trainer = (
+        resolve(plugins, kind, getattr(config, kind), recorded.get(kind),
+                partial(_say, console))
+        for kind in KINDS)
+    config = replace(
+        config,
+        cell_options=cell_options(cell, config.cell, config.cell_options),
+        tokenizer_options=convert_options(
+            "tokenizer", config.tokenizer, tokenizer, config.tokenizer_options,
+            origin=plugins.origin("tokenizer", config.tokenizer)),
+        sampler_options=convert_options(
+            "sampler", config.sampler, sampler, config.sampler_options,
+            fixed=SAMPLER_ARGUMENTS, origin=plugins.origin("sampler", config.sampler)),
+    )
+    loggers = resolve_loggers(config.log, plugins)  # an unknown --log is refused here
+    return config, Components(tokenizer, sampler, cell, trainer,
+                              _trainer_options(trainer, config), loggers)
+
+
+def set_up_process(config: RunConfig) -> torch.device:
+    """The device the run trains on (checked to exist), torch's thread count and the
+    seed, set before anything draws a random number."""
+    device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)  # for the whole process, as torch has it
+    if config.seed is not None:
+        random.seed(config.seed)
+        torch.manual_seed(config.seed)
+    return device
+
+
+def prepare_data(
+    config: RunConfig, components: Components, resumed: dict[str, Any] | None,
+    console: Console,
+) -> tuple[RunConfig, PreparedData]:
+    """Read, tokenize and hold out the text, and check that it suits the run.
+
+    The settings come back with the prefix replaced where the default one has none of
+    the text's tokens.
+    """
+    plugins = get_plugins()
+    if resumed is not None and config.data is not None and not Path(config.data).exists():
+        raise DataError(f"the text this run trained on, {config.data}, is no longer there; "
+                        f"if it moved, resume with --resume {config.resume} --data NEW_PATH")
+    text = load_text(config.data, config.encoding)
+    tokenizer_label = component_label("tokenizer", config.tokenizer, plugins)
+    tokenizer = build_tokenizer(components.tokenizer, config.tokenizer,
+                                config.tokenizer_options)
+    with calling("tokenizer", config.tokenizer, plugins):
+        corpus = build_corpus(text, tokenizer, clean=config.clean, max_tokens=config.max_tokens,
+                              label=tokenizer_label)
+    # The opening lines are enough to see that detokenize keeps its contract too.
+    check_tokenizer_output(tokenizer, clean_lines(text[:2000], config.clean)[:3],
+                           tokenizer_label,
+                           guard=lambda: calling("tokenizer", config.tokenizer, plugins))
+    if resumed is not None and corpus.vocab.to_dict() != resumed["vocab"]:
+        raise DataError(f"--data {config.data}: the text no longer gives the vocabulary "
+                        "the checkpoint was trained with; resume on the same text")
+    train_ids, val_ids = hold_out(corpus.ids, config.val_fraction)
+    with calling("sampler", config.sampler, plugins):
+        check_corpus_fits(partial(components.sampler, **config.sampler_options),
+                          config.batch_size, config.num_steps, len(train_ids),
+                          held_out=len(val_ids), sampler_name=config.sampler,
+                          truncated=0 < config.max_tokens <= len(corpus))
+    config = _settle_prefix(config, tokenizer, corpus, train_ids, console)
+    return config, PreparedData(tokenizer, corpus, train_ids, val_ids)
+
+
+def _settle_prefix(
+    config: RunConfig, tokenizer: Tokenizer, corpus: Corpus, train_ids: torch.Tensor,
+    console: Console,
+) -> RunConfig:
+    try:
+        warning = check_prefix(config.prefix, tokenizer, corpus.vocab, config.clean)
+    except UsageError:
+        if config.prefix != DEFAULT_PREFIX:
+            raise  # the user's own choice: say what is wrong with it
+        # The default suits the book; another text (word tokens, another language) may
+        # have none of its tokens, so continue the text's own opening instead.
+        # A prefix has no more tokens than characters: that many ids are enough.
+        opening = opening_prefix(config.prefix, tokenizer, corpus.vocab,
+                                 train_ids[:len(config.prefix)].tolist())
+        warning = (f"none of the default --prefix {config.prefix!r} occurs in this "
+                   f"text; continuing {opening!r} instead (choose with --prefix)")
+        config = replace(config, prefix=opening)
+    if warning:
+        _say(console, f"warning: {warning}")
+    return config
+
+
+def _trainer_options(trainer_cls: type, config: RunConfig) -> dict[str, Any]:
+    origin = get_plugins().origin("trainer", config.trainer)
+    defaults = RunConfig()
+    options = convert_options(
+        "trainer", config.trainer, trainer_cls, config.trainer_options,
+        fixed=TRAINER_ARGUMENTS,
+        flags={k: f"--{k.replace('_', '-')}" for k in TRAINER_SETTINGS}, origin=origin)
+    options.update({k: getattr(config, k) for k in TRAINER_SETTINGS
+                    if getattr(config, k) != getattr(defaults, k)})
+    check_options("trainer", config.trainer, trainer_cls, options, fixed=TRAINER_ARGUMENTS,
+                  origin=origin)
+    return options
+
+
+def build(
+    config: RunConfig, components: Components, data: PreparedData, device: torch.device,
+    resumed: dict[str, Any] | None, console: Console,
+) -> Built:
+    """The sampler, the model on its device and the trainer, checked at the door; a
+    resumed run's weights and trainer state put back."""
+    plugins = get_plugins()
+    vocab_size = len(data.corpus.vocab)
+    with calling("sampler", config.sampler, plugins):
+        sampler = components.sampler(batch_size=config.batch_size,
+                                     num_steps=config.num_steps, **config.sampler_options)
+    model, device = model_and_device(components.cell, config, vocab_size, device)
+    with calling("trainer", config.trainer, plugins):
+        trainer = components.trainer(lr=config.learning_rate, clip=config.clip,
+                                     epochs=config.epochs, device=device,
+                                     **components.trainer_options)
+        trainer.check(sampler)
+    check_before_training(model, sampler, data.train_ids, vocab_size,
+                          {"sampler": config.sampler, "cell": config.cell}, plugins)
+    if config.cuda_graph is True and device.type != "cuda":
+        _say(console, f"note: --cuda-graph applies to CUDA only; on {device.type} the steps "
+                      "run as usual")
+    if hasattr(trainer, "notify"):
+        trainer.notify = partial(_say, console)
+    if len(data.val_ids) and not trainer.validates:
+        _say(console, f"note: trainer {config.trainer!r} does not validate; the last "
+                      f"{len(data.val_ids)} tokens are held out unused")
+    if resumed is not None:
+        with calling("trainer", config.trainer, plugins):
+            restore_run(model, trainer, resumed, config)
+    return Built(model, device, sampler, trainer)
+
+
+def _run_folder(config: RunConfig, resumed: dict[str, Any] | None, main: bool) -> Path | None:
+    """The run folder, made (or, resuming, checked); None on a process that writes none."""
+    if not main:
+        return None
+    if resumed is not None:
+        out_dir = Path(config.out)
+        check_names_are_files(out_dir, "--resume")
+        return out_dir
+    return prepare_run_dir(config.out, config.force)
+
+
+def train_in_folder(
+    config: RunConfig, components: Components, data: PreparedData, built: Built,
+    resumed: dict[str, Any] | None, console: Console, callbacks: Sequence[Callback] = (),
+) -> RunResult:
+    """Train, with the run folder held (no other run may write it meanwhile), then
+    :func:`finish` in it."""
+    # In a distributed run, rank 0 alone prints, generates and writes files.
+    main = built.trainer.is_main_process
+    if not main:
+        console.quiet = True
+    out_dir = _run_folder(config, resumed, main)
+    with hold_run_folder(out_dir) if out_dir is not None else contextlib.nullcontext():
+        if out_dir is not None:
+            start_run_files(out_dir, config.force, resumed=resumed is not None)
+        saver = status = None
+        run_callbacks: list[Callback] = list(callbacks)
+        if out_dir is not None:
+            saver, status = _savers(config, data, built, out_dir, resumed)
+        try:
+            _say(console, describe_device(built.device, config.device))
+            if out_dir is not None:
+                run_callbacks = _folder_callbacks(config, components, data, built, out_dir,
+                                                  resumed, console, saver, status, callbacks)
+            with calling("trainer", config.trainer, get_plugins()):
+                history = built.trainer.fit(
+                    built.model, data.train_ids, built.sampler, run_callbacks,
+                    val_corpus=data.val_ids if len(data.val_ids) else None)
+        except TrainerStateError as error:
+            raise TrainerStateError(f"{checkpoint_path(config.out, LAST)}: {error}") from None
+        except (OutputError, TrainingError) as error:
+            raise _saying_what_is_kept(error, saver, out_dir) from error
+        except (KeyboardInterrupt, BrokenPipeError):
+            # Ctrl-C, a stop signal under the CLI, or a closed output pipe: say truly what
+            # is kept (on stderr, which may still be open).
+            if saver is not None:
+                _say(Console(stderr=True), saver.stop_message())
+            raise
+        problem = history_problem(history)
+        if problem:
+            raise refuse(component_label("trainer", config.trainer, get_plugins()), "trainer",
+                         problem)
+        return finish(config, data, built, history, out_dir, saver, status, console)
+
+
+def _savers(
+    config: RunConfig, data: PreparedData, built: Built, out_dir: Path,
+    resumed: dict[str, Any] | None,
+) -> tuple[CheckpointCallback, StatusRecorder]:
+    """The callback that writes checkpoints and the one that keeps ``status.json``."""
+    components = record(get_plugins(), {kind: getattr(config, kind) for kind in KINDS})
+    text_sha256 = text_checksum(config.data) if config.data is not None else None
+    fixed = describe_run(config, data.corpus.vocab, data.tokenizer, components, text_sha256)
+    saver = CheckpointCallback(out_dir, built.model, lambda: dict(fixed),
+                               every=config.checkpoint_every)
+    if resumed is not None:  # until an epoch ends, the checkpoint resumed from stands
+        saver.saved_epoch = int(resumed["epoch"]) or None
+    return saver, StatusRecorder(out_dir, fixed["config"])
+
+
+def _folder_callbacks(
+    config: RunConfig, components: Components, data: PreparedData, built: Built, out_dir: Path,
+    resumed: dict[str, Any] | None, console: Console, saver: Callback,
+    status: StatusRecorder, callbacks: Sequence[Callback],
+) -> list[Callback]:
+    """The live table, ``metrics.jsonl``, checkpoints, the loggers, the caller's
+    callbacks and ``status.json``, in that order."""
+    metrics_path = out_dir / "metrics.jsonl"
+    # A resumed run's metrics restart from its checkpoint's, dropping later rows.
+    write_text_atomic(metrics_path, "".join(
+        f"{json.dumps(m.to_dict())}\n" for m in built.trainer.history
+    ) if resumed is not None else "")
+    vocab = data.corpus.vocab
+    title = (f"seqlm: {config.cell} on {built.device.type}, {len(data.train_ids):,} "
+             f"training + {len(data.val_ids):,} held-out {config.tokenizer} tokens, "
+             f"vocabulary {len(vocab)}")
+    every = config.log_every or log_every(config.epochs)
+    info = RunInfo(out_dir, status.config, every,
+                   lambda length: generate(built.model, vocab, data.tokenizer, config.prefix,
+                                           length))
+    start_imports()  # matplotlib loads while the run trains
+    return [make_progress(console, title, every), MetricsWriter(metrics_path), saver,
+            *build_loggers(components.loggers, info), *callbacks, status]
+
+
+def _saying_what_is_kept(
+    error: OutputError | TrainingError, saver: CheckpointCallback | None, out_dir: Path | None
+) -> OutputError | TrainingError:
+    """``error``, with the checkpoint the run keeps named where one was saved."""
+    kept = saver.saved_epoch if saver is not None else None
+    if not kept:
+        return error
+    if isinstance(error, OutputError):  # a full disk while writing metrics, say
+        return OutputError(f"{error}. The checkpoint of epoch {kept} is kept in {out_dir}")
+    return TrainingError(f"{error}. The last good checkpoint, of epoch {kept}, is in {out_dir}")
+
+
+def finish(
+    config: RunConfig, data: PreparedData, built: Built, history: list[EpochMetrics],
+    out_dir: Path | None, saver: CheckpointCallback | None, status: StatusRecorder | None,
+    console: Console,
+) -> RunResult:
+    """Write ``summary.json``, draw the plot and generate the sample.
+
+    The summary is written before generating and the plot draws meanwhile, so that a
+    long generation, if stopped, loses neither.
+    """
+    vocab = data.corpus.vocab
+
+    def summary_with(sample: str | None) -> dict[str, Any]:
+        return summarize(config, built.device, history, sample, built.model,
+                         train_tokens=len(data.train_ids), val_tokens=len(data.val_ids),
+                         vocab_size=len(vocab),
+                         cuda_graph=getattr(built.trainer, "graph_report", None),
+                         stop_reason=built.trainer.stop_reason)
+
+    plot = (PlotInBackground(history, out_dir / "perplexity.png",
+                             title=f"{config.cell}, {config.sampler} sampling")
+            if out_dir is not None else None)
+    try:
+        if out_dir is not None:
+            write_json_atomic(out_dir / "summary.json", summary_with(None))
+        sample = ""
+        if built.trainer.is_main_process:
+            sample = _generate_sample(config, data, built, out_dir, plot, console)
+        summary = summary_with(sample)
+        if out_dir is not None:
+            write_json_atomic(out_dir / "summary.json", summary)
+        if plot is not None:
+            _finish_plot(plot, out_dir)
+    except OutputError as error:
+        raise _saying_what_is_kept(error, saver, out_dir) from None
+    finally:
+        if plot is not None:
+            plot.join()  # no thread writes the folder once the run has returned
+    if status is not None:
+        status.finish()
+    return RunResult(config, out_dir, built.device, history, sample, summary, built.model,
+                     vocab, data.tokenizer)
+
+
+def _finish_plot(plot: PlotInBackground, out_dir: Path) -> None:
+    plot.wait()
+    record_written(out_dir, out_dir / "perplexity.png")
+
+
+def _generate_sample(
+    config: RunConfig, data: PreparedData, built: Built, out_dir: Path | None,
+    plot: PlotInBackground | None, console: Console,
+) -> str:
+    """The sample that continues ``--prefix``; a Ctrl-C while generating says which files
+    are kept."""
+    try:
+        return generate(built.model, data.corpus.vocab, data.tokenizer, config.prefix,
+                        config.predict,
+                        on_progress=generation_progress(console, config.predict))
+    except KeyboardInterrupt:
+        if out_dir is not None:
+            files = "the checkpoint and summary.json are"
+            if plot is not None:
+                with contextlib.suppress(Exception):
+                    _finish_plot(plot, out_dir)
+                    files = "the checkpoint, summary.json and perplexity.png are"
+            _say(Console(stderr=True), f"Stopped while generating; {files} in {out_dir}.")
+        raise
