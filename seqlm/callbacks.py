@@ -1,4 +1,4 @@
-"""The callback interfaces, at the path plugin documentation has always given.
+"""The callback interfaces, at the path that earlier documentation gave.
 
 :class:`Callback`, :class:`CallbackList` and :class:`RunInfo` live in
 :mod:`seqlm.interfaces` with the other interfaces; ``from seqlm.callbacks import

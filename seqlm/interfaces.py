@@ -163,7 +163,7 @@ class Trainer(ABC):
     #: False on the processes of a distributed run other than rank 0, which must not
     #: write files or print; the run's outputs come from rank 0 alone.
     is_main_process: bool = True
-    #: True when :meth:`fit` validates on its ``val_corpus``; otherwise the runner says
+    #: True when :meth:`fit` validates on its ``val_corpus``; otherwise the run says
     #: that held-out text goes unused.
     validates: ClassVar[bool] = False
     #: Epochs already done before :meth:`fit` (non-zero once resumed).

@@ -12,6 +12,7 @@ from torch import nn
 
 import seqlm
 from seqlm.cli import main
+from seqlm.errors import UsageError
 from seqlm.interfaces import RecurrentCell
 
 TINY = ["--epochs", "2", "--hidden", "8", "--batch-size", "4", "--num-steps", "5",
@@ -93,3 +94,28 @@ def test_a_run_without_its_plugin_names_the_package(installed, tmp_path, small_t
     assert result.exit_code == 0, result.output
     assert ("warning: cell 'peephole-lstm' was trained from seqlm-extras 0.1.0, but "
             "seqlm-other 0.1.0 provides it now") in result.output
+
+
+def test_a_missing_built_in_asks_for_the_seqlm_that_had_it():
+    from seqlm.plugins import get_plugins
+    from seqlm.plugins.provenance import resolve
+
+    with pytest.raises(UsageError) as caught:
+        resolve(get_plugins(), "cell", "lstm-from-the-future",
+                {"name": "lstm-from-the-future", "distribution": "seqlm", "version": "9.0"})
+    assert str(caught.value) == ("cell 'lstm-from-the-future' came from seqlm 9.0, which this "
+                                 "seqlm does not have: pip install seqlm==9.0 to use the run")
+
+
+def test_an_installed_plugin_that_is_not_loaded_is_not_told_to_install_itself():
+    from seqlm.plugins import get_plugins
+    from seqlm.plugins.provenance import resolve
+
+    # pluggy is installed (seqlm needs it) but registers no seqlm plugin.
+    with pytest.raises(UsageError) as caught:
+        resolve(get_plugins(), "cell", "gone", {"name": "gone", "distribution": "pluggy",
+                                                "version": "0.1"})
+    message = str(caught.value)
+    assert message.startswith("cell 'gone' came from pluggy 0.1; pluggy ")
+    assert message.endswith("is installed but its plugin is not loaded (SEQLM_LOAD_PLUGINS "
+                            "leaves it out, or it failed to load): see seqlm plugins")

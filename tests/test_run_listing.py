@@ -137,3 +137,19 @@ def test_ctrl_c_records_stopped_and_a_resume_keeps_the_date(small_text, tmp_path
     seqlm.run(resume=out, epochs=done + 1)
     resumed = read_status(out)
     assert resumed["status"] == "finished" and resumed["created"] == record["created"]
+
+
+def test_an_error_after_training_is_recorded_as_failed_with_its_message(
+        small_text, tmp_path, monkeypatch):
+    """Training is over, so no callback hears of it: the run records it itself."""
+    def broken_generate(*args, **kwargs):
+        raise RuntimeError("the sampler of tokens broke")
+
+    monkeypatch.setattr("seqlm.runs.stages.generate", broken_generate)
+    out = tmp_path / "late"
+    with pytest.raises(RuntimeError, match="sampler of tokens"):
+        seqlm.run(epochs=1, data=small_text, out=out, **TINY)
+    status = read_status(out)
+    assert status["status"] == "failed"
+    assert status["error"] == "RuntimeError: the sampler of tokens broke"
+    assert listed([str(tmp_path)])["late"]["status"] == "failed"

@@ -108,8 +108,9 @@ def describe_run(
 ) -> dict[str, Any]:
     """The parts of a run's checkpoint that stay the same while it trains.
 
-    The rest is added at each save: ``epoch`` and ``model`` (the weights) and ``trainer``
-    (the trainer's own state, from :meth:`~seqlm.interfaces.Trainer.state_dict`).
+    :class:`~seqlm.checkpoints.saver.CheckpointCallback` adds the rest at each save:
+    ``epoch``, ``model`` (the weights) and ``trainer`` (the trainer's own state, from
+    :meth:`~seqlm.interfaces.Trainer.state_dict`; the trainer's name is in ``config``).
     """
     settings = config.to_dict()
     if settings["data"] is not None:
@@ -123,7 +124,6 @@ def describe_run(
         "tokenizer": {"name": config.tokenizer, "state": tokenizer.state_dict()},
         "cell": config.cell,
         "sampler": config.sampler,
-        "trainer": config.trainer,
         # Which distribution and version provided each component (seqlm.plugins.provenance).
         "components": components,
         "data_sha256": data_sha256,

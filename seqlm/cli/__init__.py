@@ -6,13 +6,13 @@ handling are in :mod:`seqlm.cli.group`; each module beside it adds its commands 
 and plugins' commands are added last.
 """
 
-from seqlm.cli import listing, plugin_commands, saved_runs, train
+from seqlm.cli import plugin_commands, run_command, run_folders, saved_runs
 from seqlm.cli.group import describe_unexpected, main
-from seqlm.cli.train import run
+from seqlm.cli.run_command import run
 from seqlm.plugins.manager import get_plugins
 
 main.builtin_commands = frozenset(main.commands)
 get_plugins().add_commands(main, main.builtin_commands)
 
-__all__ = ["describe_unexpected", "listing", "main", "plugin_commands", "run", "saved_runs",
-           "train"]
+__all__ = ["describe_unexpected", "main", "plugin_commands", "run", "run_command",
+           "run_folders", "saved_runs"]

@@ -36,6 +36,23 @@ def describe_unexpected(error: BaseException) -> str:
             "(run with --debug for the traceback)")
 
 
+class OneLineUsageError(click.UsageError):
+    """A usage error that click found (a bad value, a missing argument), shown on one line
+    with where to read the usage, instead of click's usage block above it."""
+
+    @classmethod
+    def of(cls, error: click.UsageError) -> OneLineUsageError:
+        """``error``'s message (click's wording) as a one-line error."""
+        if isinstance(error, cls):
+            return error
+        return cls(error.format_message(), error.ctx)
+
+    def show(self, file: Any = None) -> None:
+        where = self.ctx.command_path if self.ctx is not None else "seqlm"
+        click.echo(f"Error: {self.format_message()} (see {where} --help)", file=file,
+                   err=file is None)
+
+
 class SeqlmGroup(click.Group):
     """A click group that turns seqlm's errors into one line and an exit status.
 
@@ -50,7 +67,10 @@ class SeqlmGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Also accept ``--debug`` after the command (``seqlm run ... --debug``)."""
-        return super().parse_args(ctx, self._hoist_debug(ctx, args))
+        try:
+            return super().parse_args(ctx, self._hoist_debug(ctx, args))
+        except click.UsageError as error:
+            raise OneLineUsageError.of(error) from error
 
     def _hoist_debug(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args or args[0].startswith("-"):
@@ -101,6 +121,8 @@ class SeqlmGroup(click.Group):
             os.dup2(devnull, sys.stdout.fileno())
             click.echo("Stopped: the output pipe was closed.", err=True)
             sys.exit(141)  # as a shell reports a process ended by SIGPIPE
+        except click.UsageError as error:
+            raise OneLineUsageError.of(error) from error
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except Exception as error:

@@ -10,6 +10,7 @@ warning.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from seqlm.errors import UsageError
@@ -49,8 +50,7 @@ def resolve(
     except UsageError as error:
         if not dist or "not recognized" not in str(error):
             raise
-        raise UsageError(f"{kind} {name!r} came from {' '.join(filter(None, (dist, version)))}"
-                         f": pip install {dist}") from None
+        raise UsageError(_missing(kind, name, dist, version)) from None
     info = plugins.provider(kind, name)
     # seqlm's own components change with seqlm, whose version the run records apart.
     if warn is not None and dist and info is not None and _normalise(dist) != "seqlm":
@@ -61,6 +61,20 @@ def resolve(
             warn(f"warning: {kind} {name!r} was trained with {dist} {version}; "
                  f"{info.version} is installed (pip install {dist}=={version} for the same)")
     return cls
+
+
+def _missing(kind: str, name: str, dist: str, version: str) -> str:
+    """What to do about a component whose distribution provides it no more."""
+    made_by = f"{kind} {name!r} came from {' '.join(filter(None, (dist, version)))}"
+    if _normalise(dist) == "seqlm":
+        return (f"{made_by}, which this seqlm does not have: pip install seqlm=={version} "
+                "to use the run")
+    try:
+        installed = metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return f"{made_by}: pip install {dist}"
+    return (f"{made_by}; {dist} {installed} is installed but its plugin is not loaded "
+            "(SEQLM_LOAD_PLUGINS leaves it out, or it failed to load): see seqlm plugins")
 
 
 def _normalise(name: str) -> str:

@@ -1,4 +1,5 @@
-"""Building a run's pieces from its settings: the device, the tokenizer and the model.
+"""Building a run's pieces from its settings: the device, the tokenizer, the cell and
+the model.
 
 A new run and a saved one (``seqlm generate``, ``seqlm eval``) build them through the same
 functions, so both check a component's options and blame its plugin alike.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -197,3 +199,17 @@ def generation_progress(console: Console, total: int) -> Callable[[int], None] |
                           highlight=False, markup=False)
 
     return report
+
+
+def pipe_aware_console(**kwargs: Any) -> Console:
+    """A rich console whose closed output (``seqlm run | head``) raises BrokenPipeError.
+
+    rich's own console exits at once instead, which would end a run without saving its
+    checkpoint; this error stops the run as Ctrl-C does.
+    """
+    class PipeAwareConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True  # nothing more to write where no one reads
+            raise BrokenPipeError(errno.EPIPE, "the output pipe was closed")
+
+    return PipeAwareConsole(**kwargs)

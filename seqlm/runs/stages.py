@@ -405,11 +405,16 @@ def train_in_folder(
             if saver is not None:
                 _say(Console(stderr=True), saver.stop_message())
             raise
-        problem = history_problem(history)
-        if problem:
-            raise refuse(component_label("trainer", config.trainer, get_plugins()), "trainer",
-                         problem)
-        return finish(config, data, built, history, out_dir, saver, status, console)
+        try:
+            problem = history_problem(history)
+            if problem:
+                raise refuse(component_label("trainer", config.trainer, get_plugins()),
+                             "trainer", problem)
+            return finish(config, data, built, history, out_dir, saver, status, console)
+        except BaseException as error:
+            if status is not None:  # training ended, so no callback hears of this error
+                status.ended_by(error)
+            raise
 
 
 def _savers(

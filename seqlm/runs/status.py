@@ -114,6 +114,11 @@ class StatusRecorder(Callback):
         pass  # finished only once the summary and the plot are written too
 
     def on_exception(self, trainer: Trainer, error: BaseException) -> None:
+        self.ended_by(error)
+
+    def ended_by(self, error: BaseException) -> None:
+        """Record the run as stopped (Ctrl-C, a stop signal) or failed, with the error;
+        also for an error after training, while the summary, plot or sample is made."""
         stopped = isinstance(error, (KeyboardInterrupt, SystemExit))
         message = None if stopped else " ".join(f"{type(error).__name__}: {error}".split())
         with contextlib.suppress(OSError):  # the run's own error matters more than this one

@@ -16,15 +16,14 @@ a second Ctrl-C then cannot cut the save short and leave no checkpoint.
 from __future__ import annotations
 
 import contextlib
-import errno
 import signal
 import threading
 from collections.abc import Iterator
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    pass
 
 #: The signals that stop a run like Ctrl-C; most do not exist on Windows.
 STOP_SIGNALS = tuple(
@@ -97,19 +96,3 @@ def signals_deferred() -> Iterator[list[int]]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def pipe_aware_console(**kwargs: Any) -> Console:
-    """A rich console whose closed output (``seqlm run | head``) raises BrokenPipeError.
-
-    rich's own console exits at once instead, which would end a run without saving its
-    checkpoint; this error stops the run as Ctrl-C does.
-    """
-    from rich.console import Console
-
-    class PipeAwareConsole(Console):
-        def on_broken_pipe(self) -> None:
-            self.quiet = True  # nothing more to write where no one reads
-            raise BrokenPipeError(errno.EPIPE, "the output pipe was closed")
-
-    return PipeAwareConsole(**kwargs)

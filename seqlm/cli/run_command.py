@@ -18,7 +18,7 @@ def _choices(kind: str) -> str:
 
 
 def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]):
-    # Values stay text here: the runner converts them to the types the component's
+    # Values stay text here: the run converts them to the types the component's
     # constructor declares (seqlm.plugins.options), before anything is built.
     options: dict[str, Any] = {}
     for item in values:
@@ -147,8 +147,9 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
               "options given here override it.")
 def run(recipe: str | None, **options: Any) -> None:
     """Train a language model, plot its perplexity, and generate text."""
+    from seqlm.runs.progress import pipe_aware_console
     from seqlm.runs.stages import run as run_training
-    from seqlm.training.stopping import pipe_aware_console, stop_on_signals
+    from seqlm.training.stopping import stop_on_signals
 
     options["log"] = list(options["log"])
     console = pipe_aware_console()

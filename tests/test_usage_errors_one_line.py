@@ -1,0 +1,31 @@
+"""Usage errors that click itself finds are one line too, with where to read the usage."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from seqlm.cli import main
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["generate", "DIR", "--length", "-1"],
+     "Error: Invalid value for '--length': -1 is not in the range x>=0. "
+     "(see seqlm generate --help)"),
+    (["run", "--cell-opt", "novalue"],
+     "Error: Invalid value for '--cell-opt': 'novalue' is not KEY=VALUE (for example "
+     "dropout=0.2) (see seqlm run --help)"),
+    (["eval", "DIR"], "Error: Missing option '--data'. (see seqlm eval --help)"),
+    (["nosuch"], "Error: No such command 'nosuch'. (see seqlm --help)"),
+    (["--bogus"], "Error: No such option '--bogus'. (see seqlm --help)"),
+])
+def test_a_usage_error_click_finds_is_one_line_with_exit_status_2(args, expected):
+    result = CliRunner().invoke(main, args, prog_name="seqlm")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [expected]
+    assert "Usage:" not in result.output
+
+
+def test_help_still_shows_the_usage():
+    result = CliRunner().invoke(main, ["generate", "--help"], prog_name="seqlm")
+    assert result.exit_code == 0 and result.output.startswith("Usage: seqlm generate")
