@@ -11,7 +11,13 @@ import torch
 from click.testing import CliRunner
 
 from seqlm.cli import main
-from seqlm.config import DYNAMIC_DECAY, DYNAMIC_LR, DYNAMIC_STEPS
+from seqlm.config import (
+    DYNAMIC_DECAY,
+    DYNAMIC_LR,
+    DYNAMIC_PLAIN_LR,
+    DYNAMIC_RMS,
+    DYNAMIC_STEPS,
+)
 from seqlm.runs.saved import load_trained
 from seqlm.training.dynamic_eval import DynamicSettings, dynamic_loss
 from seqlm.training.evaluation import evaluate_loss
@@ -53,6 +59,7 @@ def test_dynamic_beats_static_on_a_drifting_text_and_the_run_is_unchanged(traine
     # Several percent better, with the default step size and decay.
     assert dynamic["perplexity"] < 0.9 * report["perplexity"], report
     assert dynamic["lr"] == DYNAMIC_LR and dynamic["decay"] == DYNAMIC_DECAY
+    assert dynamic["rms"] is DYNAMIC_RMS is True and dynamic["steps"] == DYNAMIC_STEPS
     assert _digests(trained_run) == before
 
 
@@ -86,8 +93,20 @@ def test_without_steps_dynamic_equals_static_and_the_model_is_untouched(trained_
 
 def test_the_cli_defaults_are_the_librarys():
     settings = DynamicSettings()
-    assert (DYNAMIC_LR, DYNAMIC_DECAY, DYNAMIC_STEPS) == (settings.lr, settings.decay,
-                                                          settings.steps)
+    assert (DYNAMIC_LR, DYNAMIC_DECAY, DYNAMIC_STEPS, DYNAMIC_RMS) == (
+        settings.lr, settings.decay, settings.steps, settings.rms)
+    assert DynamicSettings(rms=False).lr == DYNAMIC_PLAIN_LR
+    assert DynamicSettings(lr=0.5, rms=False).lr == 0.5
+
+
+def test_plain_steps_take_their_own_default_step_size(trained_run, tmp_path):
+    text = _drifting_text(tmp_path / "drift.txt")
+    result = CliRunner().invoke(main, ["eval", str(trained_run), "--data", str(text),
+                                       "--dynamic", "--dynamic-plain", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["dynamic"]["lr"] == DYNAMIC_PLAIN_LR and report["dynamic"]["rms"] is False
+    assert report["dynamic"]["perplexity"] < report["perplexity"]
 
 
 def test_a_negative_step_size_is_a_usage_error(trained_run, tmp_path):

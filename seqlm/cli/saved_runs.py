@@ -7,7 +7,13 @@ import json
 import click
 
 from seqlm.cli.group import DEFAULTS, main
-from seqlm.config import DYNAMIC_DECAY, DYNAMIC_LR, DYNAMIC_STEPS
+from seqlm.config import (
+    DYNAMIC_DECAY,
+    DYNAMIC_LR,
+    DYNAMIC_PLAIN_LR,
+    DYNAMIC_RMS,
+    DYNAMIC_STEPS,
+)
 from seqlm.config.choices import CHECKPOINTS
 
 _WHICH = click.option(
@@ -55,17 +61,20 @@ def generate(run_dir: str, prefix: str | None, length: int, temperature: float, 
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a sentence.")
 @click.option("--dynamic", is_flag=True, help="Also measure with dynamic evaluation: the "
               "model adapts to the text as it reads it (the run is not changed).")
-@click.option("--dynamic-lr", type=click.FloatRange(min=0), default=DYNAMIC_LR,
-              show_default=True, help="Step size of the adaptation after each segment.")
+@click.option("--dynamic-lr", type=click.FloatRange(min=0), default=None,
+              help=f"Step size of the adaptation after each segment.  [default: "
+              f"{DYNAMIC_LR:g} with RMS-scaled steps, {DYNAMIC_PLAIN_LR:g} with "
+              f"--dynamic-plain]")
 @click.option("--dynamic-decay", type=click.FloatRange(min=0, max=1), default=DYNAMIC_DECAY,
               show_default=True, help="How far each step pulls the weights back towards "
               "the trained ones.")
 @click.option("--dynamic-steps", type=click.IntRange(min=1), default=DYNAMIC_STEPS,
               show_default=True, help="Tokens per segment (one adaptation step each).")
-@click.option("--dynamic-rms", is_flag=True, help="Divide the steps by the root mean square "
-              "of the recent gradients (use a smaller --dynamic-lr, such as 0.0003).")
+@click.option("--dynamic-rms/--dynamic-plain", default=DYNAMIC_RMS, show_default=True,
+              help="Divide each step by the root mean square of the recent gradients "
+              "(RMS-scaled), or take plain gradient steps.")
 def eval_command(run_dir: str, data: str, encoding: str, which: str, device: str,
-                 as_json: bool, dynamic: bool, dynamic_lr: float, dynamic_decay: float,
+                 as_json: bool, dynamic: bool, dynamic_lr: float | None, dynamic_decay: float,
                  dynamic_steps: int, dynamic_rms: bool) -> None:
     """Perplexity and bits per token of a trained model (in DIR) on the text in --data."""
     from seqlm.runs.saved import evaluate_text
@@ -88,7 +97,7 @@ def eval_command(run_dir: str, data: str, encoding: str, which: str, device: str
         click.echo(f"dynamic: perplexity {d['perplexity']:.4f}, {d['bits_per_token']:.4f} "
                    f"bits per token (static {result['perplexity']:.4f}; --dynamic-lr "
                    f"{d['lr']:g}, --dynamic-decay {d['decay']:g}, --dynamic-steps "
-                   f"{d['steps']}{', --dynamic-rms' if d['rms'] else ''})")
+                   f"{d['steps']}, {'--dynamic-rms' if d['rms'] else '--dynamic-plain'})")
 
 
 @main.command("config")

@@ -23,7 +23,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from seqlm.config import DYNAMIC_DECAY, DYNAMIC_LR, DYNAMIC_STEPS
+from seqlm.config import (
+    DYNAMIC_DECAY,
+    DYNAMIC_LR,
+    DYNAMIC_PLAIN_LR,
+    DYNAMIC_RMS,
+    DYNAMIC_STEPS,
+)
 from seqlm.interfaces import detach_state
 from seqlm.training.evaluation import MIN_STREAM_TOKENS
 
@@ -34,12 +40,20 @@ RMS_EPS = 1e-8
 
 @dataclass(frozen=True)
 class DynamicSettings:
-    """How dynamic evaluation adapts: step size, decay, segment length, RMS scaling."""
+    """How dynamic evaluation adapts: step size, decay, segment length, RMS scaling.
 
-    lr: float = DYNAMIC_LR
+    ``lr=None`` takes the default of the kind of step: :data:`~seqlm.config.DYNAMIC_LR`
+    for RMS-scaled steps, :data:`~seqlm.config.DYNAMIC_PLAIN_LR` for plain ones.
+    """
+
+    lr: float | None = None
     decay: float = DYNAMIC_DECAY
     steps: int = DYNAMIC_STEPS
-    rms: bool = False
+    rms: bool = DYNAMIC_RMS
+
+    def __post_init__(self) -> None:
+        if self.lr is None:
+            object.__setattr__(self, "lr", DYNAMIC_LR if self.rms else DYNAMIC_PLAIN_LR)
 
 
 def _streams(ids: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
