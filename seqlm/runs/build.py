@@ -30,13 +30,8 @@ TRAINER_ARGUMENTS = ("lr", "clip", "epochs", "device")
 CELL_FLAGS = {"bidirectional": "--bidirectional"}
 
 
-def resolve_device(name: str | torch.device) -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU; a missing device is an error.
-
-    A :class:`torch.device` is taken as already resolved.
-    """
-    if isinstance(name, torch.device):
-        return name
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; a missing device is an error."""
     mps = getattr(torch.backends, "mps", None)
     mps_ok = mps is not None and mps.is_available()
     if name == "auto":
@@ -77,10 +72,9 @@ def cell_options(cls: type, name: str, given: dict[str, Any]) -> dict[str, Any]:
 def build_tokenizer(
     cls: type, name: str, options: dict[str, Any], state: dict[str, Any] | None = None
 ) -> Tokenizer:
-    """The tokenizer, with its options checked, and ``state`` loaded when it is a saved
-    run's; an exception from its code is put on its plugin."""
-    check_options("tokenizer", name, cls, options,
-                  origin=get_plugins().origin("tokenizer", name))
+    """The tokenizer, with ``state`` loaded when it is a saved run's; an exception from
+    its code is put on its plugin. ``options`` are checked by the caller: a new run
+    converts them from the command line's text, a saved run's come from its file."""
     with calling("tokenizer", name, get_plugins()):
         tokenizer = cls(**options)
         if state is not None:
@@ -117,8 +111,9 @@ def build_cell(cls: type, name: str, input_size: int, config: RunConfig) -> Recu
 
 
 def build_model(cell_cls: type, config: RunConfig, vocab_size: int) -> RNNModel:
-    """The language model the settings describe, with fresh weights on the CPU; an
-    exception from the cell's code is put on its plugin."""
+    """The language model the settings describe, with fresh weights on the CPU, for a
+    new run and a saved one alike; an exception from the cell's code is put on its
+    plugin."""
     input_size = config.embedding_dim or vocab_size
     with calling("cell", config.cell, get_plugins()):
         cell = build_cell(cell_cls, config.cell, input_size, config)
@@ -130,12 +125,3 @@ def build_model(cell_cls: type, config: RunConfig, vocab_size: int) -> RNNModel:
     return RNNModel(cell, vocab_size, embedding_dim=config.embedding_dim,
                     dropout=config.dropout, activation_reg=config.activation_reg,
                     temporal_reg=config.temporal_reg, tie_weights=config.tie_weights)
-
-
-def model_and_device(
-    cell_cls: type, config: RunConfig, vocab_size: int, device: str | torch.device
-) -> tuple[RNNModel, torch.device]:
-    """The model the settings describe (weights on the CPU) and the device it is to run
-    on, checked to exist: the one builder for a new run and a saved one."""
-    placed = resolve_device(device)
-    return build_model(cell_cls, config, vocab_size), placed

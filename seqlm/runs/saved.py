@@ -29,9 +29,9 @@ from seqlm.errors import CheckpointError, DataError, UsageError
 from seqlm.interfaces import Tokenizer
 from seqlm.metrics import bits_per_token, perplexity
 from seqlm.model.rnn import RNNModel
-from seqlm.plugins.manager import get_plugins
+from seqlm.plugins.manager import check_options, get_plugins
 from seqlm.plugins.provenance import resolve
-from seqlm.runs.build import build_tokenizer, model_and_device, resolve_device
+from seqlm.runs.build import build_model, build_tokenizer, resolve_device
 from seqlm.training.dynamic_eval import DynamicSettings, dynamic_loss
 from seqlm.training.evaluation import evaluate_loss
 
@@ -71,9 +71,11 @@ def load_trained(
     cell_cls = resolve(plugins, "cell", saved.cell_name, saved.components.get("cell"), warn)
     try:
         # The options come from the checkpoint: a bad one is the file's fault.
+        check_options("tokenizer", saved.tokenizer_name, tokenizer_cls,
+                      saved.config.tokenizer_options)
         tokenizer = build_tokenizer(tokenizer_cls, saved.tokenizer_name,
                                     saved.config.tokenizer_options, saved.tokenizer_state)
-        model, placed = model_and_device(cell_cls, saved.config, len(saved.vocab), placed)
+        model = build_model(cell_cls, saved.config, len(saved.vocab))
     except UsageError as error:
         raise CheckpointError(f"{checkpoint_path(run_dir, name)}: {error}; the file was "
                               "edited or damaged") from None

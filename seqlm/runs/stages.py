@@ -53,10 +53,10 @@ from seqlm.plugins.provenance import record, resolve
 from seqlm.runs.build import (
     SAMPLER_ARGUMENTS,
     TRAINER_ARGUMENTS,
+    build_model,
     build_tokenizer,
     cell_options,
     describe_device,
-    model_and_device,
     resolve_device,
 )
 from seqlm.runs.outputs import (
@@ -328,14 +328,15 @@ def build(
     config: RunConfig, components: Components, data: PreparedData, device: torch.device,
     resumed: dict[str, Any] | None, console: Console,
 ) -> Built:
-    """The sampler, the model on its device and the trainer, checked at the door; a
-    resumed run's weights and trainer state put back."""
+    """The sampler, the model (its weights on the CPU; the trainer moves it to
+    ``device``) and the trainer, checked at the door; a resumed run's weights and
+    trainer state put back."""
     plugins = get_plugins()
     vocab_size = len(data.corpus.vocab)
     with calling("sampler", config.sampler, plugins):
         sampler = components.sampler(batch_size=config.batch_size,
                                      num_steps=config.num_steps, **config.sampler_options)
-    model, device = model_and_device(components.cell, config, vocab_size, device)
+    model = build_model(components.cell, config, vocab_size)
     with calling("trainer", config.trainer, plugins):
         trainer = components.trainer(lr=config.learning_rate, clip=config.clip,
                                      epochs=config.epochs, device=device,
