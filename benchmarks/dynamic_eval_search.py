@@ -3,13 +3,14 @@
 Usage::
 
     python benchmarks/dynamic_eval_search.py --data ../shared/data/timemachine.txt \\
-        --out runs/dynamic-search [--run DIR] [--epochs 3] [--threads 1]
+        --out runs/dynamic-search [--run DIR] [--epochs 3] [--threads 1] [--streams 1]
 
 Without ``--run`` it first trains a small model on the whole book (the last 10% held
 out, as ``seqlm run`` does) into ``--out``; with it, it measures that run instead. It then
 measures the held-out text statically and under dynamic evaluation for a grid of step
 sizes, decays and segment lengths, plain and RMS-scaled, and prints one JSON line per
-setting and a last line with the best of each kind.
+setting and a last line with the best of each kind. The text is read as ``--streams``
+streams (at most; ``seqlm eval``'s default is one), statically and dynamically alike.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from seqlm.config import DYNAMIC_STREAMS
 from seqlm.data.corpus import build_corpus, load_text
 from seqlm.runs.saved import load_trained
 from seqlm.runs.stages import run
@@ -58,6 +60,9 @@ def main() -> None:
     parser.add_argument("--run", default=None, help="measure this run instead of training")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--streams", type=int, default=DYNAMIC_STREAMS,
+                        help="read the text as at most this many streams (default: "
+                        "%(default)s, as seqlm eval --dynamic)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run_dir = Path(args.run) if args.run else Path(args.out)
@@ -70,17 +75,17 @@ def main() -> None:
                           "seconds": round(time.perf_counter() - started, 1)}), flush=True)
     trained = load_trained(run_dir)
     ids = held_out_ids(run_dir, args.data)
-    loss_sum, count = evaluate_loss(trained.model, ids, trained.config.batch_size)
+    loss_sum, count = evaluate_loss(trained.model, ids, args.streams)
     static = loss_sum.item() / count
     print(json.dumps({"static_ppl": math.exp(static), "tokens": count}), flush=True)
-    grid = [DynamicSettings(lr, decay, steps, False)
+    grid = [DynamicSettings(lr, decay, steps, False, args.streams)
             for steps, lr, decay in itertools.product(SEGMENTS, PLAIN_LRS, DECAYS)]
-    grid += [DynamicSettings(lr, decay, steps, True)
+    grid += [DynamicSettings(lr, decay, steps, True, args.streams)
              for steps, lr, decay in itertools.product(SEGMENTS, RMS_LRS, DECAYS)]
     best: dict[bool, tuple[float, DynamicSettings]] = {}
     for settings in grid:
         started = time.perf_counter()
-        total, _ = dynamic_loss(trained.model, ids, settings, trained.config.batch_size)
+        total, _ = dynamic_loss(trained.model, ids, settings)
         ppl = math.exp(total / count)
         print(json.dumps({"lr": settings.lr, "decay": settings.decay, "rms": settings.rms,
                           "steps": settings.steps, "dynamic_ppl": ppl,

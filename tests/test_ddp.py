@@ -75,8 +75,12 @@ def _cli_env() -> dict[str, str]:
 
 
 def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    # torchrun keeps its agent's logs in a folder it makes and leaves in the system's
+    # temporary directory unless told where: here, beside the test's own folder (the
+    # tests check that nothing but the run lands in it).
+    logs = cwd.parent / f"{cwd.name}-torchrun-logs"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node", "2", *args]
+               "--nproc_per_node", "2", "--log-dir", str(logs), *args]
     done = subprocess.run(command, cwd=cwd, env=_cli_env(), capture_output=True, text=True,
                           timeout=LAUNCH_TIMEOUT_S)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

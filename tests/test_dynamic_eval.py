@@ -17,7 +17,9 @@ from seqlm.config import (
     DYNAMIC_PLAIN_LR,
     DYNAMIC_RMS,
     DYNAMIC_STEPS,
+    DYNAMIC_STREAMS,
 )
+from seqlm.data.corpus import text_tokens
 from seqlm.runs.saved import load_trained
 from seqlm.training.dynamic_eval import DynamicSettings, dynamic_loss
 from seqlm.training.evaluation import evaluate_loss
@@ -60,6 +62,10 @@ def test_dynamic_beats_static_on_a_drifting_text_and_the_run_is_unchanged(traine
     assert dynamic["perplexity"] < 0.9 * report["perplexity"], report
     assert dynamic["lr"] == DYNAMIC_LR and dynamic["decay"] == DYNAMIC_DECAY
     assert dynamic["rms"] is DYNAMIC_RMS is True and dynamic["steps"] == DYNAMIC_STEPS
+    assert dynamic["streams"] == DYNAMIC_STREAMS
+    # The text (1,440 tokens) is one stream either way, so the static figures agree.
+    assert dynamic["static_perplexity"] == pytest.approx(report["perplexity"], rel=1e-6)
+    assert dynamic["tokens"] == report["tokens"]
     assert _digests(trained_run) == before
 
 
@@ -72,6 +78,7 @@ def test_the_sentence_gives_static_and_dynamic_side_by_side(trained_run, tmp_pat
     first, second = result.output.strip().splitlines()
     assert first.startswith("perplexity ")
     assert second.startswith("dynamic: perplexity ") and "--dynamic-rms" in second
+    assert "--dynamic-streams 1" in second
     static = float(first.split()[1].rstrip(","))
     adapted = float(second.split()[2].rstrip(","))
     assert adapted < static
@@ -82,19 +89,44 @@ def test_without_steps_dynamic_equals_static_and_the_model_is_untouched(trained_
     ids = torch.randint(0, len(trained.vocab), (900,))
     weights = {k: v.clone() for k, v in trained.model.state_dict().items()}
     static_sum, count = evaluate_loss(trained.model, ids, 8)
-    total, tokens = dynamic_loss(trained.model, ids, DynamicSettings(lr=0, decay=0), 8)
+    total, tokens = dynamic_loss(trained.model, ids, DynamicSettings(lr=0, decay=0, streams=8))
     assert tokens == count
     assert total == pytest.approx(static_sum.item(), rel=1e-5)
-    adapted, _ = dynamic_loss(trained.model, ids, DynamicSettings(lr=0.1), 8)
+    adapted, _ = dynamic_loss(trained.model, ids, DynamicSettings(lr=0.1, streams=8))
     assert adapted != pytest.approx(total, rel=1e-6)
     for key, value in trained.model.state_dict().items():
         assert torch.equal(value, weights[key]), key
 
 
+def test_one_stream_reads_the_text_in_order_and_many_streams_side_by_side(trained_run):
+    trained = load_trained(trained_run)
+    ids = torch.randint(0, len(trained.vocab), (9000,))
+    # 9,000 tokens make at most two streams of MIN_STREAM_TOKENS (4,096) or more.
+    one_static, one_count = evaluate_loss(trained.model, ids, 1)
+    two_static, two_count = evaluate_loss(trained.model, ids, 8)
+    assert (one_count, two_count) == (8999, 8998)
+    for streams, static, count in ((1, one_static, one_count), (8, two_static, two_count)):
+        total, tokens = dynamic_loss(trained.model, ids,
+                                     DynamicSettings(lr=0, decay=0, streams=streams))
+        assert tokens == count
+        assert total == pytest.approx(static.item(), rel=1e-5)
+    one, _ = dynamic_loss(trained.model, ids, DynamicSettings())
+    two, _ = dynamic_loss(trained.model, ids, DynamicSettings(streams=8))
+    assert one != pytest.approx(two, rel=1e-6)
+
+
+@pytest.mark.parametrize("field", ["steps", "streams"])
+@pytest.mark.parametrize("value", [0, -1, 1.5, True])
+def test_segment_length_and_streams_must_be_whole_and_positive(field, value):
+    with pytest.raises(ValueError, match=f"{field} must be a whole number of at least 1"):
+        DynamicSettings(**{field: value})
+
+
 def test_the_cli_defaults_are_the_librarys():
     settings = DynamicSettings()
-    assert (DYNAMIC_LR, DYNAMIC_DECAY, DYNAMIC_STEPS, DYNAMIC_RMS) == (
-        settings.lr, settings.decay, settings.steps, settings.rms)
+    assert (DYNAMIC_LR, DYNAMIC_DECAY, DYNAMIC_STEPS, DYNAMIC_RMS, DYNAMIC_STREAMS) == (
+        settings.lr, settings.decay, settings.steps, settings.rms, settings.streams)
+    assert DYNAMIC_STREAMS == 1
     assert DynamicSettings(rms=False).lr == DYNAMIC_PLAIN_LR
     assert DynamicSettings(lr=0.5, rms=False).lr == 0.5
 
@@ -115,3 +147,40 @@ def test_a_negative_step_size_is_a_usage_error(trained_run, tmp_path):
                                        "--dynamic", "--dynamic-lr", "-1"])
     assert result.exit_code == 2
     assert "--dynamic-lr" in result.output
+
+
+def test_static_beside_dynamic_is_read_as_the_same_streams(trained_run, tmp_path):
+    # Long enough for two streams at the run's batch size (8): the top-level figure reads
+    # it as two, the dynamic entry's static figure as one, like its dynamic figure.
+    text = tmp_path / "long.txt"
+    text.write_text(("the time traveller " * 480) + "the", encoding="utf-8")
+    result = CliRunner().invoke(main, ["eval", str(trained_run), "--data", str(text),
+                                       "--dynamic", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    dynamic = report["dynamic"]
+    trained = load_trained(trained_run)
+    tokens = text_tokens(text.read_text(encoding="utf-8"), trained.tokenizer, "letters")
+    ids = torch.tensor(trained.vocab[tokens], dtype=torch.long)
+    # 9,123 tokens: one stream predicts 9,122 of them, two streams 2 x 4,561.
+    assert len(ids) == 9123
+    assert report["tokens"] == 9122 and dynamic["tokens"] == 9122
+    one_stream, count = evaluate_loss(trained.model, ids, 1)
+    assert count == dynamic["tokens"]
+    assert dynamic["static_loss"] == pytest.approx(one_stream.item() / count, rel=1e-5)
+    assert dynamic["static_loss"] != pytest.approx(report["loss"], rel=1e-6)
+    result = CliRunner().invoke(main, ["eval", str(trained_run), "--data", str(text),
+                                       "--dynamic", "--dynamic-streams", "8", "--json"])
+    side_by_side = json.loads(result.output)["dynamic"]
+    assert side_by_side["streams"] == 8
+    assert side_by_side["static_perplexity"] == pytest.approx(report["perplexity"], rel=1e-6)
+
+
+def test_progress_is_told_every_segment_up_to_the_total(trained_run):
+    trained = load_trained(trained_run)
+    ids = torch.randint(0, len(trained.vocab), (95,))
+    seen: list[tuple[int, int]] = []
+    dynamic_loss(trained.model, ids, DynamicSettings(steps=10),
+                 progress=lambda done, total: seen.append((done, total)))
+    # 94 predicted tokens in segments of 10: ten segments, the last of four.
+    assert seen == [(n, 10) for n in range(1, 11)]

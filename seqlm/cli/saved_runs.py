@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 
 import click
 
@@ -13,6 +15,7 @@ from seqlm.config import (
     DYNAMIC_PLAIN_LR,
     DYNAMIC_RMS,
     DYNAMIC_STEPS,
+    DYNAMIC_STREAMS,
 )
 from seqlm.config.choices import CHECKPOINTS
 
@@ -73,17 +76,23 @@ def generate(run_dir: str, prefix: str | None, length: int, temperature: float, 
 @click.option("--dynamic-rms/--dynamic-plain", default=DYNAMIC_RMS, show_default=True,
               help="Divide each step by the root mean square of the recent gradients "
               "(RMS-scaled), or take plain gradient steps.")
+@click.option("--dynamic-streams", type=click.IntRange(min=1), default=DYNAMIC_STREAMS,
+              show_default=True, help="Read the text as up to N streams side by side (each "
+              "at least 4,096 tokens): 1 reads it in order, so every segment gains from "
+              "all before it; more are faster on a long text.")
 def eval_command(run_dir: str, data: str, encoding: str, which: str, device: str,
                  as_json: bool, dynamic: bool, dynamic_lr: float | None, dynamic_decay: float,
-                 dynamic_steps: int, dynamic_rms: bool) -> None:
+                 dynamic_steps: int, dynamic_rms: bool, dynamic_streams: int) -> None:
     """Perplexity and bits per token of a trained model (in DIR) on the text in --data."""
     from seqlm.runs.saved import evaluate_text
     from seqlm.training.dynamic_eval import DynamicSettings
 
     settings = (DynamicSettings(lr=dynamic_lr, decay=dynamic_decay, steps=dynamic_steps,
-                                rms=dynamic_rms) if dynamic else None)
-    result = evaluate_text(run_dir, data, which=which, device=device, encoding=encoding,
-                           warn=lambda line: click.echo(line, err=True), dynamic=settings)
+                                rms=dynamic_rms, streams=dynamic_streams) if dynamic else None)
+    with _segment_progress(dynamic) as progress:
+        result = evaluate_text(run_dir, data, which=which, device=device, encoding=encoding,
+                               warn=lambda line: click.echo(line, err=True), dynamic=settings,
+                               progress=progress)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -95,9 +104,28 @@ def eval_command(run_dir: str, data: str, encoding: str, which: str, device: str
     if "dynamic" in result:
         d = result["dynamic"]
         click.echo(f"dynamic: perplexity {d['perplexity']:.4f}, {d['bits_per_token']:.4f} "
-                   f"bits per token (static {result['perplexity']:.4f}; --dynamic-lr "
-                   f"{d['lr']:g}, --dynamic-decay {d['decay']:g}, --dynamic-steps "
-                   f"{d['steps']}, {'--dynamic-rms' if d['rms'] else '--dynamic-plain'})")
+                   f"bits per token (static {d['static_perplexity']:.4f} read the same way; "
+                   f"--dynamic-lr {d['lr']:g}, --dynamic-decay {d['decay']:g}, "
+                   f"--dynamic-steps {d['steps']}, --dynamic-streams {d['streams']}, "
+                   f"{'--dynamic-rms' if d['rms'] else '--dynamic-plain'})")
+
+
+@contextlib.contextmanager
+def _segment_progress(wanted: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on a terminal's stderr for dynamic evaluation's segments, which can
+    take minutes on a long text; nothing where stderr is a file or a pipe."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not wanted or not console.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress("dynamic evaluation", BarColumn(), MofNCompleteColumn(), "segments",
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("segments", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 @main.command("config")

@@ -34,6 +34,10 @@ DYNAMIC_LR = 0.0003
 DYNAMIC_PLAIN_LR = 0.1
 DYNAMIC_DECAY = 0.001
 DYNAMIC_STEPS = 10
+#: Dynamic evaluation reads the text as this many streams side by side: one reads it in
+#: order, so every segment is scored by weights that have adapted to all the text before
+#: it (as Krause et al. do); more streams are faster on a long text and adapt less.
+DYNAMIC_STREAMS = 1
 
 #: The text ``seqlm run`` continues after training unless told ``--prefix``; on a text
 #: that has none of its tokens the run continues the text's own opening instead.

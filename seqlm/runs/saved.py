@@ -138,13 +138,18 @@ def evaluate_text(
     encoding: str = "utf-8",
     warn: Callable[[str], None] | None = None,
     dynamic: DynamicSettings | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Perplexity and bits per token of the model in ``run_dir`` on the text in ``data``.
 
     The text is cleaned and tokenized as the run's training text was; tokens the
     vocabulary lacks count as ``<unk>`` (and are reported). With ``dynamic`` the result
     also has a ``dynamic`` entry: the same figures under dynamic evaluation
-    (:mod:`seqlm.training.dynamic_eval`), which adapts a copy of the model, never the saved run.
+    (:mod:`seqlm.training.dynamic_eval`), which adapts a copy of the model, never the saved
+    run (``progress`` follows it: see :func:`~seqlm.training.dynamic_eval.dynamic_loss`),
+    with the static figures of the text read as the same streams beside them
+    (``static_perplexity``, ``static_loss``; reading a text as fewer, longer streams gives
+    a few tokens more context, so these can differ slightly from the top-level figures).
     """
     from seqlm.data.corpus import text_tokens
     from seqlm.data.text import read_text
@@ -175,12 +180,20 @@ def evaluate_text(
         "epoch": trained.epoch,
     }
     if dynamic is not None:
-        dynamic_sum, _ = dynamic_loss(trained.model, ids, dynamic, trained.config.batch_size)
-        adapted = dynamic_sum / count
+        dynamic_sum, dynamic_count = dynamic_loss(trained.model, ids, dynamic, progress)
+        adapted = dynamic_sum / dynamic_count
+        if dynamic.streams == trained.config.batch_size:
+            static = loss
+        else:
+            static_sum, _ = evaluate_loss(trained.model, ids, dynamic.streams)
+            static = static_sum.item() / dynamic_count
         result["dynamic"] = {
             "perplexity": perplexity(adapted),
             "bits_per_token": bits_per_token(adapted),
             "loss": adapted,
+            "static_perplexity": perplexity(static),
+            "static_loss": static,
+            "tokens": dynamic_count,
             **asdict(dynamic),
         }
     return result

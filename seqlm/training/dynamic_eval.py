@@ -9,14 +9,19 @@ the text, while a decay pulls them back towards the trained weights::
 
 With ``rms=True`` the gradient is divided by the root of a running mean of its squares
 (as RMSprop does; Krause et al. take those means from the training text instead), which
-makes one ``lr`` suit every layer. The model passed in is copied; its weights, and the
-saved run they came from, are never changed.
+makes one ``lr`` suit every layer. By default the text is read as one stream, in order,
+so each segment is scored by weights adapted to everything before it; ``streams`` reads
+it as that many streams side by side instead (each at least
+:data:`~seqlm.training.evaluation.MIN_STREAM_TOKENS` long), faster on a long text, with
+each step learning from a segment of every stream. The model passed in is copied; its
+weights, and the saved run they came from, are never changed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -29,9 +34,10 @@ from seqlm.config import (
     DYNAMIC_PLAIN_LR,
     DYNAMIC_RMS,
     DYNAMIC_STEPS,
+    DYNAMIC_STREAMS,
 )
 from seqlm.interfaces import detach_state
-from seqlm.training.evaluation import MIN_STREAM_TOKENS
+from seqlm.training.evaluation import split_streams
 
 #: The running mean of squared gradients forgets at this rate per segment (rms=True).
 RMS_BETA = 0.99
@@ -40,7 +46,8 @@ RMS_EPS = 1e-8
 
 @dataclass(frozen=True)
 class DynamicSettings:
-    """How dynamic evaluation adapts: step size, decay, segment length, RMS scaling.
+    """How dynamic evaluation adapts: step size, decay, segment length, RMS scaling, and
+    how many streams the text is read as (at most; see :func:`dynamic_loss`).
 
     ``lr=None`` takes the default of the kind of step: :data:`~seqlm.config.DYNAMIC_LR`
     for RMS-scaled steps, :data:`~seqlm.config.DYNAMIC_PLAIN_LR` for plain ones.
@@ -50,20 +57,15 @@ class DynamicSettings:
     decay: float = DYNAMIC_DECAY
     steps: int = DYNAMIC_STEPS
     rms: bool = DYNAMIC_RMS
+    streams: int = DYNAMIC_STREAMS
 
     def __post_init__(self) -> None:
+        for name in ("steps", "streams"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
         if self.lr is None:
             object.__setattr__(self, "lr", DYNAMIC_LR if self.rms else DYNAMIC_PLAIN_LR)
-
-
-def _streams(ids: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    # The same streams as seqlm.training.evaluation.evaluate_loss, so that the static and the
-    # dynamic figures score exactly the same tokens.
-    streams = max(1, min(batch_size, (len(ids) - 1) // MIN_STREAM_TOKENS))
-    length = (len(ids) - 1) // streams
-    xs = ids[: streams * length].reshape(streams, length)
-    ys = ids[1: streams * length + 1].reshape(streams, length)
-    return xs, ys
 
 
 def _recurrent_backward_allowed(device: torch.device) -> contextlib.AbstractContextManager:
@@ -78,15 +80,17 @@ def dynamic_loss(
     model: nn.Module,
     ids: torch.Tensor,
     settings: DynamicSettings,
-    batch_size: int = 32,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[float, int]:
     """Summed cross-entropy (nats) and token count of ``ids`` under dynamic evaluation.
 
-    ``model`` is left as it was: a copy adapts. With ``lr=0`` the result equals
-    :func:`seqlm.training.evaluation.evaluate_loss` on the same text.
+    ``progress``, if given, is called after each segment with the number of segments
+    read and their total (one stream of a long text takes a while).
+
+    ``model`` is left as it was: a copy adapts. With ``lr=0`` and ``decay=0`` the result
+    equals :func:`seqlm.training.evaluation.evaluate_loss` of the same text with
+    ``batch_size=settings.streams``, which reads it as the same streams.
     """
-    if settings.steps < 1:
-        raise ValueError(f"steps must be at least 1, got {settings.steps}")
     if len(ids) < 2:
         return 0.0, 0
     device = next(model.parameters()).device
@@ -94,21 +98,23 @@ def dynamic_loss(
     params = [p for p in adapted.parameters() if p.requires_grad]
     trained = [p.detach().clone() for p in params]
     squares = [torch.zeros_like(p) for p in params] if settings.rms else []
-    xs, ys = _streams(ids.to(device), batch_size)
+    xs, ys = split_streams(ids.to(device), settings.streams)
     total = torch.zeros((), device=device)
     state = adapted.begin_state(xs.shape[0], device)
+    starts = range(0, xs.shape[1], settings.steps)
     with _recurrent_backward_allowed(device):
-        for segment, start in enumerate(range(0, xs.shape[1], settings.steps), start=1):
+        for segment, start in enumerate(starts, start=1):
             X = xs[:, start:start + settings.steps]
             Y = ys[:, start:start + settings.steps]
             logits, state = adapted(X, detach_state(state))
             loss = F.cross_entropy(logits.float(), Y.T.reshape(-1), reduction="sum")
             total += loss.detach()
-            if settings.lr == 0 and settings.decay == 0:
-                continue
-            grads = torch.autograd.grad(loss / Y.numel(), params, allow_unused=True)
-            with torch.no_grad():
-                _adapt(params, grads, trained, squares, settings, segment)
+            if settings.lr != 0 or settings.decay != 0:
+                grads = torch.autograd.grad(loss / Y.numel(), params, allow_unused=True)
+                with torch.no_grad():
+                    _adapt(params, grads, trained, squares, settings, segment)
+            if progress is not None:
+                progress(segment, len(starts))
     return total.item(), xs.numel()
 
 

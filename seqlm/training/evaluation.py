@@ -12,6 +12,17 @@ from seqlm.interfaces import State
 MIN_STREAM_TOKENS = 4096
 
 
+def split_streams(ids: torch.Tensor, most: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and targets of ``ids`` as up to ``most`` equal streams, shaped
+    ``(streams, length)``, each at least :data:`MIN_STREAM_TOKENS` long unless the text is
+    shorter (then one); the few tokens that do not fill a stream are left out."""
+    streams = max(1, min(most, (len(ids) - 1) // MIN_STREAM_TOKENS))
+    length = (len(ids) - 1) // streams
+    xs = ids[: streams * length].reshape(streams, length)
+    ys = ids[1: streams * length + 1].reshape(streams, length)
+    return xs, ys
+
+
 @torch.no_grad()
 def evaluate_loss(
     model: nn.Module,
@@ -35,10 +46,8 @@ def evaluate_loss(
     loss_sum = torch.zeros((), device=device)
     if len(ids) < 2:
         return loss_sum, 0
-    streams = max(1, min(batch_size, (len(ids) - 1) // MIN_STREAM_TOKENS))
-    length = (len(ids) - 1) // streams
-    xs = ids[: streams * length].reshape(streams, length)
-    ys = ids[1: streams * length + 1].reshape(streams, length)
+    xs, ys = split_streams(ids, batch_size)
+    streams, length = xs.shape
     was_training = model.training
     model.eval()
     try:
