@@ -180,13 +180,12 @@ def evaluate_text(
         "epoch": trained.epoch,
     }
     if dynamic is not None:
-        dynamic_sum, dynamic_count = dynamic_loss(trained.model, ids, dynamic, progress)
+        # The static figure again, read as the dynamic one reads the text (one pass without
+        # gradients, little beside the adapting pass), so that the two compare token for token.
+        static_sum, dynamic_count = evaluate_loss(trained.model, ids, dynamic.streams)
+        static = static_sum.item() / dynamic_count
+        dynamic_sum, _ = dynamic_loss(trained.model, ids, dynamic, progress)
         adapted = dynamic_sum / dynamic_count
-        if dynamic.streams == trained.config.batch_size:
-            static = loss
-        else:
-            static_sum, _ = evaluate_loss(trained.model, ids, dynamic.streams)
-            static = static_sum.item() / dynamic_count
         result["dynamic"] = {
             "perplexity": perplexity(adapted),
             "bits_per_token": bits_per_token(adapted),
