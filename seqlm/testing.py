@@ -486,15 +486,20 @@ def all_checks(
 ) -> list[tuple[str, Callable[[], None]]]:
     """``(id, check)`` for every rule of every component; ``check()`` runs one rule.
 
-    A component is a class, or a ``(class, options)`` pair.
+    A component is a class, or a ``(class, options)`` pair. The id names the class, its
+    options and the rule (``MinGRU[num_layers=2]-cell_shapes``), so the same class checked
+    with two sets of options gives cases that say which set failed.
     """
     checks = []
     for item in components:
         cls, options = item if isinstance(item, tuple) else (item, {})
+        label = cls.__qualname__
+        if options:
+            label += "[" + ",".join(f"{key}={value!r}" for key, value in options.items()) + "]"
         for rule in rules_for(cls):
             def check(rule: Rule = rule, cls: type = cls, options: dict = options) -> None:
                 apply_rule(rule, cls, options)
-            checks.append((f"{cls.__qualname__}-{rule.__name__}", check))
+            checks.append((f"{label}-{rule.__name__}", check))
     return checks
 
 

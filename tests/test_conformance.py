@@ -165,3 +165,15 @@ def test_a_trainer_that_skips_callbacks_fails():
 def test_check_refuses_a_class_of_another_interface():
     with pytest.raises(AssertionError, match="does not subclass seqlm.interfaces.Sampler"):
         check_sampler(Tanh)
+
+
+def test_case_ids_name_the_options_so_two_sets_of_one_class_differ():
+    from seqlm.cells.torch_cells import TorchLSTM
+    from seqlm.testing import all_checks
+
+    checks = all_checks([TorchLSTM, (TorchLSTM, {"num_layers": 2})])
+    ids = [case_id for case_id, _ in checks]
+    assert "TorchLSTM-cell_shapes" in ids
+    assert "TorchLSTM[num_layers=2]-cell_shapes" in ids
+    assert len(ids) == len(set(ids))
+    dict(checks)["TorchLSTM[num_layers=2]-cell_shapes"]()

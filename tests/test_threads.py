@@ -21,3 +21,22 @@ def test_threads_sets_torch_thread_count_and_may_change_on_resume(book_path, tmp
 def test_negative_threads_is_a_usage_error():
     with pytest.raises(UsageError, match="--threads"):
         seqlm.run(threads=-1)
+
+
+@pytest.mark.parametrize("command", ["generate", "eval"])
+def test_generate_and_eval_take_threads_too(command, book_path, tmp_path):
+    from click.testing import CliRunner
+
+    from seqlm.cli import main
+
+    seqlm.run(data=book_path, out=tmp_path / "r", epochs=1, **SMALL)
+    extra = ["--data", str(book_path)] if command == "eval" else []
+    runner = CliRunner()
+    result = runner.invoke(main, [command, str(tmp_path / "r"), "--threads", "2", *extra])
+    assert result.exit_code == 0, result.output
+    assert torch.get_num_threads() == 2
+    too_many = runner.invoke(main, [command, str(tmp_path / "r"), "--threads", "100000",
+                                    *extra])
+    assert too_many.exit_code == 2
+    assert "--threads 100000 is more than" in too_many.output
+    assert torch.get_num_threads() == 2

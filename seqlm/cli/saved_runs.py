@@ -25,6 +25,9 @@ _WHICH = click.option(
     "no text); last: where training stopped.")
 _DEVICE = click.option("--device", default="cpu", show_default=True,
                        help="auto, cpu, cuda, cuda:N or mps.")
+_THREADS = click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+                        help="CPU threads for torch; 0 keeps torch's default (one per core). "
+                        "Use 1 on a machine busy with other jobs.")
 
 
 @main.command()
@@ -43,10 +46,14 @@ _DEVICE = click.option("--device", default="cpu", show_default=True,
 @click.option("--seed", type=int, default=None, help="Random seed, for repeatable samples.")
 @_WHICH
 @_DEVICE
+@_THREADS
 def generate(run_dir: str, prefix: str | None, length: int, temperature: float, top_k: int,
-             greedy: bool, seed: int | None, which: str, device: str) -> None:
+             greedy: bool, seed: int | None, which: str, device: str, threads: int) -> None:
     """Continue --prefix with a trained model from the run folder DIR."""
+    from seqlm.runs.build import use_threads
     from seqlm.runs.saved import generate_text
+
+    use_threads(threads)
 
     text = generate_text(run_dir, prefix, length, which=which, device=device,
                          temperature=temperature, top_k=top_k, greedy=greedy, seed=seed,
@@ -61,6 +68,7 @@ def generate(run_dir: str, prefix: str | None, length: int, temperature: float, 
 @click.option("--encoding", default=DEFAULTS.encoding, show_default=True)
 @_WHICH
 @_DEVICE
+@_THREADS
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a sentence.")
 @click.option("--dynamic", is_flag=True, help="Also measure with dynamic evaluation: the "
               "model adapts to the text as it reads it (the run is not changed).")
@@ -81,11 +89,15 @@ def generate(run_dir: str, prefix: str | None, length: int, temperature: float, 
               "at least 4,096 tokens): 1 reads it in order, so every segment gains from "
               "all before it; more are faster on a long text.")
 def eval_command(run_dir: str, data: str, encoding: str, which: str, device: str,
-                 as_json: bool, dynamic: bool, dynamic_lr: float | None, dynamic_decay: float,
-                 dynamic_steps: int, dynamic_rms: bool, dynamic_streams: int) -> None:
+                 threads: int, as_json: bool, dynamic: bool, dynamic_lr: float | None,
+                 dynamic_decay: float, dynamic_steps: int, dynamic_rms: bool,
+                 dynamic_streams: int) -> None:
     """Perplexity and bits per token of a trained model (in DIR) on the text in --data."""
+    from seqlm.runs.build import use_threads
     from seqlm.runs.saved import evaluate_text
     from seqlm.training.dynamic_eval import DynamicSettings
+
+    use_threads(threads)
 
     settings = (DynamicSettings(lr=dynamic_lr, decay=dynamic_decay, steps=dynamic_steps,
                                 rms=dynamic_rms, streams=dynamic_streams) if dynamic else None)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from seqlm.config import RunConfig
+from seqlm.config.bounds import check_threads
 from seqlm.errors import UsageError, refuse
 from seqlm.interfaces import RecurrentCell, Tokenizer
 from seqlm.model.rnn import RNNModel
@@ -49,6 +50,15 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps" and not mps_ok:
         raise UsageError("--device mps: Apple MPS is not available; use --device cpu or auto")
     return torch.device(name)
+
+
+def use_threads(threads: int) -> None:
+    """Set torch's CPU thread count for the whole process (as torch has it); 0 keeps
+    torch's default, one per core. More than :func:`~seqlm.config.bounds.max_threads`
+    is a usage error."""
+    check_threads(threads)
+    if threads:
+        torch.set_num_threads(threads)
 
 
 def describe_device(device: torch.device, asked: str) -> str:

@@ -58,6 +58,7 @@ from seqlm.runs.build import (
     cell_options,
     describe_device,
     resolve_device,
+    use_threads,
 )
 from seqlm.runs.outputs import (
     MetricsWriter,
@@ -243,8 +244,7 @@ def set_up_process(config: RunConfig) -> torch.device:
     """The device the run trains on (checked to exist), torch's thread count and the
     seed, set before anything draws a random number."""
     device = resolve_device(config.device)
-    if config.threads:
-        torch.set_num_threads(config.threads)  # for the whole process, as torch has it
+    use_threads(config.threads)
     if config.seed is not None:
         random.seed(config.seed)
         torch.manual_seed(config.seed)
