@@ -1,5 +1,5 @@
 """Built-in recurrent cells: torch's modules and from-scratch versions of them, with the
-checks and the fused-pass call they share."""
+option checks and the fused-pass call they share."""
 
 from __future__ import annotations
 
@@ -20,12 +20,12 @@ def check_dropout(name: str, value: float) -> None:
         raise ValueError(f"{name} must be at least 0 and below 1, got {value!r}")
 
 
-def check_fused(value: object) -> bool:
-    """The ``fused`` option, which must be a bool; a :class:`UsageError` otherwise."""
+def check_flag(name: str, value: object) -> None:
+    """A cell option that is true or false (``fused``, ``locked_dropout``); a
+    :class:`UsageError` naming it otherwise."""
     if not isinstance(value, bool):
-        raise UsageError(f"cell option fused must be true or false, got {value!r}; "
-                         "for example --cell-opt fused=false")
-    return value
+        raise UsageError(f"cell option {name} must be true or false, got {value!r}; "
+                         f"for example --cell-opt {name}=false")
 
 
 def call_fused(

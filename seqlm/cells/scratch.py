@@ -29,7 +29,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from seqlm.cells import call_fused, check_dropout, check_fused, fused
+from seqlm.cells import call_fused, check_dropout, check_flag, fused
+from seqlm.cells.dropout import SequenceDropout
 from seqlm.interfaces import RecurrentCell, State
 
 
@@ -44,9 +45,10 @@ def _zeros(*shape: int) -> nn.Parameter:
 class _ScratchCell(RecurrentCell):
     """Stacked layers of one gated recurrence; subclasses write the step.
 
-    ``dropout`` applies between stacked layers; ``weight_dropout`` zeroes that fraction
-    of each layer's recurrent matrix ``W_h`` during training, one mask per batch shared
-    by every time step (DropConnect, as in AWD-LSTM).
+    ``dropout`` applies between stacked layers, with one mask per sequence where
+    ``locked_dropout`` is true; ``weight_dropout`` zeroes that fraction of each layer's
+    recurrent matrix ``W_h`` during training, one mask per batch shared by every time
+    step (DropConnect, as in AWD-LSTM).
     """
 
     num_gates: ClassVar[int]
@@ -61,11 +63,12 @@ class _ScratchCell(RecurrentCell):
 
     def __init__(
         self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
-        fused: bool = True, weight_dropout: float = 0.0,
+        fused: bool = True, weight_dropout: float = 0.0, locked_dropout: bool = False,
     ) -> None:
         super().__init__(input_size, hidden_size, num_layers)
-        check_fused(fused)
+        check_flag("fused", fused)
         check_dropout("dropout", dropout)
+        check_flag("locked_dropout", locked_dropout)
         check_dropout("weight_dropout", weight_dropout)
         self.fused = fused
         self.weight_dropout = float(weight_dropout)
@@ -77,7 +80,8 @@ class _ScratchCell(RecurrentCell):
         self.W_h = nn.ParameterList(_normal(hidden_size, gates) for _ in range(num_layers))
         self.b_x = nn.ParameterList(_zeros(gates) for _ in range(num_layers))
         self.b_h = nn.ParameterList(_zeros(gates) for _ in range(num_layers))
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.dropout = (SequenceDropout(dropout, locked=locked_dropout) if dropout > 0
+                        else nn.Identity())
 
     def begin_state(self, batch_size: int, device: torch.device | str) -> State:
         """Zeros shaped ``(num_layers, batch, hidden)``, as torch's modules use."""

@@ -19,7 +19,8 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from seqlm.cells import call_fused, check_dropout, check_fused, fused
+from seqlm.cells import call_fused, check_dropout, check_flag, fused
+from seqlm.cells.dropout import sequence_dropout
 from seqlm.interfaces import RecurrentCell, State, map_state
 
 
@@ -30,6 +31,10 @@ class _TorchCell(RecurrentCell):
     training, one mask per batch shared by every time step (the weight-dropped LSTM of
     AWD-LSTM). It regularises the recurrence itself, which dropout between layers cannot
     reach, and leaves the module's own fast kernel in use.
+
+    ``locked_dropout`` draws the mask of ``dropout`` between stacked layers once per
+    sequence instead of at every step (variational dropout, as AWD-LSTM uses); the
+    module itself only knows the latter, so in training it then runs one layer at a time.
 
     ``fused`` (default true) lets a class with a :attr:`fused_layer` run it on the CPU;
     false always calls the module (the fused pass is differentiable once only).
@@ -54,12 +59,15 @@ class _TorchCell(RecurrentCell):
         dropout: float = 0.0,
         weight_dropout: float = 0.0,
         fused: bool = True,
+        locked_dropout: bool = False,
     ) -> None:
         super().__init__(input_size, hidden_size, num_layers)
         check_dropout("dropout", dropout)
         check_dropout("weight_dropout", weight_dropout)
-        check_fused(fused)
+        check_flag("fused", fused)
+        check_flag("locked_dropout", locked_dropout)
         self.fused = fused
+        self.locked_dropout = locked_dropout
         self.weight_dropout = float(weight_dropout)
         self.rnn = self.module_class(
             input_size, hidden_size, num_layers,
@@ -69,6 +77,12 @@ class _TorchCell(RecurrentCell):
         self.output_size = hidden_size * self.num_directions
         self._recurrent_weights = [name for name, _ in self.rnn.named_parameters()
                                    if name.startswith("weight_hh")]
+        # One-layer modules without weights of their own (on the meta device, and in a
+        # tuple so that they are no submodules): the shapes the layers run with when they
+        # run one at a time, called with the stacked module's weights.
+        self._one_layer = tuple(
+            self.module_class(size, hidden_size, 1, bidirectional=bidirectional, device="meta")
+            for size in (input_size, self.output_size)[:num_layers])
 
     def begin_state(self, batch_size: int, device: torch.device | str) -> State:
         """Zeros shaped ``(num_layers * directions, batch, hidden)`` (two of them for LSTM)."""
@@ -103,11 +117,34 @@ class _TorchCell(RecurrentCell):
     def _module(
         self, inputs: torch.Tensor, state: State, dropped: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, State]:
+        if self.locked_dropout and self.training and self.rnn.dropout > 0:
+            return self._module_layer_by_layer(inputs, state, dropped)
         if dropped:
             # The module reads its weights by name, so handing it dropped copies for
             # this call keeps its kernel.
             return functional_call(self.rnn, dropped, (inputs, state))
         return self.rnn(inputs, state)
+
+    def _module_layer_by_layer(
+        self, inputs: torch.Tensor, state: State, dropped: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, State]:
+        """The stacked module one layer at a time, with locked dropout between layers."""
+        weights = {name: dropped.get(name, weight) for name, weight in self.rnn.named_parameters()}
+        directions = self.num_directions
+        layer_input, finals = inputs, []
+        for layer in range(self.num_layers):
+            if layer > 0:
+                layer_input = sequence_dropout(layer_input, self.rnn.dropout, True, True)
+            module = self._one_layer[min(layer, 1)]
+            own = {name: weights[name.replace("_l0", f"_l{layer}")]
+                   for name, _ in module.named_parameters()}
+            layer_state = map_state(
+                lambda s, layer=layer: s[layer * directions:(layer + 1) * directions], state)
+            layer_input, layer_state = functional_call(module, own, (layer_input, layer_state))
+            finals.append(layer_state)
+        if isinstance(state, tuple):
+            return layer_input, tuple(torch.cat(parts) for parts in zip(*finals, strict=True))
+        return layer_input, torch.cat(finals)
 
     def use_fused(self, inputs: torch.Tensor) -> bool:
         """Whether this call runs the hand-written pass: a CPU, one direction, and a
@@ -122,7 +159,8 @@ class _TorchCell(RecurrentCell):
         layer_input, finals = inputs, []
         for layer in range(self.num_layers):
             if layer > 0:  # as the module does, and drawing the same random mask
-                layer_input = F.dropout(layer_input, self.rnn.dropout, self.training)
+                layer_input = sequence_dropout(layer_input, self.rnn.dropout, self.training,
+                                               self.locked_dropout)
             W_ih = getattr(self.rnn, f"weight_ih_l{layer}")
             name = f"weight_hh_l{layer}"
             W_hh = dropped.get(name, getattr(self.rnn, name))

@@ -75,6 +75,7 @@ class RunConfig:
     embedding_dim: int = 0
     tie_weights: bool = False
     dropout: float = 0.0
+    locked_dropout: bool = False
     activation_reg: float = 0.0
     temporal_reg: float = 0.0
     val_fraction: float = 0.1
@@ -116,6 +117,10 @@ class RunConfig:
                              f"the last 10%), got {self.val_fraction!r}")
         if not 0 <= self.dropout < 1:
             raise UsageError(f"--dropout must be at least 0 and below 1, got {self.dropout!r}")
+        if self.locked_dropout and not self.dropout:
+            raise UsageError("--locked-dropout changes how --dropout draws its masks, and "
+                             "--dropout is 0; set --dropout P too (0.35, say) or drop "
+                             "--locked-dropout")
         for name in ("activation_reg", "temporal_reg"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):

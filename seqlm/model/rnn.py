@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from seqlm.cells.dropout import SequenceDropout
 from seqlm.interfaces import RecurrentCell, State
 
 
@@ -24,6 +25,10 @@ class RNNModel(nn.Module):
 
     ``tie_weights`` shares the embedding matrix with the head's weight (as AWD-LSTM
     does); it needs ``embedding_dim`` equal to the cell's output size.
+
+    ``locked_dropout`` draws ``dropout``'s masks once per sequence instead of at every
+    step (:func:`seqlm.cells.dropout.sequence_dropout`); between stacked layers that is
+    the cell's business (the built-in cells take a ``locked_dropout`` option).
     """
 
     def __init__(
@@ -35,12 +40,14 @@ class RNNModel(nn.Module):
         activation_reg: float = 0.0,
         temporal_reg: float = 0.0,
         tie_weights: bool = False,
+        locked_dropout: bool = False,
     ) -> None:
         super().__init__()
         self.cell = cell
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, embedding_dim) if embedding_dim > 0 else None
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.dropout = (SequenceDropout(dropout, locked=locked_dropout) if dropout > 0
+                        else nn.Identity())
         self.head = nn.Linear(cell.output_size, vocab_size)
         if tie_weights:
             if self.embedding is None or embedding_dim != cell.output_size:

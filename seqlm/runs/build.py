@@ -96,7 +96,8 @@ def build_cell(cls: type, name: str, input_size: int, config: RunConfig) -> Recu
     """Build the cell with the size settings and any options the user passed.
 
     ``--dropout`` also applies between stacked layers when the cell takes a ``dropout``
-    option and the user did not set one with ``--cell-opt``.
+    option and the user did not set one with ``--cell-opt``, and so does
+    ``--locked-dropout`` where the cell takes a ``locked_dropout`` option.
     """
     options = cell_options(cls, name, config.cell_options)
     if config.bidirectional:
@@ -104,6 +105,9 @@ def build_cell(cls: type, name: str, input_size: int, config: RunConfig) -> Recu
     if (config.dropout > 0 and config.num_layers > 1 and "dropout" not in options
             and "dropout" in inspect.signature(cls).parameters):
         options["dropout"] = config.dropout
+    if (config.locked_dropout and "locked_dropout" not in options
+            and "locked_dropout" in inspect.signature(cls).parameters):
+        options["locked_dropout"] = True
     check_options("cell", name, cls, options, fixed=CELL_ARGUMENTS, flags=CELL_FLAGS,
                   origin=get_plugins().origin("cell", name))
     try:
@@ -134,4 +138,5 @@ def build_model(cell_cls: type, config: RunConfig, vocab_size: int) -> RNNModel:
                          f"--embedding-dim {cell.output_size} or drop --tie-weights")
     return RNNModel(cell, vocab_size, embedding_dim=config.embedding_dim,
                     dropout=config.dropout, activation_reg=config.activation_reg,
-                    temporal_reg=config.temporal_reg, tie_weights=config.tie_weights)
+                    temporal_reg=config.temporal_reg, tie_weights=config.tie_weights,
+                    locked_dropout=config.locked_dropout)
