@@ -164,3 +164,16 @@ def test_locked_dropout_without_dropout_is_a_usage_error(small_text, tmp_path):
     assert result.exit_code == 2
     assert "--locked-dropout changes how --dropout draws its masks" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_no_locked_dropout_on_the_command_line_overrides_a_recipe(book_path, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text("dropout = 0.3\nlocked-dropout = true\nhidden = 8\nmax-tokens = 2000\n"
+                      "batch-size = 4\nnum-steps = 8\nepochs = 1\npredict = 0\n")
+    for flag, want in (([], True), (["--no-locked-dropout"], False)):
+        out = tmp_path / f"run{want}"
+        result = CliRunner().invoke(main, ["run", "--config", str(recipe), "--data",
+                                           str(book_path), "--out", str(out), *flag])
+        assert result.exit_code == 0, result.output
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["config"]["locked_dropout"] is want

@@ -158,7 +158,8 @@ class _TorchCell(RecurrentCell):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         layer_input, finals = inputs, []
         for layer in range(self.num_layers):
-            if layer > 0:  # as the module does, and drawing the same random mask
+            # As the module does, drawing the same random mask (or one mask per sequence).
+            if layer > 0:
                 layer_input = sequence_dropout(layer_input, self.rnn.dropout, self.training,
                                                self.locked_dropout)
             W_ih = getattr(self.rnn, f"weight_ih_l{layer}")

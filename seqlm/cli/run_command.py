@@ -74,9 +74,10 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
               "to the top layer's output size.")
 @click.option("--dropout", type=float, default=DEFAULTS.dropout, show_default=True,
               help="Dropout on the embeddings, between stacked layers and before the head.")
-@click.option("--locked-dropout", is_flag=True,
+@click.option("--locked-dropout/--no-locked-dropout", default=DEFAULTS.locked_dropout,
+              show_default=True,
               help="Draw --dropout's masks once per sequence, the same at every step "
-              "(variational dropout, as AWD-LSTM), not at every step.")
+              "(variational dropout, as AWD-LSTM), or a new mask at every step.")
 @click.option("--activation-reg", type=float, default=DEFAULTS.activation_reg,
               show_default=True, metavar="ALPHA",
               help="Add ALPHA times the mean square of the last layer's outputs to the "
