@@ -39,4 +39,7 @@ def test_generate_and_eval_take_threads_too(command, book_path, tmp_path):
                                     *extra])
     assert too_many.exit_code == 2
     assert "--threads 100000 is more than" in too_many.output
+    negative = runner.invoke(main, [command, str(tmp_path / "r"), "--threads", "-1", *extra])
+    assert negative.exit_code == 2
+    assert "--threads must be a whole number, 0 or more, got -1" in negative.output
     assert torch.get_num_threads() == 2

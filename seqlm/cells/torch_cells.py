@@ -77,12 +77,12 @@ class _TorchCell(RecurrentCell):
         self.output_size = hidden_size * self.num_directions
         self._recurrent_weights = [name for name, _ in self.rnn.named_parameters()
                                    if name.startswith("weight_hh")]
-        # One-layer modules without weights of their own (on the meta device, and in a
-        # tuple so that they are no submodules): the shapes the layers run with when they
-        # run one at a time, called with the stacked module's weights.
+        # For locked dropout between layers, one-layer modules without weights of their own
+        # (on the meta device, and in a tuple so that they are no submodules): the shapes
+        # the layers run with one at a time, called with the stacked module's weights.
         self._one_layer = tuple(
             self.module_class(size, hidden_size, 1, bidirectional=bidirectional, device="meta")
-            for size in (input_size, self.output_size)[:num_layers])
+            for size in (input_size, self.output_size)[:num_layers]) if locked_dropout else ()
 
     def begin_state(self, batch_size: int, device: torch.device | str) -> State:
         """Zeros shaped ``(num_layers * directions, batch, hidden)`` (two of them for LSTM)."""

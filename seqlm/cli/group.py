@@ -15,6 +15,12 @@ from seqlm.plugins.manager import get_plugins
 #: The settings' defaults, shown in the help of the commands' options.
 DEFAULTS = RunConfig()
 
+#: ``--threads``, the same for every command that runs a model (run, generate, eval).
+THREADS_OPTION = click.option(
+    "--threads", type=int, default=DEFAULTS.threads, show_default=True,
+    help="CPU threads for torch; 0 keeps torch's default (one per core), at most 4 per "
+    "core. Use 1 on a machine busy with other jobs.")
+
 
 def _debug_requested(ctx: click.Context) -> bool:
     return bool(ctx.params.get("debug")) or os.environ.get("SEQLM_DEBUG", "") not in ("", "0")

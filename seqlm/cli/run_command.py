@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from seqlm.cli.group import DEFAULTS, main
+from seqlm.cli.group import DEFAULTS, THREADS_OPTION, main
 from seqlm.config import RunConfig
 from seqlm.config.choices import CLEANINGS, OPTIMIZERS, PRECISIONS, SCHEDULES
 from seqlm.errors import UsageError
@@ -120,9 +120,7 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
               "early.")
 @click.option("--device", default=DEFAULTS.device, show_default=True,
               help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")
-@click.option("--threads", type=int, default=DEFAULTS.threads, show_default=True,
-              help="CPU threads for torch; 0 keeps torch's default (one per core), at most 4 "
-              "per core. Use 1 on a machine busy with other jobs.")
+@THREADS_OPTION
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True,
               help="Random seed, for repeatable runs.")
 @click.option("--prefix", default=DEFAULTS.prefix, show_default=True,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import click
 
-from seqlm.cli.group import DEFAULTS, main
+from seqlm.cli.group import DEFAULTS, THREADS_OPTION, main
 from seqlm.config import (
     DYNAMIC_DECAY,
     DYNAMIC_LR,
@@ -25,9 +25,6 @@ _WHICH = click.option(
     "no text); last: where training stopped.")
 _DEVICE = click.option("--device", default="cpu", show_default=True,
                        help="auto, cpu, cuda, cuda:N or mps.")
-_THREADS = click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
-                        help="CPU threads for torch; 0 keeps torch's default (one per core). "
-                        "Use 1 on a machine busy with other jobs.")
 
 
 @main.command()
@@ -46,7 +43,7 @@ _THREADS = click.option("--threads", type=click.IntRange(min=0), default=0, show
 @click.option("--seed", type=int, default=None, help="Random seed, for repeatable samples.")
 @_WHICH
 @_DEVICE
-@_THREADS
+@THREADS_OPTION
 def generate(run_dir: str, prefix: str | None, length: int, temperature: float, top_k: int,
              greedy: bool, seed: int | None, which: str, device: str, threads: int) -> None:
     """Continue --prefix with a trained model from the run folder DIR."""
@@ -68,7 +65,7 @@ def generate(run_dir: str, prefix: str | None, length: int, temperature: float, 
 @click.option("--encoding", default=DEFAULTS.encoding, show_default=True)
 @_WHICH
 @_DEVICE
-@_THREADS
+@THREADS_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a sentence.")
 @click.option("--dynamic", is_flag=True, help="Also measure with dynamic evaluation: the "
               "model adapts to the text as it reads it (the run is not changed).")

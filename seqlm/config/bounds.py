@@ -35,6 +35,8 @@ def max_threads() -> int:
 def check_threads(threads: int) -> None:
     """``--threads`` must be from 0 (torch's default) to :func:`max_threads`."""
     limit = max_threads()
+    if isinstance(threads, int) and threads < 0:
+        raise UsageError(f"--threads must be a whole number, 0 or more, got {threads}")
     if isinstance(threads, int) and threads > limit:
         raise UsageError(f"--threads {threads} is more than {limit} (4 per CPU core of this "
                          "machine): more threads than cores only slow torch down, and "
