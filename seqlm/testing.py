@@ -104,7 +104,12 @@ def cell_state_carries_over_detached(cls: type, options: dict[str, Any]) -> None
     cell = _cell(cls, dict(options)).eval()
     _, inputs = _inputs(cell)
     whole, _ = _run(cell, inputs)
-    first, state = _run(cell, inputs[:2])
+    halves = _run(cell, inputs[:2])
+    # The state must be one detach_state can take: a wrong one is the cell's fault,
+    # named here, rather than an error from seqlm's own detach_state below.
+    problem = forward_problem(cell, halves, cell.begin_state(BATCH, "cpu"), 2, BATCH)
+    _require(problem is None, "cell_state_carries_over_detached", str(problem))
+    first, state = halves
     detached = detach_state(state)
     tensors = [detached] if isinstance(detached, torch.Tensor) else list(detached)
     _require(all(not t.requires_grad for t in tensors), "cell_state_carries_over_detached",

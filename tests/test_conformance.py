@@ -10,6 +10,7 @@ from test_door_check import BatchMajor, Doubled, Tanh, TorchWay
 import seqlm
 from seqlm.data.samplers import SequentialSampler
 from seqlm.testing import (
+    cell_state_carries_over_detached,
     check_cell,
     check_sampler,
     check_tokenizer,
@@ -96,6 +97,13 @@ class ClaimsIds(Tanh):
         return self.steps(inputs.float() if inputs.dtype == torch.long else inputs, state)
 
 
+class ForgetsState(Tanh):
+    """Returns no state, which seqlm's own detach_state could not take."""
+
+    def forward(self, inputs, state):
+        return self.steps(inputs, state)[0], None
+
+
 @pytest.mark.parametrize("cls, rule", [
     (Unused, "rule cell_gradients_reach_every_parameter failed: parameter spare got no "
      "gradient"),
@@ -106,6 +114,15 @@ class ClaimsIds(Tanh):
 def test_each_cell_rule_names_itself(cls, rule):
     with pytest.raises(AssertionError, match=rule.replace("(", r"\(").replace(")", r"\)")):
         check_cell(cls)
+
+
+def test_a_state_seqlm_cannot_detach_is_the_cells_fault_in_its_own_case():
+    # Run as its own case (parametrize_checks), the rule names the cell's mistake rather
+    # than failing inside seqlm's detach_state.
+    with pytest.raises(AssertionError) as error:
+        cell_state_carries_over_detached(ForgetsState, {})
+    assert str(error.value) == ("rule cell_state_carries_over_detached failed: expected a "
+                                "state structured like begin_state's tensor (3, 6), got NoneType")
 
 
 class Transposed(SequentialSampler):

@@ -7,6 +7,7 @@ import torch
 from click.testing import CliRunner
 from torch.nn import functional as F
 
+import seqlm
 import seqlm.cells.dropout as dropout_module
 import seqlm.cells.torch_cells as torch_cells_module
 from seqlm.cells.dropout import SequenceDropout, sequence_dropout
@@ -177,3 +178,41 @@ def test_no_locked_dropout_on_the_command_line_overrides_a_recipe(book_path, tmp
         assert result.exit_code == 0, result.output
         summary = json.loads((out / "summary.json").read_text())
         assert summary["config"]["locked_dropout"] is want
+
+
+class PerStepLSTM(TorchLSTM):
+    """A plugin's cell that takes dropout between its layers but no locked_dropout."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, dropout=0.0):
+        super().__init__(input_size, hidden_size, num_layers, dropout=dropout)
+
+
+class PerStepPlugin:
+    @seqlm.hookimpl
+    def register_cells(self, register):
+        register("per-step", PerStepLSTM)
+
+
+@pytest.mark.parametrize("cell, cell_opts, noted", [
+    ("per-step", [], True),
+    ("per-step", ["--cell-opt", "dropout=0"], False),  # nothing dropped between layers
+    ("lstm", [], False),  # built in: it locks its layers' masks too
+])
+def test_a_cell_that_cannot_lock_its_layers_masks_is_named(book_path, tmp_path, cell,
+                                                           cell_opts, noted):
+    plugins = seqlm.get_plugins()
+    plugins.add(PerStepPlugin(), "per-step", distribution="seqlm-per-step", version="0.2.0")
+    try:
+        result = CliRunner().invoke(main, [
+            "run", "--data", str(book_path), "--max-tokens", "2000", "--epochs", "1",
+            "--hidden", "8", "--num-layers", "2", "--batch-size", "4", "--num-steps", "8",
+            "--predict", "0", "--dropout", "0.3", "--locked-dropout", "--cell", cell,
+            *cell_opts, "--out", str(tmp_path / "r")])
+    finally:
+        plugins.remove("per-step")
+    assert result.exit_code == 0, result.output
+    note = ("note: cell 'per-step' from seqlm-per-step 0.2.0 takes no locked_dropout option, "
+            "so its dropout between layers draws a new mask at every step; --locked-dropout "
+            "applies to the embeddings and before the head")
+    assert (note in " ".join(result.output.split())) is noted
+    assert ("takes no locked_dropout option" in result.output) is noted

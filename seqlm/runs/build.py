@@ -124,6 +124,21 @@ def build_cell(cls: type, name: str, input_size: int, config: RunConfig) -> Recu
     return cell
 
 
+def unlocked_layers_note(cls: type, label: str, config: RunConfig) -> str | None:
+    """A note where ``--locked-dropout`` cannot reach between the cell's layers: the cell
+    takes a ``dropout`` option (so ``--dropout`` applies there) but no ``locked_dropout``
+    one, and its masks between layers are then drawn at every step. None otherwise."""
+    parameters = inspect.signature(cls).parameters
+    if (not config.locked_dropout or config.num_layers < 2 or "locked_dropout" in parameters
+            or "dropout" not in parameters):
+        return None
+    if config.cell_options.get("dropout", config.dropout) == 0:
+        return None
+    return (f"note: {label} takes no locked_dropout option, so its dropout between layers "
+            "draws a new mask at every step; --locked-dropout applies to the embeddings "
+            "and before the head")
+
+
 def build_model(cell_cls: type, config: RunConfig, vocab_size: int) -> RNNModel:
     """The language model the settings describe, with fresh weights on the CPU, for a
     new run and a saved one alike; an exception from the cell's code is put on its

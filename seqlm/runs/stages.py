@@ -58,6 +58,7 @@ from seqlm.runs.build import (
     cell_options,
     describe_device,
     resolve_device,
+    unlocked_layers_note,
     use_threads,
 )
 from seqlm.runs.outputs import (
@@ -337,6 +338,10 @@ def build(
         sampler = components.sampler(batch_size=config.batch_size,
                                      num_steps=config.num_steps, **config.sampler_options)
     model = build_model(components.cell, config, vocab_size)
+    unlocked = unlocked_layers_note(components.cell,
+                                    component_label("cell", config.cell, plugins), config)
+    if unlocked:
+        _say(console, unlocked)
     with calling("trainer", config.trainer, plugins):
         trainer = components.trainer(lr=config.learning_rate, clip=config.clip,
                                      epochs=config.epochs, device=device,
