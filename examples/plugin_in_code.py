@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import seqlm
+from seqlm.errors import UsageError
 from seqlm.interfaces import RecurrentCell
 
 
@@ -19,6 +20,8 @@ class TinyMinimalRNN(RecurrentCell):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1) -> None:
         super().__init__(input_size, hidden_size, num_layers)
+        if num_layers != 1:  # one layer only: say so rather than train another model
+            raise UsageError(f"cell tiny-relu has one layer; drop --num-layers {num_layers}")
         self.W_x = nn.Parameter(torch.randn(input_size, hidden_size) * 0.01)
         self.W_h = nn.Parameter(torch.eye(hidden_size) * 0.5)
         self.b = nn.Parameter(torch.zeros(hidden_size))

@@ -20,7 +20,6 @@ every parameter, runs repeat under a seed, states survive a save and restore.
 from __future__ import annotations
 
 import copy
-import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -29,8 +28,15 @@ import torch
 from torch.nn import functional as F
 
 from seqlm.data.vocab import UNK
+from seqlm.errors import SeqlmError
 from seqlm.interfaces import Callback, RecurrentCell, Sampler, Tokenizer, Trainer, detach_state
-from seqlm.plugins.door import batch_problem, forward_problem, state_problem
+from seqlm.plugins.culprit import cause_hint
+from seqlm.plugins.door import (
+    batch_problem,
+    forward_problem,
+    state_problem,
+    tokenizer_state_problem,
+)
 
 #: Sizes the cell rules build with: unlike each other, so that a swapped axis shows.
 INPUT_SIZE, HIDDEN_SIZE, STEPS, BATCH = 7, 6, 5, 3
@@ -149,6 +155,28 @@ def cell_deterministic_under_a_seed(cls: type, options: dict[str, Any]) -> None:
              "random numbers from torch's generator")
 
 
+def cell_stacks_num_layers(cls: type, options: dict[str, Any]) -> None:
+    """Built with one layer more, the cell computes something else, or refuses the count
+    with a UsageError or ValueError: a cell that ignores ``num_layers`` would train another
+    model than the run records."""
+    layers = options.get("num_layers", 1)
+    try:
+        more = _cell(cls, {**options, "num_layers": layers + 1}, seed=5).eval()
+    except (SeqlmError, ValueError):
+        return  # refused, as a one-layer design may
+    fewer = _cell(cls, {**options, "num_layers": layers}, seed=5).eval()
+    _require(more.num_layers == layers + 1, "cell_stacks_num_layers",
+             f"built with num_layers={layers + 1}, self.num_layers is {more.num_layers!r}")
+    _, inputs = _inputs(fewer)
+    with torch.no_grad():
+        outputs = [_run(cell, inputs)[0] for cell in (fewer, more)]
+    sizes = [sum(p.numel() for p in cell.parameters()) for cell in (fewer, more)]
+    _require(sizes[0] != sizes[1] or not torch.equal(*outputs), "cell_stacks_num_layers",
+             f"built with num_layers={layers + 1} the cell has the parameters and outputs it "
+             f"has with {layers}: it ignores num_layers; stack the layers, or refuse other "
+             "counts with a seqlm.errors.UsageError")
+
+
 def cell_state_dict_round_trip(cls: type, options: dict[str, Any]) -> None:
     """Weights saved with state_dict and loaded into a fresh cell give the same outputs."""
     cell = _cell(cls, dict(options), seed=1).eval()
@@ -196,7 +224,8 @@ def cell_bf16_as_declared(cls: type, options: dict[str, Any]) -> None:
 CELL_RULES: tuple[Rule, ...] = (
     cell_builds, cell_shapes, cell_state_carries_over_detached,
     cell_gradients_reach_every_parameter, cell_deterministic_under_a_seed,
-    cell_state_dict_round_trip, cell_token_ids_as_declared, cell_bf16_as_declared,
+    cell_stacks_num_layers, cell_state_dict_round_trip, cell_token_ids_as_declared,
+    cell_bf16_as_declared,
 )
 
 
@@ -329,16 +358,8 @@ def tokenizer_deterministic(cls: type, options: dict[str, Any]) -> None:
 
 def tokenizer_state_round_trip(cls: type, options: dict[str, Any]) -> None:
     """state_dict is JSON; load_state_dict on a fresh tokenizer restores the same splits."""
-    tokenizer = _fitted(cls, options)
-    try:
-        state = json.loads(json.dumps(tokenizer.state_dict()))
-    except (TypeError, ValueError) as error:
-        raise _fail("tokenizer_state_round_trip",
-                    f"state_dict() is not JSON-serialisable: {error}") from None
-    restored = cls(**options)
-    restored.load_state_dict(state)
-    _require(restored.tokenize(LINES) == tokenizer.tokenize(LINES), "tokenizer_state_round_trip",
-             "a tokenizer restored from state_dict() splits the lines differently")
+    problem = tokenizer_state_problem(_fitted(cls, options), lambda: cls(**options), LINES)
+    _require(problem is None, "tokenizer_state_round_trip", str(problem))
 
 
 TOKENIZER_RULES: tuple[Rule, ...] = (
@@ -456,7 +477,7 @@ def apply_rule(rule: Rule, cls: type, options: dict[str, Any]) -> None:
         raise
     except Exception as error:
         raise _fail(rule.__name__, f"{cls.__qualname__} raised {type(error).__name__}: "
-                    f"{error}") from error
+                    f"{error}{cause_hint(error)}") from error
 
 
 def _check_all(cls: type, options: dict[str, Any], base: type) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_door_check import BatchMajor, Doubled, Tanh, TorchWay
+from test_door_check import BatchMajor, Doubled, NaNOutputs, NoSuper, Tanh, TorchWay
 
 import seqlm
 from seqlm.data.samplers import SequentialSampler
+from seqlm.interfaces import RecurrentCell
 from seqlm.testing import (
     cell_state_carries_over_detached,
     check_cell,
@@ -58,6 +59,11 @@ def test_good_plugin_classes_pass():
     (BatchMajor, "rule cell_shapes failed: expected outputs shaped (num_steps, batch, "
      "output_size) = (5, 3, 6), got (3, 5, 6) (batch-major"),
     (Doubled, "rule cell_shapes failed"),
+    # Before the rules that compare outputs, which nan would fail for another reason.
+    (NaNOutputs, "rule cell_shapes failed: expected finite outputs, got nan or infinity in "
+     "90 of 90 values"),
+    (NoSuper, "rule cell_builds failed: NoSuper raised AttributeError: cannot assign "
+     "parameters before Module.__init__() call (call super().__init__() first in __init__)"),
 ])
 def test_a_broken_cell_fails_the_rule_it_breaks(cls, rule):
     with pytest.raises(AssertionError) as error:
@@ -97,6 +103,22 @@ class ClaimsIds(Tanh):
         return self.steps(inputs.float() if inputs.dtype == torch.long else inputs, state)
 
 
+class IgnoresLayers(Tanh):
+    """Takes num_layers, says so, and builds one layer whatever it says."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1):
+        RecurrentCell.__init__(self, input_size, hidden_size, num_layers)
+        self.W_x = torch.nn.Parameter(torch.randn(input_size, hidden_size) * 0.1)
+        self.W_h = torch.nn.Parameter(torch.randn(hidden_size, hidden_size) * 0.1)
+
+
+class DropsLayers(Tanh):
+    """Takes num_layers and never passes it on."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1):
+        super().__init__(input_size, hidden_size)
+
+
 class ForgetsState(Tanh):
     """Returns no state, which seqlm's own detach_state could not take."""
 
@@ -109,6 +131,10 @@ class ForgetsState(Tanh):
      "gradient"),
     (IgnoresState, "rule cell_state_carries_over_detached failed"),
     (Unseeded, "rule cell_deterministic_under_a_seed failed"),
+    (IgnoresLayers, "rule cell_stacks_num_layers failed: built with num_layers=2 the cell "
+     "has the parameters and outputs it has with 1: it ignores num_layers"),
+    (DropsLayers, "rule cell_stacks_num_layers failed: built with num_layers=2, "
+     "self.num_layers is 1"),
     (ClaimsIds, "rule cell_token_ids_as_declared failed"),
 ])
 def test_each_cell_rule_names_itself(cls, rule):

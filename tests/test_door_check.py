@@ -11,6 +11,7 @@ from torch import nn
 import seqlm
 from seqlm.cli import main
 from seqlm.data.samplers import SequentialSampler
+from seqlm.errors import UsageError
 from seqlm.interfaces import RecurrentCell, Sampler, Tokenizer
 
 ORIGIN = "from seqlm-mistakes 0.1.0"
@@ -18,11 +19,17 @@ TINY = ["--epochs", "2", "--hidden", "8", "--batch-size", "4", "--num-steps", "5
         "--max-tokens", "400", "--predict", "5", "--device", "cpu", "--val-fraction", "0"]
 
 
+def one_layer(num_layers):
+    if num_layers != 1:
+        raise UsageError(f"this cell has one layer; drop --num-layers {num_layers}")
+
+
 class Tanh(RecurrentCell):
     """A correct one-layer tanh RNN, the base of the faulty cells below."""
 
     def __init__(self, input_size, hidden_size, num_layers=1):
         super().__init__(input_size, hidden_size, num_layers)
+        one_layer(num_layers)
         self.W_x = nn.Parameter(torch.randn(input_size, hidden_size) * 0.1)
         self.W_h = nn.Parameter(torch.randn(hidden_size, hidden_size) * 0.1)
 
@@ -45,6 +52,7 @@ class TorchWay(Tanh):
 
     def __init__(self, input_size, hidden_size, num_layers=1):
         RecurrentCell.__init__(self)
+        one_layer(num_layers)
         self.W_x = nn.Parameter(torch.randn(input_size, hidden_size) * 0.1)
         self.W_h = nn.Parameter(torch.randn(hidden_size, hidden_size) * 0.1)
 
@@ -82,6 +90,12 @@ class NoSuper(Tanh):
         self.W_x = nn.Parameter(torch.randn(input_size, hidden_size))
 
 
+class NaNOutputs(Tanh):
+    def forward(self, inputs, state):
+        outputs, state = self.steps(inputs, state)
+        return outputs * float("nan"), state
+
+
 class ModuleInit(Tanh):
     """Skips RecurrentCell's __init__, so it declares no sizes."""
 
@@ -116,6 +130,23 @@ def _sampler(make):
     return Faulty
 
 
+class ShortLater(SequentialSampler):
+    """Right at the door (its first batch), one row short from the second batch on."""
+
+    def __call__(self, corpus):
+        for number, (X, Y) in enumerate(super().__call__(corpus), start=1):
+            yield (X, Y) if number == 1 else (X[1:], Y[1:])
+
+
+class ShortLaterShuffled(ShortLater):
+    contiguous = False  # no state to carry over: nothing else would notice
+
+
+class NoSuperSampler(SequentialSampler):
+    def __init__(self, batch_size, num_steps):
+        self.rows = batch_size  # Sampler.__init__ never ran: no self.batch_size
+
+
 class Nothing(SequentialSampler):
     def __call__(self, corpus):
         return iter(())
@@ -145,6 +176,29 @@ class NoneTokenizer(Tokenizer):
         return None
 
 
+class PairTokenizer(Tokenizer):
+    """Learns in fit to split lines into pairs of characters."""
+
+    def __init__(self):
+        self.width = 1
+
+    def fit(self, lines):
+        self.width = 2
+
+    def tokenize(self, lines):
+        return [[line[i:i + self.width] for i in range(0, len(line), self.width)]
+                for line in lines]
+
+
+class ForgetsWhatItLearned(PairTokenizer):
+    pass  # keeps the default state_dict: nothing, so a saved run would split by one
+
+
+class SetState(PairTokenizer):
+    def state_dict(self):
+        return {"widths": {self.width}}
+
+
 class NumberTokenizer(Tokenizer):
     def tokenize(self, lines):
         return [[ord(c) for c in line] for line in lines]
@@ -153,6 +207,7 @@ class NumberTokenizer(Tokenizer):
 CELLS = {"torch-way": TorchWay, "batch-major": BatchMajor, "one-argument": OneArgument,
          "outputs-only": OutputsOnly, "doubled": Doubled, "last-step": LastStep,
          "no-super": NoSuper, "required": Required, "module-init": ModuleInit,
+         "nan-outputs": NaNOutputs,
          "later-failure": LaterFailure}
 SAMPLERS = {"transposed": _sampler(lambda X, Y: (X.T, Y.T)),
             "fewer-rows": _sampler(lambda X, Y: (X[:-1], Y[:-1])),
@@ -160,7 +215,8 @@ SAMPLERS = {"transposed": _sampler(lambda X, Y: (X.T, Y.T)),
             "flat": _sampler(lambda X, Y: (X.reshape(-1), Y.reshape(-1))),
             "triple": _sampler(lambda X, Y: (X, Y, X)),
             "unshifted": _sampler(lambda X, Y: (X, X)),
-            "nothing": Nothing, "raises": Raises}
+            "nothing": Nothing, "raises": Raises, "short-later": ShortLater,
+            "short-later-shuffled": ShortLaterShuffled, "no-super": NoSuperSampler}
 
 
 class Mistakes:
@@ -180,6 +236,8 @@ class Mistakes:
         register("flat-tokens", FlatTokenizer)
         register("number-tokens", NumberTokenizer)
         register("none-tokens", NoneTokenizer)
+        register("forgets-state", ForgetsWhatItLearned)
+        register("set-state", SetState)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -207,7 +265,15 @@ def _run(tmp_path, small_text, *args):
     (["--cell", "doubled"], 2, "got (5, 4, 16) (set self.output_size"),
     (["--cell", "last-step"], 2, "got (4, 8) (the last step only"),
     (["--cell", "one-argument"], 1, f"cell 'one-argument' {ORIGIN} raised TypeError: "),
-    (["--cell", "no-super"], 1, f"cell 'no-super' {ORIGIN} raised AttributeError"),
+    (["--cell", "no-super"], 1, f"cell 'no-super' {ORIGIN} raised AttributeError: cannot "
+     "assign parameters before Module.__init__() call (call super().__init__() first in "
+     "__init__). This is a fault of that plugin"),
+    (["--sampler", "no-super"], 1, f"sampler 'no-super' {ORIGIN} raised AttributeError: "
+     "'NoSuperSampler' object has no attribute 'batch_size' (call super().__init__() first "
+     "in __init__)"),
+    (["--cell", "nan-outputs"], 2, f"cell 'nan-outputs' {ORIGIN} broke its contract: expected "
+     "finite outputs, got nan or infinity in 160 of 160 values; see "
+     "docs/plugins/contracts.md#recurrentcell"),
     (["--cell", "required"], 2, f"cell 'required' {ORIGIN} requires option 'alpha'"),
     (["--cell", "module-init"], 2, f"cell 'module-init' {ORIGIN} broke its contract: expected "
      "self.input_size to be a positive int, got nothing; call super().__init__() first"),
@@ -225,6 +291,11 @@ def _run(tmp_path, small_text, *args):
     (["--sampler", "raises"], 1, f"sampler 'raises' {ORIGIN} raised ValueError: cannot cut "
      "this corpus. This is a fault of that plugin, not of seqlm: see "
      "docs/plugins/contracts.md#sampler"),
+    (["--tokenizer", "forgets-state"], 2, f"tokenizer 'forgets-state' {ORIGIN} broke its "
+     "contract: a tokenizer restored from state_dict() splits the lines differently; see "
+     "docs/plugins/contracts.md#tokenizer"),
+    (["--tokenizer", "set-state"], 2, f"tokenizer 'set-state' {ORIGIN} broke its contract: "
+     "state_dict() is not JSON-serialisable: Object of type set is not JSON serializable"),
     (["--tokenizer", "bad-tokens"], 1, f"tokenizer 'bad-tokens' {ORIGIN} raised IndexError"),
     (["--tokenizer", "flat-tokens"], 2, f"tokenizer 'flat-tokens' {ORIGIN} broke its contract: "
      "expected each line's tokens as a list of str, got a str; see "
@@ -249,6 +320,19 @@ def test_an_exception_in_training_is_put_on_the_plugin(tmp_path, small_text):
     assert result.exit_code == 1
     assert (f"Error: cell 'later-failure' {ORIGIN} raised RuntimeError: the cell ran out of "
             "ideas. This is a fault of that plugin") in result.output
+
+
+@pytest.mark.parametrize("sampler", ["short-later", "short-later-shuffled"])
+def test_a_batch_that_goes_wrong_after_the_door_is_the_samplers(tmp_path, small_text,
+                                                                 sampler):
+    # Checked at the door the first batch is right; every later one is checked as drawn,
+    # before the cell (or seqlm) could fail on it or train on it silently.
+    result, out = _run(tmp_path, small_text, "--sampler", sampler)
+    assert result.exit_code == 2, result.output
+    assert (f"Error: sampler {sampler!r} {ORIGIN} broke its contract: batch 2: expected X "
+            "shaped (batch_size, num_steps) = (4, 5), got (3, 5); see "
+            "docs/plugins/contracts.md#sampler") in " ".join(result.output.split())
+    assert "unexpected" not in result.output and "Traceback" not in result.output
 
 
 def test_a_trainer_that_returns_no_history_is_named(tmp_path, small_text):

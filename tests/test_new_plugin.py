@@ -46,7 +46,7 @@ def test_the_template_installs_passes_its_tests_and_trains(tmp_path, small_text)
         out = tmp_path / "run"
         trained = run_seqlm(["run", "--cell", f"{short}-cell", "--sampler", f"{short}-strided",
                              "--sampler-opt", "stride=3", "--data", str(small_text), "--out",
-                             str(out), *TINY_RUN, "--epochs", "1"])
+                             str(out), *TINY_RUN, "--epochs", "1", "--num-layers", "2"])
         assert trained.returncode == 0, trained.stderr
         assert (out / "checkpoint.json").is_file()
         stats = run_seqlm([f"{short}-stats", str(small_text), "--top", "2"])

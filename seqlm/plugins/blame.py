@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from seqlm.errors import PluginError, SeqlmError
-from seqlm.plugins.culprit import Culprit
+from seqlm.plugins.culprit import Culprit, cause_hint
 
 if TYPE_CHECKING:
     from seqlm.plugins.manager import Plugins
@@ -80,9 +80,12 @@ def calling(kind: str, name: str, plugins: Plugins) -> Iterator[None]:
         called = plugins.component_culprit(kind, name)
         culprit = find_culprit(error, plugins, skip=2, prefer=called)
         inner = _frames(error.__traceback__)[2:]
-        if culprit is None and not any(
+        if culprit is None and (cause_hint(error) or not any(
             f.f_globals.get("__name__", "").partition(".")[0] == "seqlm" for f in inner
-        ):
+        )):
+            # Nothing of seqlm ran inside; or it did, a base class's method inherited by
+            # the component, which found its object without what the base class's
+            # __init__ sets: the component skipped that call.
             culprit = called
         if culprit is None:
             raise

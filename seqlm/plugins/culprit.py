@@ -3,9 +3,24 @@ contract section it broke."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from seqlm.errors import contract_link, one_line
+
+#: What the base classes set in ``__init__``: missing, the subclass skipped that call.
+_BASE_ATTRIBUTE = re.compile(
+    r"has no attribute '(batch_size|num_steps|input_size|hidden_size|num_layers|output_size)'")
+
+
+def cause_hint(error: BaseException) -> str:
+    """`` (the likely fix)`` for an error whose cause a plugin's author may not guess
+    from its text, else nothing: the usual one is a skipped ``super().__init__()``."""
+    text = str(error)
+    if "before Module.__init__() call" in text or (
+            isinstance(error, AttributeError) and _BASE_ATTRIBUTE.search(text)):
+        return " (call super().__init__() first in __init__)"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -26,6 +41,6 @@ class Culprit:
         """The one-line message that puts ``error`` on this component."""
         text = one_line(str(error), 300)
         return (f"{self.kind} {self.name!r} from {self.origin} raised {type(error).__name__}: "
-                f"{text}. This is a fault of that plugin, not of seqlm: see "
+                f"{text}{cause_hint(error)}. This is a fault of that plugin, not of seqlm: see "
                 f"{contract_link(self.kind)}, or run with --debug for the traceback and "
                 f"report it to {self.distribution}")

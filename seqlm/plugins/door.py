@@ -5,13 +5,15 @@ degenerate model (batch-major outputs, transposed batches) or fail deep inside s
 Here it is refused before the run folder is made, with a one-line error naming the
 component, its plugin's distribution and version, what was expected and what came, and
 the section of ``docs/plugins/contracts.md``. It costs one batch and one forward pass
-per run, nothing per epoch, and leaves the random number generators as it found them,
-so a seeded run trains exactly as without it.
+per run, and leaves the random number generators as it found them, so a seeded run
+trains exactly as without it. Later batches get the part of the check that reads no
+token, as training draws them (:class:`CheckedSampler`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -35,13 +37,14 @@ def describe_structure(state: Any) -> str:
     return type(state).__name__
 
 
-def batch_problem(batch: Any, batch_size: int, num_steps: int, vocab_size: int = 0,
-                  fixed_length: bool = True) -> str | None:
-    """What is wrong with one sampled batch, or None.
+def batch_shape_problem(batch: Any, batch_size: int, num_steps: int,
+                        fixed_length: bool = True) -> str | None:
+    """What is wrong with one sampled batch's structure, shapes and types, or None.
 
-    A batch is a pair ``(X, Y)`` of int64 tensors shaped ``(batch_size, num_steps)``,
-    ``Y`` holding the token after each token of ``X``. With ``fixed_length`` false (a
-    sampler that varies its lengths) any length from 1 to twice ``num_steps`` will do.
+    A batch is a pair ``(X, Y)`` of int64 tensors shaped ``(batch_size, num_steps)``.
+    With ``fixed_length`` false (a sampler that varies its lengths) any length from 1 to
+    twice ``num_steps`` will do. It reads no token, so it costs nothing on any device
+    and can check every batch (:class:`CheckedSampler`).
     """
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
         size = f" of {len(batch)} items" if isinstance(batch, (tuple, list)) else ""
@@ -61,13 +64,60 @@ def batch_problem(batch: Any, batch_size: int, num_steps: int, vocab_size: int =
             return (f"expected {label} shaped (batch_size, num_steps) = {want}, got "
                     f"{tuple(t.shape)}{hint}")
     X, Y = batch
-    if vocab_size and (int(X.min()) < 0 or int(X.max()) >= vocab_size):
-        return f"expected token ids from 0 to {vocab_size - 1}, got {int(X.min())}..{int(X.max())}"
     if X.shape != Y.shape:
         return f"expected X and Y of one shape, got {tuple(X.shape)} and {tuple(Y.shape)}"
+    return None
+
+
+def batch_problem(batch: Any, batch_size: int, num_steps: int, vocab_size: int = 0,
+                  fixed_length: bool = True) -> str | None:
+    """What is wrong with one sampled batch, or None: :func:`batch_shape_problem`, and
+    then its tokens: ids within the vocabulary, ``Y`` holding the token after each
+    token of ``X``."""
+    problem = batch_shape_problem(batch, batch_size, num_steps, fixed_length)
+    if problem:
+        return problem
+    X, Y = batch
+    if vocab_size and (int(X.min()) < 0 or int(X.max()) >= vocab_size):
+        return f"expected token ids from 0 to {vocab_size - 1}, got {int(X.min())}..{int(X.max())}"
     if X.shape[1] > 1 and not torch.equal(X[:, 1:], Y[:, :-1]):
         return "expected Y to be X shifted by one token (Y[:, t] == X[:, t + 1]), got other ids"
     return None
+
+
+class CheckedSampler(Sampler):
+    """A sampler whose every batch is checked as it is drawn, structure, shapes and
+    types (:func:`batch_shape_problem`), and refused as ``label``'s fault.
+
+    The check at the door reads the first batch only; a sampler whose later batches
+    go wrong (a short last batch, say) would otherwise fail inside the cell or seqlm,
+    or train on silently. Everything else is the wrapped sampler's.
+    """
+
+    def __init__(self, sampler: Sampler, label: str) -> None:
+        super().__init__(sampler.batch_size, sampler.num_steps)
+        self.inner = sampler
+        self.label = label
+        self.contiguous = sampler.contiguous
+        self.fixed_length = sampler.fixed_length
+
+    def __call__(self, corpus: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        inner = self.inner
+        for number, batch in enumerate(inner(corpus), start=1):
+            problem = batch_shape_problem(batch, inner.batch_size, inner.num_steps,
+                                          inner.fixed_length)
+            if problem:
+                raise refuse(self.label, "sampler", f"batch {number}: {problem}")
+            yield batch
+
+    def min_tokens(self) -> int:
+        return self.inner.min_tokens()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for what this class does not have: the wrapped sampler's own members.
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
 
 def forward_problem(
@@ -95,6 +145,11 @@ def forward_problem(
     if describe_structure(state) != describe_structure(begin):
         return (f"expected a state structured like begin_state's {describe_structure(begin)}, "
                 f"got {describe_structure(state)}")
+    if outputs.is_floating_point():
+        bad = int((~torch.isfinite(outputs)).sum())
+        if bad:
+            return (f"expected finite outputs, got nan or infinity in {bad} of "
+                    f"{outputs.numel()} values")
     return None
 
 
@@ -187,6 +242,28 @@ def check_forward(
         problem = forward_problem(cell, result, begin, num_steps, batch_size)
     if problem:
         raise refuse(label, "cell", problem)
+
+
+def tokenizer_state_problem(
+    tokenizer: Any, rebuild: Callable[[], Any], lines: list[str],
+    guard: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> str | None:
+    """What is wrong with a fitted tokenizer's ``state_dict``, or None: it must be JSON,
+    and a tokenizer from ``rebuild()`` that loads it must split ``lines`` as the fitted
+    one does (else a saved run would read its prefixes and texts with other tokens)."""
+    with guard():
+        state = tokenizer.state_dict()
+    try:
+        state = json.loads(json.dumps(state))
+    except (TypeError, ValueError) as error:
+        return f"state_dict() is not JSON-serialisable: {error}"
+    with guard():
+        restored = rebuild()
+        restored.load_state_dict(state)
+        same = restored.tokenize(lines) == tokenizer.tokenize(lines)
+    if not same:
+        return "a tokenizer restored from state_dict() splits the lines differently"
+    return None
 
 
 def check_tokenizer_output(

@@ -180,7 +180,8 @@ from seqlm.interfaces import RecurrentCell, Sampler, Tokenizer
 
 
 class ElmanCell(RecurrentCell):
-    """A one-layer Elman network: h = act(W x + U h + b), written as any torch module."""
+    """Elman networks, stacked: h = act(W x + U h + b) per layer, written as any torch
+    module."""
 
     #: Runs under bfloat16 autocast (--precision bf16); seqlm.testing checks it.
     supports_bf16 = True
@@ -191,20 +192,28 @@ class ElmanCell(RecurrentCell):
         if activation not in ("tanh", "relu"):
             raise UsageError(f"--cell-opt activation must be tanh or relu, got {activation!r}")
         self.activation = torch.tanh if activation == "tanh" else torch.relu
-        self.input = nn.Linear(input_size, hidden_size)
-        self.recurrent = nn.Linear(hidden_size, hidden_size, bias=False)
+        # Layer i reads layer i - 1's outputs (the first reads the inputs).
+        self.input = nn.ModuleList(nn.Linear(input_size if i == 0 else hidden_size, hidden_size)
+                                   for i in range(num_layers))
+        self.recurrent = nn.ModuleList(nn.Linear(hidden_size, hidden_size, bias=False)
+                                       for _ in range(num_layers))
 
     def begin_state(self, batch_size: int, device: torch.device | str) -> torch.Tensor:
-        return torch.zeros(batch_size, self.hidden_size, device=device)
+        return torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device)
 
     def forward(self, inputs: torch.Tensor, state: torch.Tensor):
-        # inputs: (num_steps, batch, input_size); outputs: (num_steps, batch, hidden_size).
-        projected = self.input(inputs)  # all steps at once
-        outputs = []
-        for x in projected:
-            state = self.activation(x + self.recurrent(state))
-            outputs.append(state)
-        return torch.stack(outputs), state
+        # inputs: (num_steps, batch, input_size); outputs: (num_steps, batch, hidden_size);
+        # state: (num_layers, batch, hidden_size), each layer's last hidden vector.
+        finals = []
+        for layer, (input_product, recurrent) in enumerate(zip(self.input, self.recurrent)):
+            hidden = state[layer]
+            outputs = []
+            for x in input_product(inputs):  # the input products of all steps at once
+                hidden = self.activation(x + recurrent(hidden))
+                outputs.append(hidden)
+            inputs = torch.stack(outputs)
+            finals.append(hidden)
+        return inputs, torch.stack(finals)
 
 
 class StridedSampler(Sampler):
@@ -278,7 +287,7 @@ from seqlm.testing import parametrize_checks
 
 
 @parametrize_checks([
-    ElmanCell, (ElmanCell, {"activation": "relu"}),
+    ElmanCell, (ElmanCell, {"activation": "relu", "num_layers": 2}),
     StridedSampler, (StridedSampler, {"stride": 2}),
     ByteTokenizer,
 ])

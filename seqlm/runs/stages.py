@@ -41,10 +41,12 @@ from seqlm.model.generation import generate
 from seqlm.model.rnn import RNNModel
 from seqlm.plugins.blame import blaming_plugins, calling
 from seqlm.plugins.door import (
+    CheckedSampler,
     check_before_training,
     check_tokenizer_output,
     component_label,
     history_problem,
+    tokenizer_state_problem,
 )
 from seqlm.plugins.loggers import build_loggers, resolve_loggers
 from seqlm.plugins.manager import check_options, get_plugins
@@ -273,9 +275,16 @@ def prepare_data(
         corpus = build_corpus(text, tokenizer, clean=config.clean, max_tokens=config.max_tokens,
                               label=tokenizer_label)
     # The opening lines are enough to see that detokenize keeps its contract too.
-    check_tokenizer_output(tokenizer, clean_lines(text[:2000], config.clean)[:3],
-                           tokenizer_label,
-                           guard=lambda: calling("tokenizer", config.tokenizer, plugins))
+    opening = clean_lines(text[:2000], config.clean)[:3]
+    guard = partial(calling, "tokenizer", config.tokenizer, plugins)
+    check_tokenizer_output(tokenizer, opening, tokenizer_label, guard=guard)
+    # A checkpoint keeps the fitted tokenizer as its state_dict: check now, before
+    # training, that it is JSON and rebuilds the same splits, not when the first
+    # checkpoint is written or when a saved run reads a prefix with other tokens.
+    problem = tokenizer_state_problem(
+        tokenizer, partial(components.tokenizer, **config.tokenizer_options), opening, guard)
+    if problem:
+        raise refuse(tokenizer_label, "tokenizer", problem)
     if resumed is not None and corpus.vocab.to_dict() != resumed["vocab"]:
         raise DataError(f"--data {config.data}: the text no longer gives the vocabulary "
                         "the checkpoint was trained with; resume on the same text")
@@ -349,6 +358,8 @@ def build(
         trainer.check(sampler)
     check_before_training(model, sampler, data.train_ids, vocab_size,
                           {"sampler": config.sampler, "cell": config.cell}, plugins)
+    # The door read the first batch; every batch is checked as training draws it.
+    sampler = CheckedSampler(sampler, component_label("sampler", config.sampler, plugins))
     if config.cuda_graph is True and device.type != "cuda":
         _say(console, f"note: --cuda-graph applies to CUDA only; on {device.type} the steps "
                       "run as usual")
