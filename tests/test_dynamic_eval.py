@@ -149,6 +149,22 @@ def test_a_negative_step_size_is_a_usage_error(trained_run, tmp_path):
     assert "--dynamic-lr" in result.output
 
 
+@pytest.mark.parametrize("lr, message", [
+    ("inf", "Error: --dynamic-lr must be a finite number, got inf"),
+    ("nan", "Error: --dynamic-lr must be a finite number, got nan"),
+    ("1e30", "Error: dynamic evaluation diverged (perplexity inf) with --dynamic-lr 1e+30; "
+     "give a smaller --dynamic-lr"),
+])
+def test_steps_that_cannot_give_a_figure_are_usage_errors_not_json_infinity(
+        trained_run, tmp_path, lr, message):
+    text = _drifting_text(tmp_path / "drift.txt")
+    result = CliRunner().invoke(main, ["eval", str(trained_run), "--data", str(text),
+                                       "--dynamic", "--dynamic-plain", "--dynamic-lr", lr,
+                                       "--json"])
+    assert result.exit_code == 2
+    assert message in result.output and "Infinity" not in result.output
+
+
 def test_static_beside_dynamic_is_read_as_the_same_streams(trained_run, tmp_path):
     # Long enough for two streams at the run's batch size (8): the top-level figure reads
     # it as two, the dynamic entry's static figure as one, like its dynamic figure.

@@ -140,3 +140,20 @@ def test_sampling_in_a_logger_does_not_change_the_run(add_logger, small_text, tm
     plain = seqlm.run(out=tmp_path / "plain", **options)
     logged = seqlm.run(out=tmp_path / "logged", log=["sampling"], **options)
     assert [m.train_loss for m in logged.history] == [m.train_loss for m in plain.history]
+
+
+@pytest.mark.parametrize("log_every, rows", [
+    ([], ["1/20", "2/20", "3/20"]),  # automatic: every 2 epochs, and when a line is due
+    (["--log-every", "10"], ["10/20", "20/20"]),  # the user's interval is kept as given
+])
+def test_plain_lines_come_at_least_every_so_often_unless_log_every_is_set(
+    small_text, tmp_path, monkeypatch, log_every, rows
+):
+    monkeypatch.setattr("seqlm.runs.progress.PLAIN_AT_LEAST_EVERY_S", 0.0)
+    result = CliRunner().invoke(main, ["run", "--data", str(small_text), "--out",
+                                       str(tmp_path / "r"), *TINY_RUN, "--epochs", "20",
+                                       *log_every])
+    assert result.exit_code == 0, result.output
+    shown = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert shown[:len(rows)] == rows
+    assert len(shown) == (20 if not log_every else 2)

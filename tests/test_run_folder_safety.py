@@ -68,7 +68,8 @@ def test_after_force_nothing_of_the_earlier_run_is_taken_for_the_new_one(small_t
     assert report["checkpoint"] == "last" and report["epoch"] == 1
 
 
-@pytest.mark.parametrize("name", ["summary.json", "checkpoint.json", "metrics.jsonl"])
+@pytest.mark.parametrize("name", ["summary.json", "checkpoint.json", "metrics.jsonl",
+                                  ".seqlm.lock", ".seqlm-files.json"])
 def test_force_refuses_a_file_at_seqlms_names_that_seqlm_did_not_write(
     small_text, tmp_path, name
 ):
@@ -81,6 +82,18 @@ def test_force_refuses_a_file_at_seqlms_names_that_seqlm_did_not_write(
     assert name in result.output and "not written by seqlm" in result.output
     assert "Traceback" not in result.output
     assert _snapshot(out) == before  # refused before anything was written
+
+
+@pytest.mark.parametrize("name", [".seqlm.lock", ".seqlm-files.json"])
+def test_a_users_file_at_the_lock_or_the_records_name_is_not_a_leftover(small_text, tmp_path,
+                                                                       name):
+    out = tmp_path / "u"
+    out.mkdir()
+    (out / name).write_text("the user's own\n")
+    result = train(small_text, out)
+    assert result.exit_code == 2 and "folder is not empty" in result.output
+    assert (out / name).read_text() == "the user's own\n"
+    assert [p.name for p in out.iterdir()] == [name]
 
 
 def test_force_refuses_a_file_seqlm_wrote_but_the_user_changed(small_text, tmp_path):

@@ -27,11 +27,13 @@ TINY = ["--hidden", "8", "--batch-size", "4", "--num-steps", "8", "--max-tokens"
 class Run:
     """``python -m seqlm run ...`` in a child process, its output read as it comes."""
 
-    def __init__(self, *args: object) -> None:
+    def __init__(self, *args: object, merged: bool = False) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+        # merged: stderr into the same pipe as stdout, as `2>&1 | head` gives.
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "seqlm", "run", *map(str, args)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merged else subprocess.PIPE,
+            text=True, env=env)
         self.seen = ""
 
     def wait_for(self, text: str, timeout: float = 90) -> None:
@@ -179,6 +181,19 @@ def test_a_closed_output_pipe_stops_the_run_with_a_checkpoint(small_text, tmp_pa
     saved = _epoch_of(out)
     assert f"Saved the checkpoint of epoch {saved} (the last finished)" in err
     assert "Stopped: the output pipe was closed." in err
+
+
+@pytest.mark.slow  # a child process: torch's import alone takes seconds
+def test_a_pipe_closed_on_both_outputs_still_stops_as_a_stop(small_text, tmp_path):
+    out = tmp_path / "run"
+    run = Run("--data", small_text, "--out", out, "--epochs", 200, "--checkpoint-every", 0,
+              *TINY, merged=True)
+    run.wait_for("epoch 20/200")
+    run.proc.stdout.close()  # `2>&1 | head`: nowhere is left to say anything
+    assert run.proc.wait(timeout=60) == 141
+    assert _epoch_of(out) >= 20  # the checkpoint is saved all the same
+    status = json.loads((out / "status.json").read_text())
+    assert status["status"] == "stopped" and status["error"] is None
 
 
 def test_ctrl_c_during_a_regular_save_waits_for_it_then_stops(tmp_path, monkeypatch):

@@ -125,7 +125,10 @@ class SeqlmGroup(click.Group):
             # read, and stop Python from failing again when it flushes stdout at exit.
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-            click.echo("Stopped: the output pipe was closed.", err=True)
+            try:
+                click.echo("Stopped: the output pipe was closed.", err=True)
+            except BrokenPipeError:  # stderr went into the same pipe (2>&1 | head)
+                os.dup2(devnull, sys.stderr.fileno())
             sys.exit(141)  # as a shell reports a process ended by SIGPIPE
         except click.UsageError as error:
             raise OneLineUsageError.of(error) from error

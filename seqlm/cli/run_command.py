@@ -143,7 +143,8 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
               f"{_choices('callback') or '(none installed)'}; repeatable. Kept for --resume.")
 @click.option("--log-every", type=int, default=DEFAULTS.log_every, show_default=True,
               metavar="N", help="Show a progress row, and let loggers write samples, every "
-              "N epochs; 0 for about ten per run.")
+              "N epochs; 0 for about ten per run (and, written to a log or pipe, a row "
+              "at least every minute).")
 @click.option("--config", "recipe", type=click.Path(dir_okay=False), default=None,
               metavar="FILE", help="Read the settings from a TOML recipe (see seqlm config); "
               "options given here override it.")

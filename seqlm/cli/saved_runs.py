@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Callable, Iterator
 
 import click
@@ -17,7 +18,9 @@ from seqlm.config import (
     DYNAMIC_STEPS,
     DYNAMIC_STREAMS,
 )
+from seqlm.config.bounds import check_finite
 from seqlm.config.choices import CHECKPOINTS
+from seqlm.errors import UsageError
 
 _WHICH = click.option(
     "--checkpoint", "which", type=click.Choice(CHECKPOINTS), default="best",
@@ -95,13 +98,18 @@ def eval_command(run_dir: str, data: str, encoding: str, which: str, device: str
     from seqlm.training.dynamic_eval import DynamicSettings
 
     use_threads(threads)
-
+    check_finite("--dynamic-lr", dynamic_lr)
     settings = (DynamicSettings(lr=dynamic_lr, decay=dynamic_decay, steps=dynamic_steps,
                                 rms=dynamic_rms, streams=dynamic_streams) if dynamic else None)
     with _segment_progress(dynamic) as progress:
         result = evaluate_text(run_dir, data, which=which, device=device, encoding=encoding,
                                warn=lambda line: click.echo(line, err=True), dynamic=settings,
                                progress=progress)
+    if "dynamic" in result and not math.isfinite(result["dynamic"]["perplexity"]):
+        # Steps too large for the weights: a figure of inf or nan tells nothing.
+        raise UsageError(f"dynamic evaluation diverged (perplexity "
+                         f"{result['dynamic']['perplexity']}) with --dynamic-lr "
+                         f"{result['dynamic']['lr']:g}; give a smaller --dynamic-lr")
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

@@ -9,6 +9,7 @@ from typing import Any
 
 from seqlm.config.bounds import (
     check_device_name,
+    check_epochs,
     check_float32,
     check_generate_length,
     check_model_size,
@@ -149,6 +150,7 @@ class RunConfig:
             raise UsageError("--prefix is empty; give some text for the model to continue, "
                              "for example --prefix 'time traveller'")
         check_seed(self.seed)
+        check_epochs(self.epochs)
         check_graph_setting(self.cuda_graph)
         # Limits torch would enforce late (an overflow) or not at all (a crash).
         check_threads(self.threads)

@@ -14,6 +14,8 @@ from seqlm.errors import UsageError
 
 #: The largest float32 number: weights and optimizer settings are float32 in torch.
 FLOAT32_MAX = 3.4028234663852886e38
+#: The most epochs one run may ask for: the default job's 500 two thousand times over.
+MAX_EPOCHS = 1_000_000
 #: The most tokens one generation may ask for (``--predict``, ``--length``).
 MAX_GENERATE = 1_000_000
 #: Temperatures outside this range overflow float32 logits or turn them into noise.
@@ -61,6 +63,19 @@ def check_float32(flag: str, value: float | None) -> None:
                          f"{FLOAT32_MAX:.1e}), in which torch keeps it; give a smaller value")
 
 
+def check_epochs(epochs: int) -> None:
+    """At most :data:`MAX_EPOCHS`: a larger count is a typo, and its rows would never come."""
+    if epochs > MAX_EPOCHS:
+        raise UsageError(f"--epochs {epochs} is more than {MAX_EPOCHS:,}; give fewer (a run "
+                         "can be resumed with more later: seqlm run --resume RUN --epochs N)")
+
+
+def check_finite(flag: str, value: float | None) -> None:
+    """A step size or rate must be a finite number (click's ranges let inf and nan in)."""
+    if value is not None and not math.isfinite(value):
+        raise UsageError(f"{flag} must be a finite number, got {value!r}")
+
+
 def check_generate_length(flag: str, length: int) -> None:
     """A generation may ask for at most :data:`MAX_GENERATE` tokens."""
     if length > MAX_GENERATE:
@@ -79,7 +94,7 @@ def check_temperature(temperature: float) -> None:
 
 def check_seed(seed: int | None) -> None:
     """A seed must fit in 64 bits, as torch's generators take it."""
-    if seed is not None and not -(2**63) <= seed < 2**64:
+    if seed is not None and not 0 <= seed < 2**64:
         raise UsageError(f"--seed must be a whole number from 0 to 2**64 - 1, got {seed}")
 
 

@@ -130,22 +130,33 @@ class RichProgress(Callback):
         return table
 
 
+#: Without --log-every, a plain line also comes when this many seconds have passed since
+#: the last one, so that a long run's log shows it moving between its ten rows.
+PLAIN_AT_LEAST_EVERY_S = 60.0
+
+
 class PlainProgress(Callback):
-    """One readable line every ``log_every`` epochs, for logs, pipes and CI."""
+    """One readable line every ``log_every`` epochs, for logs, pipes and CI; with the
+    automatic interval, also one at least every :data:`PLAIN_AT_LEAST_EVERY_S` seconds."""
 
     def __init__(self, console: Console, log_every: int = 0) -> None:
         self.console = console
         self.log_every = log_every
+        self.by_time = not log_every
 
     def on_train_start(self, trainer: Trainer) -> None:
         self.total = trainer.epochs
         self.start = trainer.start_epoch  # epochs done before a resume
         self.log_every = self.log_every or log_every(self.total)
         self.timer = _Timer()
+        self.last_line = self.timer.elapsed()
 
     def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
-        if metrics.epoch % self.log_every and metrics.epoch != self.total:
+        overdue = self.by_time and (
+            self.timer.elapsed() - self.last_line >= PLAIN_AT_LEAST_EVERY_S)
+        if metrics.epoch % self.log_every and metrics.epoch != self.total and not overdue:
             return
+        self.last_line = self.timer.elapsed()
         val = ""
         if metrics.val_loss is not None:
             val = (f"val perplexity {metrics.val_ppl:.4f}  val bits/token "

@@ -71,7 +71,7 @@ from seqlm.runs.outputs import (
     write_text_atomic,
 )
 from seqlm.runs.plot import PlotInBackground, start_imports
-from seqlm.runs.progress import generation_progress, log_every, make_progress
+from seqlm.runs.progress import generation_progress, log_every, make_progress, pipe_aware_console
 from seqlm.runs.status import StatusRecorder
 from seqlm.runs.summary import summarize
 from seqlm.storage.runfiles import check_names_are_files, record_written
@@ -420,7 +420,7 @@ def train_in_folder(
             # Ctrl-C, a stop signal under the CLI, or a closed output pipe: say truly what
             # is kept (on stderr, which may still be open).
             if saver is not None:
-                _say(Console(stderr=True), saver.stop_message())
+                _say(pipe_aware_console(stderr=True), saver.stop_message())
             raise
         try:
             problem = history_problem(history)
@@ -470,7 +470,7 @@ def _folder_callbacks(
                    lambda length: generate(built.model, vocab, data.tokenizer, config.prefix,
                                            length))
     start_imports()  # matplotlib loads while the run trains
-    return [make_progress(console, title, every), MetricsWriter(metrics_path), saver,
+    return [make_progress(console, title, config.log_every), MetricsWriter(metrics_path), saver,
             *build_loggers(components.loggers, info), *callbacks, status]
 
 
@@ -552,5 +552,6 @@ def _generate_sample(
                 with contextlib.suppress(Exception):
                     _finish_plot(plot, out_dir)
                     files = "the checkpoint, summary.json and perplexity.png are"
-            _say(Console(stderr=True), f"Stopped while generating; {files} in {out_dir}.")
+            _say(pipe_aware_console(stderr=True),
+                 f"Stopped while generating; {files} in {out_dir}.")
         raise

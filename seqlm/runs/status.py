@@ -117,9 +117,10 @@ class StatusRecorder(Callback):
         self.ended_by(error)
 
     def ended_by(self, error: BaseException) -> None:
-        """Record the run as stopped (Ctrl-C, a stop signal) or failed, with the error;
-        also for an error after training, while the summary, plot or sample is made."""
-        stopped = isinstance(error, (KeyboardInterrupt, SystemExit))
+        """Record the run as stopped (Ctrl-C, a stop signal, its output pipe closed by
+        the reader) or failed, with the error; also for an error after training, while
+        the summary, plot or sample is made."""
+        stopped = isinstance(error, (KeyboardInterrupt, SystemExit, BrokenPipeError))
         message = None if stopped else " ".join(f"{type(error).__name__}: {error}".split())
         with contextlib.suppress(OSError):  # the run's own error matters more than this one
             self.write("stopped" if stopped else "failed", message)

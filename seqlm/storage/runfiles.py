@@ -175,8 +175,24 @@ def check_run_folder(folder: Path, force: bool, flag: str = "--out") -> None:
         )
 
 
+def _holds_seqlm_bookkeeping(path: Path, name: str) -> bool:
+    """Whether the lock or the record at ``path`` reads as seqlm wrote it: the lock holds
+    a process id (or nothing), the record is seqlm's JSON. Anything else is the user's,
+    and is never overwritten."""
+    try:
+        if name == MANIFEST:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return isinstance(data, dict) and data.get("format") == _FORMAT
+        held = path.read_bytes().strip()
+        return len(held) <= 32 and (not held or held.isdigit())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return False
+
+
 def _is_leftover(folder: Path, name: str) -> bool:
-    if name in INTERNAL_NAMES or is_temporary(name):
+    if name in INTERNAL_NAMES:
+        return _holds_seqlm_bookkeeping(Path(folder) / name, name)
+    if is_temporary(name):
         return True
     if name == "status.json":
         # How a start that never finished an epoch ended: nothing to keep without metrics.
