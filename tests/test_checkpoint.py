@@ -111,6 +111,16 @@ def test_pickle_renamed_as_checkpoint_is_refused_without_running_it(tmp_path):
     assert not marker.exists()
 
 
+def test_a_file_given_for_a_run_folder_is_named_as_such(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(notes)
+    assert str(caught.value) == (f"{notes} is a file, not a run folder; give the folder of a "
+                                 "seqlm run (or its checkpoint.json)")
+    assert notes.read_text() == "my notes\n"
+
+
 def test_truncated_tensor_file_is_refused(tmp_path):
     save_checkpoint(tmp_path, _state(tmp_path))
     tensor_file = _tensor_file(tmp_path)

@@ -78,3 +78,18 @@ def test_bidirectional_refused_for_scratch_cells(small_text, tmp_path):
                                        "--data", str(small_text), "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
     assert "does not accept --bidirectional" in result.output
+
+
+def test_the_closing_lines_stay_whole_in_a_log_and_name_the_files_written(small_text,
+                                                                           tmp_path):
+    # CliRunner is no terminal, as a pipe or a CI log is not: 80 columns, no wrapping.
+    out = tmp_path / ("a-folder-name-long-enough-to-pass-eighty-columns" * 2)
+    result = invoke("run", "--data", str(small_text), "--out", str(out), *FAST,
+                    "--val-fraction", "0.2")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    [final] = [line for line in lines if line.startswith("final perplexity")]
+    assert "validation perplexity" in final and final.endswith("tokens/s on cpu")
+    [outputs] = [line for line in lines if line.startswith("outputs in")]
+    assert outputs == (f"outputs in {out}/ (summary.json, metrics.jsonl, perplexity.png, "
+                       "checkpoint.json, best.json, status.json)")

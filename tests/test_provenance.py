@@ -107,6 +107,21 @@ def test_a_missing_built_in_asks_for_the_seqlm_that_had_it():
                                  "seqlm does not have: pip install seqlm==9.0 to use the run")
 
 
+def test_a_built_in_this_very_seqlm_lacks_is_a_damaged_checkpoint_not_an_install():
+    from importlib import metadata
+
+    from seqlm.plugins import get_plugins
+    from seqlm.plugins.provenance import resolve
+
+    version = metadata.version("seqlm")
+    with pytest.raises(UsageError) as caught:
+        resolve(get_plugins(), "cell", "nocell",
+                {"name": "nocell", "distribution": "seqlm", "version": version})
+    assert str(caught.value) == (f"cell 'nocell' came from seqlm {version}, which does not "
+                                 "have it: the checkpoint was edited or damaged; use another "
+                                 "checkpoint (best/last) or train again")
+
+
 def test_an_installed_plugin_that_is_not_loaded_is_not_told_to_install_itself():
     from seqlm.plugins import get_plugins
     from seqlm.plugins.provenance import resolve

@@ -85,9 +85,12 @@ def test_a_relative_data_path_is_read_from_the_recipes_folder(book_path, tmp_pat
 
 @pytest.mark.parametrize("body, message", [
     ("hiden = 12\n", "'hiden' is not a setting of seqlm run"),
-    ("hidden = \"big\"\n", "'hidden' must be int"),
-    ("epochs = true\n", "'epochs' must be int"),
-    ("average = 1\n", "'average' must be bool"),
+    ("hidden = \"big\"\n", "'hidden' must be an integer, got \"big\""),
+    ("epochs = true\n", "'epochs' must be an integer, got true"),
+    ("average = 1\n", "'average' must be true or false, got 1"),
+    ("log = \"tensorboard\"\n", "'log' must be an array ([\"a\", \"b\"]), got \"tensorboard\""),
+    ("max_tokens = 3000\nmax-tokens = 2000\n",
+     "'max_tokens' and 'max-tokens' are the same setting; keep one"),
     ("out = \"runs/x\"\n", "'out' names one run"),
     ("hidden = = 3\n", "is not valid TOML"),
 ])

@@ -161,6 +161,9 @@ def read_header(json_path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{json_path} is nested too deeply to be a seqlm checkpoint; "
                               "restore it, or train again") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        if json_path.suffix != ".json":  # a file given where a run folder was meant
+            raise CheckpointError(f"{json_path} is a file, not a run folder; give the folder "
+                                  "of a seqlm run (or its checkpoint.json)") from None
         raise CheckpointError(
             f"{json_path} is not a readable checkpoint (corrupt or truncated: {exc}); use "
             "another checkpoint, or train again"
@@ -208,7 +211,8 @@ def load_checkpoint(
     except OSError as exc:
         raise CheckpointError(
             f"{tensor_path}, the tensors of {json_path.name}, cannot be read "
-            f"({exc.strerror}); the checkpoint is incomplete"
+            f"({exc.strerror}); the checkpoint is incomplete: use another checkpoint "
+            "(best/last) or train again"
         ) from None
     if hashlib.sha256(payload).hexdigest() != header.get("tensors_sha256"):
         raise CheckpointError(

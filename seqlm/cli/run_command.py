@@ -183,15 +183,18 @@ def run(recipe: str | None, **options: Any) -> None:
     if s["final_val_ppl"] is not None:
         val = (f", validation perplexity {s['final_val_ppl']:.4f} (best "
                f"{s['best_val_ppl']:.4f} at epoch {s['best_epoch']})")
-    console.print(
-        f"final perplexity {s['final_train_ppl']:.4f}{val}, {s['tokens_per_s']:,.0f} tokens/s "
-        f"on {s['device']}", highlight=False, markup=False,
-    )
+    def say(line: str) -> None:
+        # soft_wrap: a line written to a log or a pipe stays one line, whatever its width.
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+    say(f"final perplexity {s['final_train_ppl']:.4f}{val}, {s['tokens_per_s']:,.0f} "
+        f"tokens/s on {s['device']}")
     if s.get("stopped_early"):
-        console.print(s["stop_reason"], highlight=False, markup=False)
+        say(s["stop_reason"])
     if s.get("best_is_average"):
-        console.print("the best checkpoint holds the averaged weights", highlight=False)
-    console.print(f"sample: {result.sample}", highlight=False, markup=False)
-    console.print(f"outputs in {result.out_dir}/ (summary.json, metrics.jsonl, "
-                  "perplexity.png, checkpoint.json, status.json)", highlight=False,
-                  markup=False)
+        say("the best checkpoint holds the averaged weights")
+    say(f"sample: {result.sample}")
+    written = [name for name in ("summary.json", "metrics.jsonl", "perplexity.png",
+                                 "checkpoint.json", "best.json", "status.json")
+               if (result.out_dir / name).is_file()]
+    say(f"outputs in {result.out_dir}/ ({', '.join(written)})")

@@ -38,6 +38,15 @@ _NONE_DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+#: TOML's names for the value types (as a recipe's author writes them).
+_TOML_TYPES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               list: 'an array (["a", "b"])', dict: "a table ({ key = value })"}
+
+
+def _toml_type(value: Any) -> bool:
+    return isinstance(value, (bool, int, float, str, list, dict))
+
+
 def _expected_types(name: str) -> tuple[type, ...]:
     if name in _NONE_DEFAULT_TYPES:
         return _NONE_DEFAULT_TYPES[name]
@@ -64,9 +73,14 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"--config {path} is not valid TOML: {exc}") from None
     known = {f.name for f in fields(RunConfig)}
     settings: dict[str, Any] = {}
+    spelt: dict[str, str] = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
         name = ALIASES.get(name, name)
+        if name in spelt:  # max-tokens and max_tokens, say: which one was meant?
+            raise UsageError(f"--config {path}: {spelt[name]!r} and {key!r} are the same "
+                             "setting; keep one")
+        spelt[name] = key
         if name in NOT_IN_RECIPES:
             raise UsageError(f"--config {path}: {key!r} names one run and cannot be in a "
                              f"recipe; give --{name.replace('_', '-')} on the command line")
@@ -76,8 +90,9 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
         types = _expected_types(name)
         # bool is an int in Python, but true is no number of epochs.
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            wanted = " or ".join(t.__name__ for t in types)
-            raise UsageError(f"--config {path}: {key!r} must be {wanted}, got {value!r}")
+            wanted = " or ".join(_TOML_TYPES.get(t, t.__name__) for t in types)
+            raise UsageError(f"--config {path}: {key!r} must be {wanted}, got "
+                             f"{_toml_value(value) if _toml_type(value) else repr(value)}")
         settings[name] = value
     if isinstance(settings.get("data"), str):
         settings["data"] = str((path.parent / settings["data"]).resolve())

@@ -67,6 +67,10 @@ def _missing(kind: str, name: str, dist: str, version: str) -> str:
     """What to do about a component whose distribution provides it no more."""
     made_by = f"{kind} {name!r} came from {' '.join(filter(None, (dist, version)))}"
     if _normalise(dist) == "seqlm":
+        if version == metadata.version("seqlm"):
+            # This very seqlm wrote it, and never a name it lacks.
+            return (f"{made_by}, which does not have it: the checkpoint was edited or "
+                    "damaged; use another checkpoint (best/last) or train again")
         return (f"{made_by}, which this seqlm does not have: pip install seqlm=={version} "
                 "to use the run")
     try:

@@ -24,7 +24,8 @@ from seqlm.config.bounds import (
     check_temperature,
 )
 from seqlm.config.recipes import recipe_text
-from seqlm.data.vocab import UNK, Vocab
+from seqlm.data.preflight import check_prefix
+from seqlm.data.vocab import Vocab
 from seqlm.errors import CheckpointError, DataError, UsageError
 from seqlm.interfaces import Tokenizer
 from seqlm.metrics import bits_per_token, perplexity
@@ -115,11 +116,12 @@ def generate_text(
     trained = load_trained(run_dir, which, device, warn)
     if prefix is None:
         prefix = trained.config.prefix
-    tokens = trained.tokenizer.tokenize([prefix])[0] if prefix else []
-    unknown = sorted({t for t in tokens if t not in trained.vocab})
-    if unknown and warn is not None:
-        shown = ", ".join(repr(t) for t in unknown[:10])
-        warn(f"note: the prefix has tokens the model never saw, read as {UNK}: {shown}")
+    # As seqlm run checks its --prefix: none of its tokens known is an error (the text
+    # would be noise), some unknown a note, with the cleaning's hint where it applies.
+    note = check_prefix(prefix, trained.tokenizer, trained.vocab,
+                        trained.config.clean) if prefix else None
+    if note and warn is not None:
+        warn(f"note: {note}")
     # Drawn on the model's device, so no token travels to the host until the end; a
     # seed gives the same text on the same kind of device.
     device_of_model = next(trained.model.parameters()).device
