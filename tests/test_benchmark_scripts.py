@@ -123,3 +123,35 @@ def test_the_epoch_snapshot_benchmark_times_each_part_of_the_copy():
     totals = epoch_snapshot.measure(3)
     assert set(totals) == {"state_dict", "cpu_copy", "pack_unpack"}
     assert all(seconds > 0 for seconds in totals.values())
+
+
+def test_line_start_loss_splits_the_held_out_loss_by_position(book_path, tmp_path):
+    import seqlm
+    from benchmarks import line_start_loss
+    from seqlm.data.text import clean_lines
+
+    out = tmp_path / "run"
+    seqlm.run(data=book_path, max_tokens=6000, epochs=2, hidden=16, batch_size=8,
+              num_steps=10, predict=0, out=out)
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "line_start_loss.py"),
+                             str(out), "--data", str(book_path), "--json"],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    parts = report["parts"]
+    assert report["tokens"] == 599  # the last 10% of 6,000 characters, less the first
+    assert sum(p["tokens"] for p in parts.values()) == 599
+    assert abs(sum(p["share_of_loss"] for p in parts.values()) - 1) < 1e-6
+    # Every line of the held-out span starts once (its first target is no line start).
+    lengths = [len(line) for line in clean_lines(book_path.read_text(encoding="utf-8"),
+                                                 "letters")]
+    starts, at = 0, 0
+    for length in lengths:
+        starts += 5401 <= at < 6000
+        at += length
+    assert parts["line start"]["tokens"] == starts > 5
+    assert report["perplexity_knowing_the_position"] <= report["perplexity"]
+    assert 0 < report["line_end_rate"] < 1
+    # A word end is where a space or a line's end follows: the helper counts them so.
+    assert list(line_start_loss.word_ends(["ab cd", "e"])) == [(2, False), (5, True),
+                                                               (1, True)]

@@ -96,6 +96,28 @@ def test_plugins_table(cli, monkeypatch):
         assert text in result.stdout
 
 
+def test_a_plugin_whose_hook_raised_shows_nothing_registered(monkeypatch):
+    import seqlm
+
+    class Raiser:
+        @seqlm.hookimpl
+        def register_cells(self, register):
+            raise KeyError("x")
+
+    plugins = seqlm.get_plugins()
+    info = plugins.add(Raiser(), "raiser", distribution="seqlm-raiser", version="0.1")
+    try:
+        assert info.hooks == ["register_cells"] and info.status.startswith("failed")
+        monkeypatch.setenv("COLUMNS", "250")
+        result = CliRunner().invoke(main, ["plugins"])
+    finally:
+        plugins.remove("raiser")
+    [row] = [line for line in result.stdout.splitlines() if "seqlm-raiser" in line]
+    # Its hook is not shown in the Registered column as if it had registered something.
+    assert row.split("│")[4].strip() == ""
+    assert "failed: register_cells raised KeyError" in row
+
+
 def test_list_cells_shows_class_plugin_and_docstring(cli):
     result = cli("list", "cells", "--json")
     assert result.exit_code == 0, result.output

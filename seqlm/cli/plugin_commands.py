@@ -39,7 +39,7 @@ def plugins(as_json: bool) -> None:
         registered = "; ".join(
             f"{kind}s: {', '.join(names)}" for kind, names in row["registered"].items()
         )
-        if not registered and row["hooks"]:
+        if not registered and row["hooks"] and row["status"] == "ok":
             registered = ", ".join(row["hooks"])
         status = "ok" if row["status"] == "ok" else f"[red]{_escape(row['status'])}[/red]"
         if row["refused"]:
