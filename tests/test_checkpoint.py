@@ -235,3 +235,19 @@ def test_the_snapshot_refuses_what_a_checkpoint_cannot_store_at_once():
 
     with pytest.raises(TypeError, match="cannot store a object"):
         cpu_copy({"history": [{"epoch": 1, "bad": object()}]})
+
+
+def test_weights_that_do_not_fit_say_what_torch_found_first(tmp_path):
+    from torch import nn
+
+    from seqlm.checkpoints.format import load_weights
+
+    with pytest.raises(CheckpointError) as caught:
+        load_weights(nn.Linear(4, 3), {"weight": torch.zeros(2, 4), "bias": torch.zeros(2)},
+                     tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"the weights in {tmp_path} do not fit the model its settings "
+                              "describe (size mismatch for weight: copying a param with shape "
+                              "torch.Size([2, 4]) from checkpoint")
+    assert "; and 1 more); the checkpoint was edited or damaged" in message
+    assert "Error(s) in loading" not in message

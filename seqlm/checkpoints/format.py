@@ -134,7 +134,19 @@ def load_weights(model: torch.nn.Module, weights: Any, where: str | Path) -> Non
         model.load_state_dict(weights)
     except (RuntimeError, KeyError, TypeError) as exc:
         raise CheckpointError(f"the weights in {where} do not fit the model its settings "
-                              f"describe ({first_line(exc)})") from None
+                              f"describe ({_weights_problem(exc)}); the checkpoint was "
+                              "edited or damaged: use another (best/last) or train "
+                              "again") from None
+
+
+def _weights_problem(error: Exception) -> str:
+    """The first thing torch found wrong, not its header line ("Error(s) in loading
+    state_dict for RNNModel:"), and how many more it found."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Error(s) in loading"):
+        more = f"; and {len(lines) - 2} more" if len(lines) > 2 else ""
+        return lines[1].rstrip(".") + more
+    return first_line(error)
 
 
 def checkpoint_path(path: str | Path, name: str = LAST) -> Path:
