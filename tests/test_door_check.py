@@ -450,3 +450,14 @@ class Mixing(TanhCell):
     assert boom.stderr.strip().startswith(
         "Error: command 'boom' from seqlm-extras 0.1.0 raised KeyError: 'missing'. This is a "
         "fault of that plugin, not of seqlm: see docs/plugins/contracts.md#commands")
+
+
+def test_the_super_init_hint_is_for_a_plugins_object_not_seqlms():
+    from seqlm.plugins.culprit import cause_hint
+
+    for obj, hint in ((SequentialSampler.__new__(SequentialSampler), ""),
+                      (NoSuperSampler.__new__(NoSuperSampler),
+                       " (call super().__init__() first in __init__)")):
+        with pytest.raises(AttributeError) as missing:
+            obj.batch_size  # noqa: B018 - the attribute read is the test
+        assert cause_hint(missing.value) == hint

@@ -17,9 +17,13 @@ def cause_hint(error: BaseException) -> str:
     """`` (the likely fix)`` for an error whose cause a plugin's author may not guess
     from its text, else nothing: the usual one is a skipped ``super().__init__()``."""
     text = str(error)
-    if "before Module.__init__() call" in text or (
-            isinstance(error, AttributeError) and _BASE_ATTRIBUTE.search(text)):
-        return " (call super().__init__() first in __init__)"
+    hint = " (call super().__init__() first in __init__)"
+    if "before Module.__init__() call" in text:
+        return hint
+    if isinstance(error, AttributeError) and _BASE_ATTRIBUTE.search(text):
+        # Python names the object that lacks it: one of seqlm's own is seqlm's bug.
+        owner = type(getattr(error, "obj", None)).__module__
+        return hint if owner.partition(".")[0] != "seqlm" else ""
     return ""
 
 
