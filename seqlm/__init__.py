@@ -66,3 +66,8 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'seqlm' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    # The lazy names too, so that dir(), help() and tab completion show the API.
+    return sorted({*globals(), *_EXPORTS})

@@ -461,3 +461,26 @@ def test_the_super_init_hint_is_for_a_plugins_object_not_seqlms():
         with pytest.raises(AttributeError) as missing:
             obj.batch_size  # noqa: B018 - the attribute read is the test
         assert cause_hint(missing.value) == hint
+
+
+def test_a_plugin_added_in_code_is_named_without_a_package(tmp_path, small_text):
+    class Plugin:
+        @seqlm.hookimpl
+        def register_cells(self, register):
+            register("inline-batch-major", BatchMajor)
+            register("inline-raises", OneArgument)
+
+    plugins = seqlm.get_plugins()
+    plugins.add(Plugin(), "inline")
+    try:
+        shape, _ = _run(tmp_path, small_text, "--cell", "inline-batch-major")
+        raised, _ = _run(tmp_path / "b", small_text, "--cell", "inline-raises")
+    finally:
+        plugins.remove("inline")
+    one = " ".join(shape.output.split())
+    assert ("Error: cell 'inline-batch-major' from plugin 'inline' (registered in code) "
+            "broke its contract:") in one
+    two = " ".join(raised.output.split())
+    assert "Error: cell 'inline-raises' from " in two and "from  " not in two
+    assert two.rstrip().endswith("or run with --debug for the traceback and fix it where it "
+                                 "was registered")

@@ -217,3 +217,61 @@ def test_a_text_without_the_default_prefix_continues_its_own_opening(tmp_path) -
     with pytest.raises(UsageError, match="--prefix 'zebra': none of its tokens"):
         seqlm.run(data=text, tokenizer="word", epochs=1, hidden=8, batch_size=4,
                   num_steps=5, predict=3, prefix="zebra", out=tmp_path / "other")
+
+
+# -- the library's own arguments -------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"lr": "x"}, "--lr must be a number, got 'x'"),
+    ({"seed": "a"}, "--seed must be a whole number from 0 to 2**64 - 1, got 'a'"),
+    ({"cell_options": "x"}, "cell_options must be a dict of option names to values, got 'x'"),
+    ({"hiden": 32}, "'hiden' is not a setting of seqlm.run; did you mean 'hidden'?"),
+    ({"log": "tensorboard"}, "log takes a list of logger names, got 'tensorboard'; for one, "
+                             "log=['tensorboard']"),
+    ({"callbacks": [object()]}, "callbacks must be a list of seqlm.interfaces.Callback "
+                                "instances, got object"),
+])
+def test_run_refuses_what_python_lets_through_before_any_folder(tmp_path: Path, kwargs,
+                                                                 message) -> None:
+    with pytest.raises(UsageError) as caught:
+        seqlm.run(out=tmp_path / "o", epochs=1, **kwargs)
+    assert str(caught.value) == message
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_takes_a_runconfig_or_keywords_and_can_be_quiet(tmp_path: Path, small_text,
+                                                            capsys) -> None:
+    with pytest.raises(UsageError, match="config must be a seqlm.RunConfig, got dict"):
+        seqlm.run({"epochs": 2})
+    result = seqlm.run(data=small_text, out=tmp_path / "q", epochs=1, hidden=8,
+                       batch_size=4, num_steps=5, predict=3, quiet=True)
+    assert result.summary["epochs"] == 1
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"length": -1}, "length must be a whole number, 0 or more, got -1"),
+    ({"length": "5"}, "length must be a whole number, 0 or more, got '5'"),
+    ({"prefix": None}, "the prefix must be a str, got NoneType"),
+    ({"greedy": False, "temperature": 0.0}, "--temperature must be from 0.001 to 1000"),
+    ({"top_k": -3}, "top_k must be 0 (off) or a whole number of tokens, got -3"),
+])
+def test_generate_checks_its_arguments_before_the_model_runs(kwargs, message) -> None:
+    from seqlm.cells.torch_cells import TorchRNN
+    from seqlm.model.rnn import RNNModel
+
+    vocab = Vocab(list("the time"))
+    model = RNNModel(TorchRNN(input_size=len(vocab), hidden_size=4), len(vocab))
+    args = {"prefix": "the", "length": 5, **kwargs}
+    with pytest.raises(UsageError) as caught:
+        seqlm.generate(model, vocab, CharTokenizer(), args.pop("prefix"), **args)
+    assert str(caught.value).startswith(message)
+
+
+def test_the_lazy_api_shows_in_dir_and_an_unknown_kind_is_named() -> None:
+    assert {"run", "generate", "RunConfig", "get_plugins"} <= set(dir(seqlm))
+    with pytest.raises(UsageError) as caught:
+        seqlm.get_plugins().get("cells", "lstm")
+    assert str(caught.value) == ("no kind of component is called 'cells'; the kinds are "
+                                 "tokenizer, sampler, cell, trainer, callback")

@@ -103,8 +103,28 @@ class RunConfig:
     log: list[str] = field(default_factory=list)
     log_every: int = 0
 
+    def _check_types(self) -> None:
+        """Numbers, option tables and lists of the right kind: from Python (seqlm.run or
+        RunConfig), unlike the command line, any value can come."""
+        for name in ("lr", "weight_decay", "dropout", "clip", "val_fraction",
+                     "activation_reg", "temporal_reg"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool)
+                                      or not isinstance(value, (int, float))):
+                raise UsageError(f"--{_flag(name)} must be a number, got {value!r}")
+        for name in ("cell_options", "tokenizer_options", "sampler_options",
+                     "trainer_options"):
+            value = getattr(self, name)
+            if not isinstance(value, dict):
+                raise UsageError(f"{name} must be a dict of option names to values, got "
+                                 f"{value!r}")
+        if not isinstance(self.log, (list, tuple)):
+            raise UsageError(f"log takes a list of logger names, got {self.log!r}; for one, "
+                             f"log=[{self.log!r}]")
+
     def validate(self) -> RunConfig:
         """Raise :class:`UsageError` naming the first out-of-range setting."""
+        self._check_types()
         positive = ("batch_size", "num_steps", "hidden", "num_layers", "epochs")
         for name in positive:
             value = getattr(self, name)

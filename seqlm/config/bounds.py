@@ -77,7 +77,9 @@ def check_finite(flag: str, value: float | None) -> None:
 
 
 def check_generate_length(flag: str, length: int) -> None:
-    """A generation may ask for at most :data:`MAX_GENERATE` tokens."""
+    """A generation asks for a whole number of tokens, from 0 to :data:`MAX_GENERATE`."""
+    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+        raise UsageError(f"{flag} must be a whole number, 0 or more, got {length!r}")
     if length > MAX_GENERATE:
         raise UsageError(f"{flag} {length} is more than {MAX_GENERATE:,} tokens; generate "
                          "less at a time (each token is one step of the model)")
@@ -94,8 +96,9 @@ def check_temperature(temperature: float) -> None:
 
 def check_seed(seed: int | None) -> None:
     """A seed must fit in 64 bits, as torch's generators take it."""
-    if seed is not None and not 0 <= seed < 2**64:
-        raise UsageError(f"--seed must be a whole number from 0 to 2**64 - 1, got {seed}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
+                             or not 0 <= seed < 2**64):
+        raise UsageError(f"--seed must be a whole number from 0 to 2**64 - 1, got {seed!r}")
 
 
 def check_device_name(name: str) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch
 
+from seqlm.config.bounds import check_generate_length, check_temperature
 from seqlm.data.vocab import Vocab
 from seqlm.errors import UsageError
 from seqlm.interfaces import Tokenizer
@@ -38,6 +39,14 @@ def generate(
     particular text. ``on_progress(n)`` hears every :data:`PROGRESS_EVERY` tokens how
     many have been generated.
     """
+    # Checked here, before the model runs: each would otherwise fail midway, in torch.
+    if not isinstance(prefix, str):
+        raise UsageError(f"the prefix must be a str, got {type(prefix).__name__}")
+    check_generate_length("length", length)
+    if not greedy:
+        check_temperature(temperature)
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+        raise UsageError(f"top_k must be 0 (off) or a whole number of tokens, got {top_k!r}")
     prefix_tokens = tokenizer.tokenize([prefix])[0]
     if not prefix_tokens:
         raise UsageError(f"the prefix {prefix!r} has no tokens; give a --prefix with some text")

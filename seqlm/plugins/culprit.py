@@ -44,7 +44,10 @@ class Culprit:
     def message(self, error: BaseException) -> str:
         """The one-line message that puts ``error`` on this component."""
         text = one_line(str(error), 300)
-        return (f"{self.kind} {self.name!r} from {self.origin} raised {type(error).__name__}: "
+        origin = self.origin or "a plugin registered in code"
+        report = (f"report it to {self.distribution}" if self.distribution
+                  else "fix it where it was registered")
+        return (f"{self.kind} {self.name!r} from {origin} raised {type(error).__name__}: "
                 f"{text}{cause_hint(error)}. This is a fault of that plugin, not of seqlm: see "
                 f"{contract_link(self.kind)}, or run with --debug for the traceback and "
-                f"report it to {self.distribution}")
+                f"{report}")

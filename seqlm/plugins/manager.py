@@ -491,6 +491,9 @@ class Plugins:
 
     def get(self, kind: str, name: str) -> type:
         """The class registered as ``name`` for ``kind``, with a clear error otherwise."""
+        if kind not in KINDS:
+            raise UsageError(f"no kind of component is called {kind!r}; the kinds are "
+                             f"{', '.join(KINDS)}")
         found = self.implementations(kind).get(name)
         if not found:
             choices = ", ".join(self.choices(kind)) or "(none registered)"
@@ -573,7 +576,8 @@ class Plugins:
         info = self.info[found[0].plugin]
         if info.builtin:
             return ""
-        return f" from {' '.join(filter(None, (info.distribution, info.version)))}"
+        origin = " ".join(filter(None, (info.distribution, info.version)))
+        return f" from {origin}" if origin else f" from plugin {info.name!r} (registered in code)"
 
     def _conflict_message(
         self, kind: str, name: str, impls: list[Implementation] | list[PluginInfo]

@@ -14,10 +14,11 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,7 @@ class Built:
 def run(
     config: RunConfig | None = None,
     *,
+    quiet: bool = False,
     console: Console | None = None,
     callbacks: Sequence[Callback] = (),
     **overrides: Any,
@@ -151,12 +153,20 @@ def run(
 
     ``run(epochs=20, cell="gru")`` overrides the defaults of :class:`RunConfig`.
     ``run(resume="runs/x")`` continues the run saved in that folder exactly where its
-    last checkpoint left it (``epochs=`` may raise the number of epochs). An exception
-    raised in a plugin's code comes out as a :class:`~seqlm.errors.PluginError` that
-    names the component and its plugin.
+    last checkpoint left it (``epochs=`` may raise the number of epochs). Progress and
+    notes go to ``console`` (a :class:`rich.console.Console`; by default one on
+    stdout); ``quiet=True`` prints nothing. ``callbacks`` (instances of
+    :class:`~seqlm.interfaces.Callback`) hear the run as the built-in ones do. An
+    exception raised in a plugin's code comes out as a
+    :class:`~seqlm.errors.PluginError` that names the component and its plugin.
     """
+    wrong = [c for c in callbacks if not isinstance(c, Callback)]
+    if isinstance(callbacks, (str, bytes)) or wrong:
+        got = callbacks if isinstance(callbacks, (str, bytes)) else wrong[0]
+        raise UsageError(f"callbacks must be a list of seqlm.interfaces.Callback instances, "
+                         f"got {type(got).__name__}")
     with blaming_plugins(get_plugins()):
-        console = console or Console()
+        console = console or Console(quiet=quiet)
         config, resumed = settle(config, overrides)
         config, components = resolve_components(config, resumed, console)
         device = set_up_process(config)
@@ -173,6 +183,15 @@ def settle(
     config: RunConfig | None, overrides: dict[str, Any]
 ) -> tuple[RunConfig, dict[str, Any] | None]:
     """The run's settings, checked, and the checkpoint it resumes from (or None)."""
+    if config is not None and not isinstance(config, RunConfig):
+        raise UsageError(f"config must be a seqlm.RunConfig, got {type(config).__name__}; "
+                         "or give the settings as keywords: run(epochs=2, hidden=64)")
+    known = {f.name for f in fields(RunConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "; see seqlm.RunConfig"
+        raise UsageError(f"{unknown[0]!r} is not a setting of seqlm.run{hint}")
     config = replace(config or RunConfig(), **overrides)
     resumed: dict[str, Any] | None = None
     if config.resume is not None:
