@@ -11,7 +11,6 @@ from seqlm.config.bounds import (
     check_device_name,
     check_epochs,
     check_float32,
-    check_generate_length,
     check_model_size,
     check_seed,
     check_threads,
@@ -26,6 +25,7 @@ from seqlm.config.choices import (
 )
 from seqlm.data.text import check_encoding
 from seqlm.errors import UsageError
+from seqlm.model.limits import check_generate_length
 
 #: The defaults of ``seqlm eval --dynamic`` (docs/training.md, "How the defaults were
 #: chosen"): RMS-scaled steps, which measured best on every model tried, at this step

@@ -16,10 +16,6 @@ from seqlm.errors import UsageError
 FLOAT32_MAX = 3.4028234663852886e38
 #: The most epochs one run may ask for: the default job's 500 two thousand times over.
 MAX_EPOCHS = 1_000_000
-#: The most tokens one generation may ask for (``--predict``, ``--length``).
-MAX_GENERATE = 1_000_000
-#: Temperatures outside this range overflow float32 logits or turn them into noise.
-TEMPERATURE_RANGE = (1e-3, 1e3)
 #: The widest layer (``--hidden``, ``--embedding-dim``): a 2**20-wide LSTM layer already
 #: needs 16 TiB for its weights, and much wider ones overflow torch's sizes.
 MAX_WIDTH = 2**20
@@ -74,24 +70,6 @@ def check_finite(flag: str, value: float | None) -> None:
     """A step size or rate must be a finite number (click's ranges let inf and nan in)."""
     if value is not None and not math.isfinite(value):
         raise UsageError(f"{flag} must be a finite number, got {value!r}")
-
-
-def check_generate_length(flag: str, length: int) -> None:
-    """A generation asks for a whole number of tokens, from 0 to :data:`MAX_GENERATE`."""
-    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-        raise UsageError(f"{flag} must be a whole number, 0 or more, got {length!r}")
-    if length > MAX_GENERATE:
-        raise UsageError(f"{flag} {length} is more than {MAX_GENERATE:,} tokens; generate "
-                         "less at a time (each token is one step of the model)")
-
-
-def check_temperature(temperature: float) -> None:
-    """``--temperature`` must be a finite number within :data:`TEMPERATURE_RANGE`."""
-    low, high = TEMPERATURE_RANGE
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature)
-            and low <= temperature <= high):
-        raise UsageError(f"--temperature must be from {low:g} to {high:g}, got {temperature!r}"
-                         "; for the most likely token every time, use --greedy")
 
 
 def check_seed(seed: int | None) -> None:

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import torch
 
-from seqlm.config.bounds import check_generate_length, check_temperature
 from seqlm.data.vocab import Vocab
 from seqlm.errors import UsageError
 from seqlm.interfaces import Tokenizer
+from seqlm.model.limits import check_generate_length, check_temperature
 from seqlm.model.rnn import RNNModel
 
 #: How often (in tokens) :func:`generate` reports its progress.

@@ -17,18 +17,14 @@ import torch
 from seqlm.checkpoints.format import BEST, LAST, checkpoint_path, load_weights
 from seqlm.checkpoints.runstate import load_run_checkpoint, read_saved_run
 from seqlm.config import RunConfig
-from seqlm.config.bounds import (
-    check_device_name,
-    check_generate_length,
-    check_seed,
-    check_temperature,
-)
+from seqlm.config.bounds import check_device_name, check_seed
 from seqlm.config.recipes import recipe_text
 from seqlm.data.preflight import check_prefix
 from seqlm.data.vocab import Vocab
 from seqlm.errors import CheckpointError, DataError, UsageError
 from seqlm.interfaces import Tokenizer
 from seqlm.metrics import bits_per_token, perplexity
+from seqlm.model.limits import check_generate_length, check_temperature
 from seqlm.model.rnn import RNNModel
 from seqlm.plugins.manager import check_options, get_plugins
 from seqlm.plugins.provenance import resolve
