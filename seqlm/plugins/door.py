@@ -43,7 +43,7 @@ def batch_shape_problem(batch: Any, batch_size: int, num_steps: int,
 
     A batch is a pair ``(X, Y)`` of int64 tensors shaped ``(batch_size, num_steps)``.
     With ``fixed_length`` false (a sampler that varies its lengths) any length from 1 to
-    twice ``num_steps`` will do. It reads no token, so it costs nothing on any device
+    twice ``num_steps`` will do. It reads no token, so it never waits for the device
     and can check every batch (:class:`CheckedSampler`).
     """
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
