@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_door_check import BatchMajor, Doubled, NaNOutputs, NoSuper, Tanh, TorchWay
+from test_door_check import (
+    BatchMajor,
+    Doubled,
+    ModuleInit,
+    NaNOutputs,
+    NoSuper,
+    Tanh,
+    TorchWay,
+)
 
 import seqlm
 from seqlm.data.samplers import SequentialSampler
@@ -62,6 +70,8 @@ def test_good_plugin_classes_pass():
     # Before the rules that compare outputs, which nan would fail for another reason.
     (NaNOutputs, "rule cell_shapes failed: expected finite outputs, got nan or infinity in "
      "90 of 90 values"),
+    (ModuleInit, "rule cell_builds failed: self.input_size is None, expected 7; call "
+     "super().__init__() first in __init__"),
     (NoSuper, "rule cell_builds failed: NoSuper raised AttributeError: cannot assign "
      "parameters before Module.__init__() call (call super().__init__() first in __init__)"),
 ])
@@ -169,7 +179,7 @@ class NotContiguous(SequentialSampler):
 
 
 @pytest.mark.parametrize("cls, rule", [
-    (Transposed, "rule sampler_batches failed: batch 0: expected X shaped"),
+    (Transposed, "rule sampler_batches failed: batch 1: expected X shaped"),
     (Greedy, "rule sampler_min_tokens failed"),
     (NotContiguous, "rule sampler_contiguous_as_declared failed"),
 ])
@@ -187,6 +197,26 @@ class Forgetful(seqlm.Tokenizer):
     def tokenize(self, lines):
         units = getattr(self, "units", [" "])
         return [[c if c in units else "?" for c in line] for line in lines]
+
+
+class LearnsInTokenize(seqlm.Tokenizer):
+    """Learns its units (the letters it has seen, by frequency) in tokenize, keeps none."""
+
+    def __init__(self):
+        self.seen = {}
+
+    def tokenize(self, lines):
+        for line in lines:
+            for c in line:
+                self.seen[c] = self.seen.get(c, 0) + 1
+        common = {c for c, n in self.seen.items() if n > 3}
+        return [[c if c in common else "?" for c in line] for line in lines]
+
+
+def test_a_tokenizer_that_learns_in_tokenize_and_keeps_nothing_fails_the_round_trip():
+    with pytest.raises(AssertionError, match="rule tokenizer_state_round_trip failed: a "
+                       r"tokenizer restored from state_dict\(\) splits the lines differently"):
+        check_tokenizer(LearnsInTokenize)
 
 
 def test_a_tokenizer_that_keeps_no_state_fails_the_round_trip():

@@ -292,8 +292,10 @@ def _run(tmp_path, small_text, *args):
      "this corpus. This is a fault of that plugin, not of seqlm: see "
      "docs/plugins/contracts.md#sampler"),
     (["--tokenizer", "forgets-state"], 2, f"tokenizer 'forgets-state' {ORIGIN} broke its "
-     "contract: a tokenizer restored from state_dict() splits the lines differently; see "
-     "docs/plugins/contracts.md#tokenizer"),
+     "contract: a tokenizer restored from state_dict() splits the lines differently (the "
+     "fitted one: ['th', 'e ', 'ti', 'me', ' t', 'ra', ...]; the restored one: ['t', 'h', "
+     "'e', ' ', 't', 'i', ...]); state_dict() must keep what fit (or tokenize) learned, as "
+     "JSON; see docs/plugins/contracts.md#tokenizer"),
     (["--tokenizer", "set-state"], 2, f"tokenizer 'set-state' {ORIGIN} broke its contract: "
      "state_dict() is not JSON-serialisable: Object of type set is not JSON serializable"),
     (["--tokenizer", "bad-tokens"], 1, f"tokenizer 'bad-tokens' {ORIGIN} raised IndexError"),
@@ -484,3 +486,18 @@ def test_a_plugin_added_in_code_is_named_without_a_package(tmp_path, small_text)
     assert "Error: cell 'inline-raises' from " in two and "from  " not in two
     assert two.rstrip().endswith("or run with --debug for the traceback and fix it where it "
                                  "was registered")
+
+
+@pytest.mark.parametrize("fixed_length, shape, message", [
+    (False, (3, 11), "expected X shaped (batch_size, 1 to 2 x num_steps) = (4, 1..20), got "
+                     "(3, 11)"),
+    (False, (4, 0), "expected X shaped (batch_size, 1 to 2 x num_steps) = (4, 1..20), got "
+                    "(4, 0)"),
+    (True, (4, 9), "expected X shaped (batch_size, num_steps) = (4, 10), got (4, 9) (a "
+                   "sampler that varies the length sets fixed_length = False)"),
+])
+def test_a_batch_of_the_wrong_length_says_what_lengths_would_do(fixed_length, shape, message):
+    from seqlm.plugins.door import batch_shape_problem
+
+    X = torch.zeros(shape, dtype=torch.long)
+    assert batch_shape_problem((X, X), 4, 10, fixed_length) == message

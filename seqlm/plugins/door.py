@@ -55,12 +55,17 @@ def batch_shape_problem(batch: Any, batch_size: int, num_steps: int,
             return f"expected {label} to be a torch.Tensor, got a {type(t).__name__}"
         if t.dtype != torch.int64:
             return f"expected {label} of dtype torch.int64 (token ids), got {t.dtype}"
-        if not fixed_length and t.dim() == 2 and t.shape[0] == batch_size and (
-                1 <= t.shape[1] <= 2 * num_steps):
-            continue
+        if not fixed_length:
+            if t.dim() == 2 and t.shape[0] == batch_size and 1 <= t.shape[1] <= 2 * num_steps:
+                continue
+            return (f"expected {label} shaped (batch_size, 1 to 2 x num_steps) = "
+                    f"({batch_size}, 1..{2 * num_steps}), got {tuple(t.shape)}")
         if tuple(t.shape) != want:
-            hint = (" (transposed: rows are sequences, columns time steps)"
-                    if tuple(t.shape) == want[::-1] else "")
+            hint = ""
+            if tuple(t.shape) == want[::-1]:
+                hint = " (transposed: rows are sequences, columns time steps)"
+            elif t.dim() == 2 and t.shape[0] == batch_size:
+                hint = " (a sampler that varies the length sets fixed_length = False)"
             return (f"expected {label} shaped (batch_size, num_steps) = {want}, got "
                     f"{tuple(t.shape)}{hint}")
     X, Y = batch
@@ -262,8 +267,25 @@ def tokenizer_state_problem(
         restored.load_state_dict(state)
         same = restored.tokenize(lines) == tokenizer.tokenize(lines)
     if not same:
-        return "a tokenizer restored from state_dict() splits the lines differently"
+        fitted, again = _first_difference(tokenizer.tokenize(lines), restored.tokenize(lines))
+        return ("a tokenizer restored from state_dict() splits the lines differently "
+                f"(the fitted one: {fitted}; the restored one: {again}); state_dict() must "
+                "keep what fit (or tokenize) learned, as JSON")
     return None
+
+
+def _first_difference(one: list[list[str]], two: list[list[str]]) -> tuple[str, str]:
+    """The first line the two splits differ on, a few tokens of each from there."""
+    for a, b in zip(one, two, strict=False):
+        if a != b:
+            start = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
+                         min(len(a), len(b)))
+            return _shown(a[start:start + 6]), _shown(b[start:start + 6])
+    return _shown(one[len(two):][:1]), _shown(two[len(one):][:1])
+
+
+def _shown(tokens: list) -> str:
+    return "[" + ", ".join(repr(t) for t in tokens) + (", ...]" if len(tokens) >= 6 else "]")
 
 
 def check_tokenizer_output(
