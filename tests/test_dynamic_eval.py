@@ -165,6 +165,21 @@ def test_steps_that_cannot_give_a_figure_are_usage_errors_not_json_infinity(
     assert message in result.output and "Infinity" not in result.output
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--dynamic-plain"], "Error: --dynamic-plain sets how --dynamic evaluates, and "
+                          "--dynamic is not given; add --dynamic, or drop it"),
+    (["--dynamic-lr", "1"], "Error: --dynamic-lr sets how --dynamic evaluates"),
+    (["--dynamic", "--dynamic-decay", "nan"], "Error: --dynamic-decay must be a finite "
+                                              "number, got nan"),
+])
+def test_dynamic_settings_are_never_ignored_or_left_unchecked(trained_run, tmp_path, args,
+                                                              message):
+    text = _drifting_text(tmp_path / "drift.txt")
+    result = CliRunner().invoke(main, ["eval", str(trained_run), "--data", str(text), *args])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
 def test_static_beside_dynamic_is_read_as_the_same_streams(trained_run, tmp_path):
     # Long enough for two streams at the run's batch size (8): the top-level figure reads
     # it as two, the dynamic entry's static figure as one, like its dynamic figure.

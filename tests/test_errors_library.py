@@ -224,7 +224,13 @@ def test_a_text_without_the_default_prefix_continues_its_own_opening(tmp_path) -
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"lr": "x"}, "--lr must be a number, got 'x'"),
-    ({"seed": "a"}, "--seed must be a whole number from 0 to 2**64 - 1, got 'a'"),
+    ({"seed": "a"}, "--seed must be a whole number, got 'a'"),
+    ({"hidden": True}, "--hidden must be a whole number, got True"),
+    ({"num_steps": True}, "--num-steps must be a whole number, got True"),
+    ({"prefix": None}, "--prefix must be a string, got None"),
+    ({"dropout": None}, "--dropout must be a number, got None"),
+    ({"data": 123}, "--data must be a string or a path, got 123"),
+    ({"device": 3}, "--device must be a string, got 3"),
     ({"cell_options": "x"}, "cell_options must be a dict of option names to values, got 'x'"),
     ({"hiden": 32}, "'hiden' is not a setting of seqlm.run; did you mean 'hidden'?"),
     ({"log": "tensorboard"}, "log takes a list of logger names, got 'tensorboard'; for one, "

@@ -98,7 +98,19 @@ def eval_command(run_dir: str, data: str, encoding: str, which: str, device: str
     from seqlm.training.dynamic_eval import DynamicSettings
 
     use_threads(threads)
+    if not dynamic:
+        ctx = click.get_current_context()
+        flags = {"dynamic_lr": "--dynamic-lr", "dynamic_decay": "--dynamic-decay",
+                 "dynamic_steps": "--dynamic-steps", "dynamic_streams": "--dynamic-streams",
+                 "dynamic_rms": "--dynamic-rms" if dynamic_rms else "--dynamic-plain"}
+        given = [flag for name, flag in flags.items()
+                 if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+        if given:
+            # Said rather than ignored: the figure printed would not be what was asked for.
+            raise UsageError(f"{given[0]} sets how --dynamic evaluates, and --dynamic is not "
+                             "given; add --dynamic, or drop it")
     check_finite("--dynamic-lr", dynamic_lr)
+    check_finite("--dynamic-decay", dynamic_decay)
     settings = (DynamicSettings(lr=dynamic_lr, decay=dynamic_decay, steps=dynamic_steps,
                                 rms=dynamic_rms, streams=dynamic_streams) if dynamic else None)
     with _segment_progress(dynamic) as progress:

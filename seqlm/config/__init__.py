@@ -104,23 +104,22 @@ class RunConfig:
     log_every: int = 0
 
     def _check_types(self) -> None:
-        """Numbers, option tables and lists of the right kind: from Python (seqlm.run or
-        RunConfig), unlike the command line, any value can come."""
-        for name in ("lr", "weight_decay", "dropout", "clip", "val_fraction",
-                     "activation_reg", "temporal_reg"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool)
-                                      or not isinstance(value, (int, float))):
-                raise UsageError(f"--{_flag(name)} must be a number, got {value!r}")
-        for name in ("cell_options", "tokenizer_options", "sampler_options",
-                     "trainer_options"):
-            value = getattr(self, name)
-            if not isinstance(value, dict):
-                raise UsageError(f"{name} must be a dict of option names to values, got "
-                                 f"{value!r}")
-        if not isinstance(self.log, (list, tuple)):
-            raise UsageError(f"log takes a list of logger names, got {self.log!r}; for one, "
-                             f"log=[{self.log!r}]")
+        """Every setting of its kind: from Python (seqlm.run or RunConfig), unlike the
+        command line, any value can come, and torch would fail on it later, or take
+        True for 1."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.name in OPTIONAL_TYPES:
+                continue
+            types = setting_types(f.name)
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                if f.name == "log" and isinstance(value, str):
+                    raise UsageError(f"log takes a list of logger names, got {value!r}; for "
+                                     f"one, log=[{value!r}]")
+                wanted = " or ".join(dict.fromkeys(
+                    _PYTHON_TYPES[t] for t in types if not (t is int and float in types)))
+                label = f.name if f.name.endswith("_options") else f"--{_flag(f.name)}"
+                raise UsageError(f"{label} must be {wanted}, got {value!r}")
 
     def validate(self) -> RunConfig:
         """Raise :class:`UsageError` naming the first out-of-range setting."""
@@ -215,6 +214,33 @@ class RunConfig:
     def field_names(cls) -> list[str]:
         """The names of all settings."""
         return [f.name for f in fields(cls)]
+
+
+#: The value types of settings whose default does not tell them: None (not given) or these.
+OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
+    "data": (str, Path), "lr": (int, float), "weight_decay": (int, float), "seed": (int,),
+    "out": (str, Path), "resume": (str, Path), "cuda_graph": (bool, str),
+}
+#: How a message names each type.
+_PYTHON_TYPES = {int: "a whole number", float: "a number", str: "a string",
+                 Path: "a path", bool: "true or false", dict: "a dict of option names to values",
+                 list: "a list", tuple: "a list"}
+
+
+def setting_types(name: str) -> tuple[type, ...]:
+    """The types a value of setting ``name`` may have (a number may be an int or a float;
+    ``cuda_graph`` is true, false or "auto")."""
+    if name in OPTIONAL_TYPES:
+        return OPTIONAL_TYPES[name]
+    spec = next(f for f in fields(RunConfig) if f.name == name)
+    default = spec.default_factory() if callable(spec.default_factory) else spec.default
+    if isinstance(default, bool):
+        return (bool,)
+    if isinstance(default, float):
+        return (int, float)
+    if isinstance(default, list):
+        return (list, tuple)
+    return (type(default),)
 
 
 def _flag(name: str) -> str:

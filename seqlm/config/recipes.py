@@ -16,7 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from seqlm.config import RunConfig
+from seqlm.config import RunConfig, setting_types
 from seqlm.errors import UsageError
 
 if sys.version_info >= (3, 11):
@@ -31,16 +31,10 @@ ALIASES = {"cell_opt": "cell_options", "tokenizer_opt": "tokenizer_options",
 #: Settings a recipe cannot hold: they name one run, not a way to train.
 NOT_IN_RECIPES = ("out", "resume", "force")
 
-#: The value types of settings whose default does not tell them.
-_NONE_DEFAULT_TYPES: dict[str, tuple[type, ...]] = {
-    "data": (str,), "lr": (int, float), "weight_decay": (int, float), "seed": (int,),
-    "cuda_graph": (bool, str),  # true, false or "auto"
-}
-
-
 #: TOML's names for the value types (as a recipe's author writes them).
 _TOML_TYPES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-               list: 'an array (["a", "b"])', dict: "a table ({ key = value })"}
+               list: 'an array (["a", "b"])', tuple: 'an array (["a", "b"])',
+               dict: "a table ({ key = value })"}
 
 
 def _toml_type(value: Any) -> bool:
@@ -48,14 +42,8 @@ def _toml_type(value: Any) -> bool:
 
 
 def _expected_types(name: str) -> tuple[type, ...]:
-    if name in _NONE_DEFAULT_TYPES:
-        return _NONE_DEFAULT_TYPES[name]
-    default = getattr(RunConfig(), name)
-    if isinstance(default, bool):
-        return (bool,)
-    if isinstance(default, float):
-        return (int, float)
-    return (type(default),)
+    # A TOML value is never a Path: a path is a string there.
+    return tuple(t for t in setting_types(name) if t is not Path) or (str,)
 
 
 def load_recipe(path: str | Path) -> dict[str, Any]:
@@ -90,7 +78,8 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
         types = _expected_types(name)
         # bool is an int in Python, but true is no number of epochs.
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            wanted = " or ".join(_TOML_TYPES.get(t, t.__name__) for t in types)
+            wanted = " or ".join(dict.fromkeys(_TOML_TYPES.get(t, t.__name__) for t in types
+                                               if not (t is int and float in types)))
             raise UsageError(f"--config {path}: {key!r} must be {wanted}, got "
                              f"{_toml_value(value) if _toml_type(value) else repr(value)}")
         settings[name] = value
