@@ -50,7 +50,7 @@ def test_unknown_prefix_characters_read_as_unk(run_dir):
                                        "--length", "10", "--seed", "0"])
     assert result.exit_code == 0, result.output
     assert "Zé!time" in result.output
-    assert ("note: --prefix 'Zé!time': '!', 'Z', 'é' not in the training text, read as <unk>; "
+    assert ("warning: --prefix 'Zé!time': '!', 'Z', 'é' not in the training text, read as <unk>; "
             "the text was cleaned to lower-case letters and spaces (--clean letters), so try "
             "--prefix 'z time'") in " ".join(result.output.split())
 
@@ -120,7 +120,7 @@ def test_generate_without_prefix_continues_the_runs_own(tmp_path):
               predict=3, out=out)  # "time traveller" is not in it: the run used "the cat"
     result = CliRunner().invoke(main, ["generate", str(out), "--length", "4", "--seed", "1"])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("the cat ") and "note:" not in result.output
+    assert result.output.startswith("the cat ") and "warning:" not in result.output
     other = CliRunner().invoke(main, ["generate", str(out), "--prefix", "the dog",
                                       "--length", "4", "--seed", "1"])
     assert other.output.startswith("the dog ")

@@ -117,7 +117,7 @@ def generate_text(
     note = check_prefix(prefix, trained.tokenizer, trained.vocab,
                         trained.config.clean) if prefix else None
     if note and warn is not None:
-        warn(f"note: {note}")
+        warn(f"warning: {note}")
     # Drawn on the model's device, so no token travels to the host until the end; a
     # seed gives the same text on the same kind of device.
     device_of_model = next(trained.model.parameters()).device
