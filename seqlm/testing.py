@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from seqlm.data.vocab import UNK
 from seqlm.errors import SeqlmError
 from seqlm.interfaces import Callback, RecurrentCell, Sampler, Tokenizer, Trainer, detach_state
-from seqlm.plugins.culprit import cause_hint
+from seqlm.plugins.culprit import SUPER_INIT_FIX, cause_hint
 from seqlm.plugins.door import (
     batch_problem,
     forward_problem,
@@ -86,7 +86,7 @@ def cell_builds(cls: type, options: dict[str, Any]) -> None:
              f"{cls.__qualname__} does not subclass seqlm.interfaces.RecurrentCell")
     for name, want in (("input_size", INPUT_SIZE), ("hidden_size", HIDDEN_SIZE)):
         value = getattr(cell, name, None)
-        hint = "; call super().__init__() first in __init__" if value is None else ""
+        hint = f"; {SUPER_INIT_FIX}" if value is None else ""
         _require(value == want, "cell_builds", f"self.{name} is {value!r}, expected {want}{hint}")
     _require(isinstance(cell.output_size, int) and cell.output_size > 0, "cell_builds",
              f"self.output_size must be a positive int, got {cell.output_size!r}")

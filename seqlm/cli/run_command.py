@@ -194,7 +194,7 @@ def run(recipe: str | None, **options: Any) -> None:
     if s.get("best_is_average"):
         say("the best checkpoint holds the averaged weights")
     say(f"sample: {result.sample}")
-    written = [name for name in ("summary.json", "metrics.jsonl", "perplexity.png",
-                                 "checkpoint.json", "best.json", "status.json")
-               if (result.out_dir / name).is_file()]
+    from seqlm.storage.runfiles import OUTPUT_NAMES
+
+    written = [name for name in OUTPUT_NAMES if (result.out_dir / name).is_file()]
     say(f"outputs in {result.out_dir}/ ({', '.join(written)})")

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from seqlm.errors import contract_link, one_line
 
+#: The fix for a component that skipped its base class's ``__init__``.
+SUPER_INIT_FIX = "call super().__init__() first in __init__"
 #: What the base classes set in ``__init__``: missing, the subclass skipped that call.
 _BASE_ATTRIBUTE = re.compile(
     r"has no attribute '(batch_size|num_steps|input_size|hidden_size|num_layers|output_size)'")
@@ -17,7 +19,7 @@ def cause_hint(error: BaseException) -> str:
     """`` (the likely fix)`` for an error whose cause a plugin's author may not guess
     from its text, else nothing: the usual one is a skipped ``super().__init__()``."""
     text = str(error)
-    hint = " (call super().__init__() first in __init__)"
+    hint = f" ({SUPER_INIT_FIX})"
     if "before Module.__init__() call" in text:
         return hint
     if isinstance(error, AttributeError) and _BASE_ATTRIBUTE.search(text):

@@ -23,6 +23,7 @@ import torch
 from seqlm.errors import refuse
 from seqlm.interfaces import RecurrentCell, Sampler, State, tokens_problem
 from seqlm.plugins.blame import calling
+from seqlm.plugins.culprit import SUPER_INIT_FIX
 
 if TYPE_CHECKING:
     from seqlm.plugins.manager import Plugins
@@ -166,8 +167,7 @@ def cell_attributes_problem(cell: Any) -> str | None:
         value = cell.__dict__.get(name, getattr(type(cell), name, None))
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             shown = "nothing" if value is None else repr(value)
-            return (f"expected self.{name} to be a positive int, got {shown}; call "
-                    "super().__init__() first in __init__")
+            return f"expected self.{name} to be a positive int, got {shown}; {SUPER_INIT_FIX}"
     return None
 
 

@@ -27,8 +27,8 @@ from seqlm.errors import UsageError
 #: The record of the files seqlm wrote into the folder.
 MANIFEST = ".seqlm-files.json"
 _FORMAT = "seqlm-run-files"
-#: Files a run writes under fixed names.
-OUTPUT_NAMES = ("metrics.jsonl", "summary.json", "perplexity.png", "checkpoint.json",
+#: Files a run writes under fixed names (in the order seqlm run's last line names them).
+OUTPUT_NAMES = ("summary.json", "metrics.jsonl", "perplexity.png", "checkpoint.json",
                 "best.json", "status.json")
 #: seqlm's own bookkeeping, which holds no results.
 INTERNAL_NAMES = (".seqlm.lock", MANIFEST)
@@ -63,18 +63,23 @@ def _digest(path: Path) -> dict[str, Any]:
     return {"size": size, "sha256": digest.hexdigest()}
 
 
-def read_manifest(folder: Path) -> dict[str, dict[str, Any]]:
-    """The recorded files of ``folder``: name to size and SHA-256; empty if none."""
-    path = Path(folder) / MANIFEST
+def _recorded(path: Path) -> dict[str, Any] | None:
+    """The ``files`` of the record at ``path`` if it is seqlm's record, else None."""
     try:
         if path.is_symlink() or not path.is_file():
-            return {}
+            return None
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-        return {}  # an unreadable record vouches for nothing
+        return None  # an unreadable record vouches for nothing
     files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, dict) or data.get("format") != _FORMAT:
-        return {}
+        return None
+    return files
+
+
+def read_manifest(folder: Path) -> dict[str, dict[str, Any]]:
+    """The recorded files of ``folder``: name to size and SHA-256; empty if none."""
+    files = _recorded(Path(folder) / MANIFEST) or {}
     return {name: entry for name, entry in files.items()
             if isinstance(entry, dict) and is_seqlm_name(name) and "/" not in name}
 
@@ -179,13 +184,12 @@ def _holds_seqlm_bookkeeping(path: Path, name: str) -> bool:
     """Whether the lock or the record at ``path`` reads as seqlm wrote it: the lock holds
     a process id (or nothing), the record is seqlm's JSON. Anything else is the user's,
     and is never overwritten."""
+    if name == MANIFEST:
+        return _recorded(path) is not None
     try:
-        if name == MANIFEST:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return isinstance(data, dict) and data.get("format") == _FORMAT
         held = path.read_bytes().strip()
         return len(held) <= 32 and (not held or held.isdigit())
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+    except OSError:
         return False
 
 
