@@ -29,6 +29,17 @@ def _seeded_single_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def _ctrl_c_restored():
+    """A command interrupted in this process (CliRunner) ignores Ctrl-C from then on, as
+    the process it expects to end would: give Ctrl-C back to the test session."""
+    import signal
+
+    yield
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @pytest.fixture
 def small_text(tmp_path: Path) -> Path:
     """A short English text file of a few thousand characters."""

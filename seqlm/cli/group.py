@@ -113,8 +113,13 @@ class SeqlmGroup(click.Group):
         except KeyboardInterrupt as interrupt:
             if _debug_requested(ctx):
                 raise
-            from seqlm.training.stopping import exit_code_of
+            from seqlm.training.stopping import exit_code_of, ignore_ctrl_c
 
+            # What the command had to save is saved and the process is ending: a second
+            # Ctrl-C from here on (Python's shutdown runs torch's finalizers, which take a
+            # moment) would print a traceback, or end the process by the signal itself
+            # instead of with the status below.
+            ignore_ctrl_c()
             signum = getattr(interrupt, "signum", None)
             click.echo(f"Stopped by {interrupt}." if signum else "Interrupted.", err=True)
             sys.exit(exit_code_of(interrupt))

@@ -60,6 +60,14 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+def ignore_ctrl_c() -> None:
+    """Ignore Ctrl-C (SIGINT) from now on, for a process that is about to exit after
+    one; the stop signals keep their effect, so ``kill`` still ends a shutdown that
+    hangs."""
+    if _in_main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Turn the :data:`STOP_SIGNALS` into :class:`Stopped` within the ``with`` block."""
