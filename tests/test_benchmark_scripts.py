@@ -155,3 +155,33 @@ def test_line_start_loss_splits_the_held_out_loss_by_position(book_path, tmp_pat
     # A word end is where a space or a line's end follows: the helper counts them so.
     assert list(line_start_loss.word_ends(["ab cd", "e"])) == [(2, False), (5, True),
                                                                (1, True)]
+
+
+def test_the_ensemble_benchmark_trains_members_side_by_side_and_measures_them(book_path,
+                                                                              tmp_path):
+    out = tmp_path / "ensemble"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ensemble.py"), "--config",
+         str(ROOT / "examples" / "recipes" / "timemachine-cpu.toml"), "--members", "3",
+         "--parallel", "2", "--out", str(out), "--", "--data", str(book_path),
+         "--max-tokens", "3000", "--hidden", "16", "--num-layers", "1", "--embedding-dim",
+         "8", "--batch-size", "8", "--num-steps", "10", "--epochs", "2"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "ensemble.json").read_text())
+    members = report["members"]
+    assert [m["seed"] for m in members] == [1, 2, 3]
+    # Each member is its own run, with its own seed, on the same held-out text.
+    assert len({m["best_val_ppl"] for m in members}) == 3
+    for m in members:
+        config = json.loads((Path(m["run"]) / "summary.json").read_text())["config"]
+        assert config["seed"] == m["seed"] and config["threads"] == 1
+        assert config["max_tokens"] == 3000 and config["precision"] == "fp32"
+    assert report["ensemble_tokens"] == 299  # the last 10% of 3,000 characters, less one
+    assert report["ensemble_val_ppl"] < sum(m["best_val_ppl"] for m in members) / 3
+    assert report["dynamic"] is None and report["machine"]["cpu_count"] >= 1
+    assert "ensemble of 3 checkpoints (best): val ppl" in result.stdout
+    again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ensemble.py"),
+                            "--config", "x.toml", "--out", str(out)],
+                           capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert again.returncode == 2 and "exists; give a new folder" in again.stderr

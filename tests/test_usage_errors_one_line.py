@@ -15,7 +15,7 @@ from seqlm.cli import main
     (["run", "--cell-opt", "novalue"],
      "Error: Invalid value for '--cell-opt': 'novalue' is not KEY=VALUE (for example "
      "dropout=0.2) (see seqlm run --help)"),
-    (["eval", "DIR"], "Error: Missing option '--data'. (see seqlm eval --help)"),
+    (["eval"], "Error: Missing argument 'DIR...'. (see seqlm eval --help)"),
     (["nosuch"], "Error: No such command 'nosuch'. (see seqlm --help)"),
     (["--bogus"], "Error: No such option '--bogus'. (see seqlm --help)"),
 ])

@@ -142,6 +142,8 @@ class SavedRun:
     weights: dict[str, Any]
     components: dict[str, Any]
     epoch: int
+    #: SHA-256 of the --data file it trained on; None for the downloaded book.
+    data_sha256: str | None = None
 
 
 def read_saved_run(state: dict[str, Any], run_dir: str | Path) -> SavedRun:
@@ -158,6 +160,8 @@ def read_saved_run(state: dict[str, Any], run_dir: str | Path) -> SavedRun:
             components=state["components"] if isinstance(state.get("components"), dict)
             else {},
             epoch=int(state.get("epoch", 0)),
+            data_sha256=state["data_sha256"] if isinstance(state.get("data_sha256"), str)
+            else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"the checkpoint in {run_dir} lacks what a model needs ({exc}); "

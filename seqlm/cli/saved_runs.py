@@ -19,13 +19,13 @@ from seqlm.config import (
     DYNAMIC_STREAMS,
 )
 from seqlm.config.bounds import check_finite
-from seqlm.config.choices import CHECKPOINTS
+from seqlm.config.choices import BOTH, CHECKPOINTS
 from seqlm.errors import UsageError
 
-_WHICH = click.option(
-    "--checkpoint", "which", type=click.Choice(CHECKPOINTS), default="best",
-    show_default=True, help="best: lowest validation loss (the last one if the run held out "
-    "no text); last: where training stopped.")
+_WHICH_HELP = ("best: lowest validation loss (the last one if the run held out no text); "
+               "last: where training stopped")
+_WHICH = click.option("--checkpoint", "which", type=click.Choice(CHECKPOINTS), default="best",
+                      show_default=True, help=f"{_WHICH_HELP}.")
 _DEVICE = click.option("--device", default="cpu", show_default=True,
                        help="auto, cpu, cuda, cuda:N or mps.")
 
@@ -62,11 +62,15 @@ def generate(run_dir: str, prefix: str | None, length: int, temperature: float, 
 
 
 @main.command("eval")
-@click.argument("run_dir", metavar="DIR", type=click.Path())
-@click.option("--data", type=click.Path(dir_okay=False), required=True,
+@click.argument("run_dirs", metavar="DIR...", nargs=-1, required=True, type=click.Path())
+@click.option("--data", type=click.Path(dir_okay=False), default=None,
               help="Text file to measure the model on.")
+@click.option("--held-out", is_flag=True, help="Measure on the text the run held out for "
+              "validation (read again from the text it trained on) instead of --data.")
 @click.option("--encoding", default=DEFAULTS.encoding, show_default=True)
-@_WHICH
+@click.option("--checkpoint", "which", type=click.Choice((*CHECKPOINTS, BOTH)),
+              default="best", show_default=True,
+              help=f"{_WHICH_HELP}; both: the two, as two members of an ensemble.")
 @_DEVICE
 @THREADS_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a sentence.")
@@ -88,11 +92,16 @@ def generate(run_dir: str, prefix: str | None, length: int, temperature: float, 
               show_default=True, help="Read the text as up to N streams side by side (each "
               "at least 4,096 tokens): 1 reads it in order, so every segment gains from "
               "all before it; more are faster on a long text.")
-def eval_command(run_dir: str, data: str, encoding: str, which: str, device: str,
-                 threads: int, as_json: bool, dynamic: bool, dynamic_lr: float | None,
-                 dynamic_decay: float, dynamic_steps: int, dynamic_rms: bool,
-                 dynamic_streams: int) -> None:
-    """Perplexity and bits per token of a trained model (in DIR) on the text in --data."""
+def eval_command(run_dirs: tuple[str, ...], data: str | None, held_out: bool, encoding: str,
+                 which: str, device: str, threads: int, as_json: bool, dynamic: bool,
+                 dynamic_lr: float | None, dynamic_decay: float, dynamic_steps: int,
+                 dynamic_rms: bool, dynamic_streams: int) -> None:
+    """Perplexity and bits per token of a trained model (in DIR) on the text in --data, or
+    on the text it held out (--held-out).
+
+    Several DIRs measure their ensemble: each token's probability is the mean of the
+    runs' probabilities. The runs must share their vocabulary, tokenizer and cleaning.
+    """
     from seqlm.runs.build import use_threads
     from seqlm.runs.saved import evaluate_text
     from seqlm.training.dynamic_eval import DynamicSettings
@@ -114,9 +123,9 @@ def eval_command(run_dir: str, data: str, encoding: str, which: str, device: str
     settings = (DynamicSettings(lr=dynamic_lr, decay=dynamic_decay, steps=dynamic_steps,
                                 rms=dynamic_rms, streams=dynamic_streams) if dynamic else None)
     with _segment_progress(dynamic) as progress:
-        result = evaluate_text(run_dir, data, which=which, device=device, encoding=encoding,
-                               warn=lambda line: click.echo(line, err=True), dynamic=settings,
-                               progress=progress)
+        result = evaluate_text(run_dirs, data, held_out=held_out, which=which, device=device,
+                               encoding=encoding, warn=lambda line: click.echo(line, err=True),
+                               dynamic=settings, progress=progress)
     if "dynamic" in result and not math.isfinite(result["dynamic"]["perplexity"]):
         # Steps too large for the weights: a figure of inf or nan tells nothing.
         raise UsageError(f"dynamic evaluation diverged (perplexity "
@@ -127,9 +136,25 @@ def eval_command(run_dir: str, data: str, encoding: str, which: str, device: str
         return
     unknown = (f", {result['unknown_tokens']:,} of them unknown to the vocabulary (read as "
                "<unk>)" if result["unknown_tokens"] else "")
+    text = " held out" if held_out else ""
+    members = result["members"]
+    if len(members) == 1:
+        which_model = f"checkpoint {result['checkpoint']}, epoch {result['epoch']}"
+    else:
+        ensemble = (f"{len(members)} runs" if len(members) == len(run_dirs) else
+                    f"{len(members)} checkpoints of {len(run_dirs)} run"
+                    f"{'s' if len(run_dirs) > 1 else ''}")
+        which_model = f"an ensemble of {ensemble}, each token's probability their mean"
     click.echo(f"perplexity {result['perplexity']:.4f}, {result['bits_per_token']:.4f} bits "
-               f"per token over {result['tokens']:,} {result['tokenizer']} tokens{unknown} "
-               f"(checkpoint {result['checkpoint']}, epoch {result['epoch']})")
+               f"per token over {result['tokens']:,}{text} {result['tokenizer']} tokens"
+               f"{unknown} ({which_model})")
+    if len(members) > 1:
+        for member in members:
+            dynamic_figure = (f", dynamic {member['dynamic_perplexity']:.4f}"
+                              if "dynamic_perplexity" in member else "")
+            click.echo(f"  {member['run']}: perplexity {member['perplexity']:.4f}"
+                       f"{dynamic_figure} (checkpoint {member['checkpoint']}, epoch "
+                       f"{member['epoch']})")
     if "dynamic" in result:
         d = result["dynamic"]
         click.echo(f"dynamic: perplexity {d['perplexity']:.4f}, {d['bits_per_token']:.4f} "

@@ -29,6 +29,8 @@ CLEANINGS: tuple[str, ...] = tuple(CLEANERS)
 
 #: The checkpoints of a saved run that ``seqlm generate`` and ``seqlm eval`` can read.
 CHECKPOINTS: tuple[str, ...] = ("best", "last")
+#: seqlm eval's --checkpoint also takes this: the best and the last, as two ensemble members.
+BOTH = "both"
 
 #: The ``cuda_graph`` setting: ``"auto"``, ``True`` (demand) or ``False`` (off).
 GraphSetting = bool | Literal["auto"]

@@ -7,8 +7,8 @@ the checkpoint's JSON, and the weights from its safetensors file.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from seqlm.checkpoints.format import BEST, LAST, checkpoint_path, load_weights
 from seqlm.checkpoints.runstate import load_run_checkpoint, read_saved_run
 from seqlm.config import RunConfig
 from seqlm.config.bounds import check_device_name, check_seed
+from seqlm.config.choices import BOTH, CHECKPOINTS
 from seqlm.config.recipes import recipe_text
 from seqlm.data.preflight import check_prefix
 from seqlm.data.vocab import Vocab
@@ -29,8 +30,9 @@ from seqlm.model.rnn import RNNModel
 from seqlm.plugins.manager import check_options, get_plugins
 from seqlm.plugins.provenance import resolve
 from seqlm.runs.build import build_model, build_tokenizer, resolve_device
-from seqlm.training.dynamic_eval import DynamicSettings, dynamic_loss
-from seqlm.training.evaluation import evaluate_loss
+from seqlm.runs.heldout import held_out_ids
+from seqlm.training.dynamic_eval import DynamicSettings, dynamic_token_losses
+from seqlm.training.evaluation import ensemble_loss, token_losses
 
 
 @dataclass
@@ -43,6 +45,10 @@ class TrainedModel:
     config: RunConfig
     epoch: int
     name: str  # "best" or "checkpoint"
+    #: The fitted tokenizer's saved state, and the checksum of the --data file the run
+    #: trained on (None for the downloaded book): what tells whether runs read a text alike.
+    tokenizer_state: dict[str, Any] = field(default_factory=dict)
+    data_sha256: str | None = None
 
 
 def load_trained(
@@ -78,7 +84,8 @@ def load_trained(
                               "edited or damaged") from None
     load_weights(model, saved.weights, run_dir)
     model.to(placed).eval()
-    return TrainedModel(model, saved.vocab, tokenizer, saved.config, saved.epoch, name)
+    return TrainedModel(model, saved.vocab, tokenizer, saved.config, saved.epoch, name,
+                        saved.tokenizer_state, saved.data_sha256)
 
 
 def generate_text(
@@ -128,9 +135,10 @@ def generate_text(
 
 
 def evaluate_text(
-    run_dir: str | Path,
-    data: str | Path,
+    run_dir: str | Path | Sequence[str | Path],
+    data: str | Path | None = None,
     *,
+    held_out: bool = False,
     which: str = "best",
     device: str = "cpu",
     encoding: str = "utf-8",
@@ -138,7 +146,10 @@ def evaluate_text(
     dynamic: DynamicSettings | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Perplexity and bits per token of the model in ``run_dir`` on the text in ``data``.
+    """Perplexity and bits per token of the model in ``run_dir`` on the text in ``data``,
+    or, with ``held_out=True``, on the text the run held out for validation (rebuilt by
+    :func:`seqlm.runs.heldout.held_out_ids`: the very tokens its validation figures came
+    from).
 
     The text is cleaned and tokenized as the run's training text was; tokens the
     vocabulary lacks count as ``<unk>`` (and are reported). With ``dynamic`` the result
@@ -148,11 +159,112 @@ def evaluate_text(
     with the static figures of the text read as the same streams beside them
     (``static_perplexity``, ``static_loss``; reading a text as fewer, longer streams gives
     a few tokens more context, so these can differ slightly from the top-level figures).
+
+    Several run folders make an ensemble: each token's probability is the mean of the
+    runs' probabilities (under ``dynamic``, each run adapts on its own), and ``members``
+    gives each run's own figures. The runs must read text alike: the same vocabulary,
+    tokenizer and cleaning (with ``held_out``, the same held-out text too). The text is
+    read as the first run's validation reads it. ``which="both"`` makes the best and the
+    last checkpoint of every run two members (a checkpoint ensemble: the last weights
+    have trained further than the best and err elsewhere, so their mean gains a little).
     """
+    dirs = [run_dir] if isinstance(run_dir, (str, Path)) else list(run_dir)
+    if not dirs:
+        raise UsageError("give at least one run folder to evaluate")
+    if held_out == (data is not None):
+        raise UsageError("give either --data FILE (a text to measure on) or --held-out (the "
+                         "text the run held out), not both" if held_out else
+                         "give --data FILE (a text to measure on) or --held-out (the text "
+                         "the run held out for validation)")
+    if which not in (*CHECKPOINTS, BOTH):
+        raise UsageError(f"checkpoint {which!r} is not one of best, last, both")
+    members = [(d, trained) for d in dirs for trained in _checkpoints(d, which, device, warn)]
+    first_dir, first = members[0]
+    for d, trained in members[1:]:
+        problem = _reads_text_otherwise(trained, first)
+        if problem:
+            raise UsageError(f"{d} {problem} {first_dir}; an ensemble averages the runs' "
+                             "probabilities of the same tokens, so give runs trained with "
+                             "the same --tokenizer and --clean on the same text")
+    if held_out:
+        ids = _held_out(first_dir, first)
+        for d in dirs[1:]:
+            trained = next(t for folder, t in members if folder is d)
+            if not torch.equal(_held_out(d, trained), ids):
+                raise UsageError(f"{d} held out other text than {first_dir}; give runs that "
+                                 "trained on the same text with the same --max-tokens and "
+                                 "--val-fraction, or measure them on one text with --data FILE")
+        unknown = 0
+    else:
+        ids, unknown = _text_ids(first, data, encoding)
+    streams = first.config.batch_size
+    losses = [token_losses(trained.model, ids, streams) for _, trained in members]
+    loss = ensemble_loss(losses).mean().item()
+    figures = [{"run": str(d), **_figures(member.mean().item()),
+                "checkpoint": "best" if trained.name == BEST else "last",
+                "epoch": trained.epoch}
+               for (d, trained), member in zip(members, losses, strict=True)]
+    result: dict[str, Any] = {
+        **_figures(loss),
+        "tokens": len(losses[0]),
+        "unknown_tokens": unknown,
+        "tokenizer": first.config.tokenizer,
+        # Which checkpoint a lone model came from (best falls back to last where a run
+        # held out nothing); an ensemble's members say so each.
+        "checkpoint": figures[0]["checkpoint"] if len(members) == 1 else which,
+        "epoch": first.epoch if len(members) == 1 else None,
+        "held_out": held_out,
+        "members": figures,
+    }
+    if dynamic is not None:
+        result["dynamic"] = _dynamic_figures([t for _, t in members], ids, dynamic, progress,
+                                             figures)
+    return result
+
+
+def _held_out(run_dir: str | Path, trained: TrainedModel) -> torch.Tensor:
+    return held_out_ids(run_dir, trained.config, trained.tokenizer, trained.vocab,
+                        trained.data_sha256)
+
+
+def _checkpoints(
+    run_dir: str | Path, which: str, device: str, warn: Callable[[str], None] | None,
+) -> list[TrainedModel]:
+    """The run's model at ``which`` checkpoint; for ``both``, at its best and its last
+    (two members of an ensemble; one where they are the same epoch, or there is no best)."""
+    if which != BOTH:
+        return [load_trained(run_dir, which, device, warn)]
+    best = load_trained(run_dir, "best", device, warn)
+    if best.name != BEST:
+        return [best]
+    last = load_trained(run_dir, "last", device, warn)
+    return [best] if last.epoch == best.epoch else [best, last]
+
+
+def _figures(loss: float) -> dict[str, float]:
+    return {"perplexity": perplexity(loss), "bits_per_token": bits_per_token(loss),
+            "loss": loss}
+
+
+def _reads_text_otherwise(trained: TrainedModel, first: TrainedModel) -> str | None:
+    """How ``trained`` reads text unlike ``first`` (the end of a sentence naming ``first``'s
+    run), or None where they read it alike."""
+    if trained.config.tokenizer != first.config.tokenizer:
+        return (f"uses --tokenizer {trained.config.tokenizer}, not --tokenizer "
+                f"{first.config.tokenizer} as")
+    if trained.config.clean != first.config.clean:
+        return f"uses --clean {trained.config.clean}, not --clean {first.config.clean} as"
+    if (trained.tokenizer_state != first.tokenizer_state
+            or trained.vocab.idx_to_token != first.vocab.idx_to_token):
+        return "has another vocabulary than"
+    return None
+
+
+def _text_ids(trained: TrainedModel, data: str | Path, encoding: str) -> tuple[torch.Tensor, int]:
+    """Token ids of the text in ``data`` as the run reads it, and how many are unknown."""
     from seqlm.data.corpus import text_tokens
     from seqlm.data.text import read_text
 
-    trained = load_trained(run_dir, which, device, warn)
     text = read_text(data, encoding=encoding)
     try:
         tokens = text_tokens(text, trained.tokenizer, trained.config.clean)
@@ -163,37 +275,36 @@ def evaluate_text(
     if len(tokens) < 2:
         raise DataError(f"--data {data}: fewer than two tokens after --clean "
                         f"{trained.config.clean}; give a longer text")
-    ids = torch.tensor(trained.vocab[tokens], dtype=torch.long)
     unknown = sum(1 for t in tokens if t not in trained.vocab)
-    loss_sum, count = evaluate_loss(trained.model, ids, trained.config.batch_size)
-    loss = loss_sum.item() / count
-    result: dict[str, Any] = {
-        "perplexity": perplexity(loss),
-        "bits_per_token": bits_per_token(loss),
-        "loss": loss,
-        "tokens": count,
-        "unknown_tokens": unknown,
-        "tokenizer": trained.config.tokenizer,
-        "checkpoint": "best" if trained.name == BEST else "last",
-        "epoch": trained.epoch,
+    return torch.tensor(trained.vocab[tokens], dtype=torch.long), unknown
+
+
+def _dynamic_figures(
+    members: list[TrainedModel], ids: torch.Tensor, settings: DynamicSettings,
+    progress: Callable[[int, int], None] | None, figures: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Dynamic evaluation of each member, and of their ensemble, beside the static figures
+    of the text read the same way (one pass without gradients, little beside the adapting
+    pass), so that the two compare token for token. Each member's entry in ``figures``
+    gains its own ``dynamic_perplexity``."""
+    static, adapted = [], []
+    for done, trained in enumerate(members):
+        static.append(token_losses(trained.model, ids, settings.streams))
+        # One bar for all members: segments already read by the earlier ones count.
+        report = (None if progress is None else
+                  lambda read, total, done=done: progress(done * total + read,
+                                                          len(members) * total))
+        adapted.append(dynamic_token_losses(trained.model, ids, settings, report))
+        figures[done]["dynamic_perplexity"] = perplexity(adapted[-1].mean().item())
+    static_loss = ensemble_loss(static).mean().item()
+    adapted_loss = ensemble_loss(adapted).mean().item()
+    return {
+        **_figures(adapted_loss),
+        "static_perplexity": perplexity(static_loss),
+        "static_loss": static_loss,
+        "tokens": len(adapted[0]),
+        **asdict(settings),
     }
-    if dynamic is not None:
-        # The static figure again, read as the dynamic one reads the text (one pass without
-        # gradients, little beside the adapting pass), so that the two compare token for token.
-        static_sum, dynamic_count = evaluate_loss(trained.model, ids, dynamic.streams)
-        static = static_sum.item() / dynamic_count
-        dynamic_sum, _ = dynamic_loss(trained.model, ids, dynamic, progress)
-        adapted = dynamic_sum / dynamic_count
-        result["dynamic"] = {
-            "perplexity": perplexity(adapted),
-            "bits_per_token": bits_per_token(adapted),
-            "loss": adapted,
-            "static_perplexity": perplexity(static),
-            "static_loss": static,
-            "tokens": dynamic_count,
-            **asdict(dynamic),
-        }
-    return result
 
 
 def run_recipe(run_dir: str | Path) -> str:

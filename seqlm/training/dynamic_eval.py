@@ -91,15 +91,29 @@ def dynamic_loss(
     equals :func:`seqlm.training.evaluation.evaluate_loss` of the same text with
     ``batch_size=settings.streams``, which reads it as the same streams.
     """
-    if len(ids) < 2:
-        return 0.0, 0
+    losses = dynamic_token_losses(model, ids, settings, progress)
+    return losses.sum().item(), losses.numel()
+
+
+def dynamic_token_losses(
+    model: nn.Module,
+    ids: torch.Tensor,
+    settings: DynamicSettings,
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """The cross-entropy (nats) of every token under dynamic evaluation, in the order
+    :func:`seqlm.training.evaluation.token_losses` gives them for
+    ``batch_size=settings.streams`` and ``num_steps=settings.steps``; see
+    :func:`dynamic_loss`. A text of fewer than two tokens gives an empty tensor."""
     device = next(model.parameters()).device
+    if len(ids) < 2:
+        return torch.zeros(0, device=device)
     adapted = copy.deepcopy(model).eval()
     params = [p for p in adapted.parameters() if p.requires_grad]
     trained = [p.detach().clone() for p in params]
     squares = [torch.zeros_like(p) for p in params] if settings.rms else []
     xs, ys = split_streams(ids.to(device), settings.streams)
-    total = torch.zeros((), device=device)
+    chunks = []
     state = adapted.begin_state(xs.shape[0], device)
     starts = range(0, xs.shape[1], settings.steps)
     with _recurrent_backward_allowed(device):
@@ -107,15 +121,15 @@ def dynamic_loss(
             X = xs[:, start:start + settings.steps]
             Y = ys[:, start:start + settings.steps]
             logits, state = adapted(X, detach_state(state))
-            loss = F.cross_entropy(logits.float(), Y.T.reshape(-1), reduction="sum")
-            total += loss.detach()
+            losses = F.cross_entropy(logits.float(), Y.T.reshape(-1), reduction="none")
+            chunks.append(losses.detach())
             if settings.lr != 0 or settings.decay != 0:
-                grads = torch.autograd.grad(loss / Y.numel(), params, allow_unused=True)
+                grads = torch.autograd.grad(losses.mean(), params, allow_unused=True)
                 with torch.no_grad():
                     _adapt(params, grads, trained, squares, settings, segment)
             if progress is not None:
                 progress(segment, len(starts))
-    return total.item(), xs.numel()
+    return torch.cat(chunks)
 
 
 def _adapt(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -23,7 +25,6 @@ def split_streams(ids: torch.Tensor, most: int) -> tuple[torch.Tensor, torch.Ten
     return xs, ys
 
 
-@torch.no_grad()
 def evaluate_loss(
     model: nn.Module,
     ids: torch.Tensor,
@@ -41,25 +42,57 @@ def evaluate_loss(
     read as one stream). The sum stays on the device, so the caller decides when to wait
     for it. A text of fewer than two tokens gives ``(0, 0)``.
     """
+    losses = token_losses(model, ids, batch_size, num_steps, device)
+    return losses.sum(), losses.numel()
+
+
+@torch.no_grad()
+def token_losses(
+    model: nn.Module,
+    ids: torch.Tensor,
+    batch_size: int = 32,
+    num_steps: int = 256,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """The cross-entropy (nats) of every token predicted, read as :func:`evaluate_loss`
+    reads the text, as a 1-D float32 tensor left on the device.
+
+    Two models read the same text with the same ``batch_size`` and ``num_steps`` give
+    their losses in the same order, token for token, which is what an ensemble needs
+    to average their probabilities. A text of fewer than two tokens gives an empty
+    tensor.
+    """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     ids = ids.to(device)
-    loss_sum = torch.zeros((), device=device)
     if len(ids) < 2:
-        return loss_sum, 0
+        return torch.zeros(0, device=device)
     xs, ys = split_streams(ids, batch_size)
     streams, length = xs.shape
     was_training = model.training
     model.eval()
+    chunks = []
     try:
         state: State = model.begin_state(streams, device)
         for start in range(0, length, num_steps):
             X = xs[:, start:start + num_steps]
             Y = ys[:, start:start + num_steps]
             logits, state = model(X, state)
-            loss_sum += F.cross_entropy(logits.float(), Y.T.reshape(-1), reduction="sum")
+            chunks.append(F.cross_entropy(logits.float(), Y.T.reshape(-1), reduction="none"))
     finally:
         model.train(was_training)
-    return loss_sum, streams * length
+    return torch.cat(chunks)
+
+
+def ensemble_loss(losses: list[torch.Tensor]) -> torch.Tensor:
+    """Per-token cross-entropy of the ensemble whose members gave ``losses`` (each from
+    :func:`token_losses` or :func:`~seqlm.training.dynamic_eval.dynamic_token_losses`
+    on the same text, read the same way): the members' probabilities averaged.
+
+    An average of probabilities, not of losses: a token one member finds likely stays
+    likely, so the ensemble is never worse than its members' mean loss.
+    """
+    stacked = torch.stack(losses)
+    return -(torch.logsumexp(-stacked, dim=0) - math.log(len(losses)))
 
 
 def hold_out(ids: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,200 @@
+"""seqlm eval with several runs (an ensemble) and on the text a run held out (--held-out)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from seqlm.cli import main
+from seqlm.data.corpus import text_tokens
+from seqlm.errors import UsageError
+from seqlm.runs.saved import evaluate_text, load_trained
+from seqlm.training.evaluation import ensemble_loss
+
+SMALL = ["--max-tokens", "2000", "--hidden", "24", "--embedding-dim", "8", "--batch-size",
+         "8", "--num-steps", "16", "--epochs", "2", "--optimizer", "adam", "--lr", "0.01",
+         "--predict", "5"]
+
+
+def _train(out: Path, *args: str) -> Path:
+    result = CliRunner().invoke(main, ["run", "--out", str(out), *SMALL, *args])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, book_path) -> dict[str, Path]:
+    """Two runs alike but for their seed, on a copy of the book's opening (so that it can
+    be changed), one with another cleaning, one holding out another part."""
+    root = tmp_path_factory.mktemp("ensemble")
+    text = root / "book.txt"
+    text.write_text(book_path.read_text(encoding="utf-8")[:12000], encoding="utf-8")
+    data = ["--data", str(text)]
+    return {
+        "a": _train(root / "a", *data, "--seed", "0"),
+        "b": _train(root / "b", *data, "--seed", "1"),
+        "raw": _train(root / "raw", *data, "--clean", "none"),
+        "shorter": _train(root / "shorter", *data, "--max-tokens", "1800"),
+        "text": text,
+    }
+
+
+def _eval(*args: str):
+    return CliRunner().invoke(main, ["eval", *map(str, args)])
+
+
+def _json(*args: str) -> dict:
+    result = _eval(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_held_out_measures_exactly_what_validation_measured(runs):
+    report = _json(runs["a"], "--held-out")
+    summary = json.loads((runs["a"] / "summary.json").read_text())
+    assert report["perplexity"] == pytest.approx(summary["best_val_ppl"], rel=1e-6)
+    assert report["tokens"] == summary["val_tokens"] - 1
+    assert report["held_out"] is True and report["epoch"] == summary["best_epoch"]
+
+
+def test_the_ensemble_averages_the_members_probabilities_token_for_token(runs, tmp_path):
+    # A text short enough to be read as one stream, so that the figure can be checked
+    # against a plain loop over the two models.
+    text = tmp_path / "t.txt"
+    text.write_text("the time traveller smiled round at us then still smiling faintly\n"
+                    * 20, encoding="utf-8")
+    report = _json(runs["a"], runs["b"], "--data", text)
+    probs = []
+    for run in (runs["a"], runs["b"]):
+        trained = load_trained(run)
+        ids = torch.tensor(trained.vocab[text_tokens(text.read_text(), trained.tokenizer)])
+        with torch.no_grad():
+            logits, _ = trained.model(ids[:-1].unsqueeze(0), trained.model.begin_state(1, "cpu"))
+        probs.append(torch.softmax(logits.float(), -1)[torch.arange(len(ids) - 1), ids[1:]])
+    expected = -torch.log((probs[0] + probs[1]) / 2).mean().item()
+    assert report["loss"] == pytest.approx(expected, rel=1e-5)
+    members = report["members"]
+    assert [m["run"] for m in members] == [str(runs["a"]), str(runs["b"])]
+    for member, p in zip(members, probs, strict=True):
+        assert member["loss"] == pytest.approx(-p.log().mean().item(), rel=1e-5)
+    # Never worse than the members on average (the mean of probabilities, not of losses).
+    assert report["loss"] < sum(m["loss"] for m in members) / 2
+    assert report["epoch"] is None
+
+
+def test_an_ensemble_of_one_run_twice_is_that_run(runs):
+    once = _json(runs["a"], "--held-out")
+    twice = _json(runs["a"], runs["a"], "--held-out")
+    assert twice["perplexity"] == pytest.approx(once["perplexity"], rel=1e-6)
+
+
+def test_the_sentence_names_the_ensemble_and_each_member(runs):
+    result = _eval(runs["a"], runs["b"], "--held-out")
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert "held out char tokens (an ensemble of 2 runs" in lines[0]
+    assert lines[1].startswith(f"  {runs['a']}: perplexity ")
+    assert lines[2].startswith(f"  {runs['b']}: perplexity ")
+
+
+def test_dynamic_evaluation_adapts_each_member(runs):
+    report = _json(runs["a"], runs["b"], "--held-out", "--dynamic", "--dynamic-lr", "0",
+                   "--dynamic-decay", "0")
+    # Without steps, dynamic evaluation is static evaluation read the same way.
+    assert report["dynamic"]["perplexity"] == pytest.approx(
+        report["dynamic"]["static_perplexity"], rel=1e-5)
+    adapting = _json(runs["a"], runs["b"], "--held-out", "--dynamic")
+    assert all("dynamic_perplexity" in m for m in adapting["members"])
+    assert adapting["dynamic"]["perplexity"] != pytest.approx(
+        adapting["dynamic"]["static_perplexity"], rel=1e-4)
+
+
+@pytest.mark.parametrize("other, problem", [
+    ("raw", "uses --clean none, not --clean letters as"),
+    ("shorter", "held out other text than"),
+])
+def test_runs_that_read_text_otherwise_are_refused_in_one_line(runs, other, problem):
+    result = _eval(runs["a"], runs[other], "--held-out")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        next(line for line in result.stderr.splitlines() if line.startswith("Error: "))]
+    assert f"{runs[other]} {problem} {runs['a']}" in result.stderr
+
+
+def test_held_out_needs_a_held_out_part_and_the_same_text(runs, tmp_path):
+    copy = tmp_path / "a"
+    shutil.copytree(runs["a"], copy)
+    changed = tmp_path / "book.txt"
+    shutil.copy(runs["text"], changed)
+    # The run's record names its text by absolute path: point this copy at another file.
+    for name in ("checkpoint.json", "best.json"):
+        record = json.loads((copy / name).read_text())
+        record["state"]["config"]["data"] = str(changed)
+        (copy / name).write_text(json.dumps(record))
+    assert _eval(copy, "--held-out").exit_code == 0
+    changed.write_text(changed.read_text() + "more", encoding="utf-8")
+    result = _eval(copy, "--held-out")
+    assert result.exit_code == 1
+    assert f"{changed} has changed since the run trained on it" in result.stderr
+    changed.unlink()
+    result = _eval(copy, "--held-out")
+    assert result.exit_code == 1 and "is no longer there" in result.stderr
+
+
+def test_held_out_of_a_run_that_held_out_nothing_is_refused(tmp_path, book_path):
+    run = _train(tmp_path / "r", "--data", str(book_path), "--val-fraction", "0")
+    result = _eval(run, "--held-out")
+    assert result.exit_code == 2
+    assert "held out no text (--val-fraction 0)" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "give --data FILE (a text to measure on) or --held-out"),
+    (["--data", "x.txt", "--held-out"], "not both"),
+])
+def test_one_text_and_only_one(args, message):
+    result = _eval("DIR", *args)
+    assert result.exit_code == 2 and message in result.stderr
+
+
+def test_the_library_takes_several_runs(runs):
+    report = evaluate_text([runs["a"], runs["b"]], held_out=True)
+    assert len(report["members"]) == 2
+    assert report["perplexity"] < min(m["perplexity"] for m in report["members"]) * 1.01
+    with pytest.raises(UsageError, match="at least one run folder"):
+        evaluate_text([], held_out=True)
+
+
+def test_ensemble_loss_is_the_mean_of_probabilities():
+    a = torch.tensor([0.1, 2.0])
+    b = torch.tensor([2.0, 0.1])
+    mixed = ensemble_loss([a, b])
+    expected = [-math.log((math.exp(-0.1) + math.exp(-2.0)) / 2)] * 2
+    assert mixed.tolist() == pytest.approx(expected)
+
+
+def test_both_checkpoints_make_two_members_where_they_differ(runs, tmp_path, book_path):
+    # A larger model on 2,000 characters overfits well before its last epoch.
+    run = _train(tmp_path / "overfit", "--data", str(book_path), "--hidden", "96",
+                 "--epochs", "12", "--lr", "0.02")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["best_epoch"] < summary["epochs"]
+    report = _json(run, "--held-out", "--checkpoint", "both")
+    assert [(m["checkpoint"], m["epoch"]) for m in report["members"]] == [
+        ("best", summary["best_epoch"]), ("last", summary["epochs"])]
+    assert report["members"][0]["perplexity"] == pytest.approx(summary["best_val_ppl"],
+                                                               rel=1e-6)
+    assert report["members"][1]["perplexity"] == pytest.approx(summary["final_val_ppl"],
+                                                               rel=1e-6)
+    # A run whose best is its last epoch is one member, not the same weights twice.
+    last_is_best = json.loads((runs["a"] / "summary.json").read_text())
+    assert last_is_best["best_epoch"] == last_is_best["epochs"]
+    assert len(_json(runs["a"], "--held-out", "--checkpoint", "both")["members"]) == 1
+    result = _eval(run, "--held-out", "--checkpoint", "both")
+    assert "(an ensemble of 2 checkpoints of 1 run, each token's" in result.output
