@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--parallel", type=int, default=2,
                         help="Members training at a time, one thread each.")
     parser.add_argument("--out", type=Path, required=True, help="A new folder for it all.")
-    parser.add_argument("--checkpoint", choices=("best", "last", "both"), default="best",
+    parser.add_argument("--checkpoint", choices=("best", "last", "both", "all"), default="best",
                         help="Which checkpoints of each member the ensemble takes.")
     parser.add_argument("--dynamic", action="store_true",
                         help="Also measure the ensemble under dynamic evaluation.")

@@ -198,3 +198,51 @@ def test_both_checkpoints_make_two_members_where_they_differ(runs, tmp_path, boo
     assert len(_json(runs["a"], "--held-out", "--checkpoint", "both")["members"]) == 1
     result = _eval(run, "--held-out", "--checkpoint", "both")
     assert "(an ensemble of 2 checkpoints of 1 run, each token's" in result.output
+
+
+def _val_ppl_by_epoch(run: Path) -> dict[int, float]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {row["epoch"]: row["val_ppl"] for row in rows}
+
+
+def test_keep_every_keeps_those_epochs_for_an_ensemble_of_snapshots(tmp_path, book_path):
+    run = _train(tmp_path / "kept", "--data", str(book_path), "--epochs", "5",
+                 "--keep-every", "2")
+    assert sorted(p.name for p in run.glob("epoch-*.json")) == ["epoch-2.json", "epoch-4.json"]
+    report = _json(run, "--held-out", "--checkpoint", "all")
+    summary = json.loads((run / "summary.json").read_text())
+    members = [(m["checkpoint"], m["epoch"]) for m in report["members"]]
+    # The best, each kept epoch, the last: every epoch once.
+    expected: list[tuple[str, int]] = []
+    for name, epoch in [("best", summary["best_epoch"]), ("epoch-2", 2), ("epoch-4", 4),
+                        ("last", 5)]:
+        if epoch not in [e for _, e in expected]:
+            expected.append((name, epoch))
+    assert members == expected
+    # A kept epoch holds that epoch's weights: it reads the held-out text as that epoch's
+    # validation did.
+    by_epoch = _val_ppl_by_epoch(run)
+    for member in report["members"]:
+        assert member["perplexity"] == pytest.approx(by_epoch[member["epoch"]], rel=1e-5)
+    # seqlm's own files: --force clears them with the rest of the earlier run.
+    again = _train(run, "--data", str(book_path), "--epochs", "2", "--force")
+    assert not list(again.glob("epoch-*"))
+
+
+def test_a_resumed_run_goes_on_keeping_epochs(tmp_path, book_path):
+    run = _train(tmp_path / "r", "--data", str(book_path), "--epochs", "3", "--keep-every", "2")
+    result = CliRunner().invoke(main, ["run", "--resume", str(run), "--epochs", "5"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in run.glob("epoch-*.json")) == ["epoch-2.json", "epoch-4.json"]
+    assert json.loads((run / "summary.json").read_text())["config"]["keep_every"] == 2
+
+
+def test_a_file_of_yours_at_a_kept_epochs_name_is_never_overwritten(tmp_path, book_path):
+    run = _train(tmp_path / "f", "--data", str(book_path))
+    mine = run / "epoch-2.json"
+    mine.write_text("mine", encoding="utf-8")
+    result = CliRunner().invoke(main, ["run", "--out", str(run), *SMALL, "--data",
+                                       str(book_path), "--keep-every", "2", "--force"])
+    assert result.exit_code == 2
+    assert "epoch-2.json was not written by seqlm" in result.stderr
+    assert mine.read_text(encoding="utf-8") == "mine"

@@ -55,7 +55,7 @@ def test_adam_learning_rate_default_differs_from_sgd():
 @pytest.mark.parametrize("setting, flag", [
     ({"optimizer": "lbfgs"}, "--optimizer"), ({"schedule": "step"}, "--schedule"),
     ({"dropout": 1.0}, "--dropout"), ({"embedding_dim": -1}, "--embedding-dim"),
-    ({"checkpoint_every": -2}, "--checkpoint-every"),
+    ({"checkpoint_every": -2}, "--checkpoint-every"), ({"keep_every": -1}, "--keep-every"),
 ])
 def test_bad_recipe_settings_are_usage_errors(setting, flag):
     with pytest.raises(UsageError, match=flag):

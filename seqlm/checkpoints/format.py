@@ -37,6 +37,23 @@ VERSION = 1
 LAST = "checkpoint"
 #: The checkpoint with the lowest validation loss so far (runs that hold out text).
 BEST = "best"
+#: The checkpoints ``--keep-every N`` keeps: ``epoch-N``, one per Nth epoch.
+KEPT_PREFIX = "epoch-"
+
+
+def kept_name(epoch: int) -> str:
+    """The name of the checkpoint kept at ``epoch`` by ``--keep-every``."""
+    return f"{KEPT_PREFIX}{epoch}"
+
+
+def kept_epochs(run_dir: str | Path) -> list[int]:
+    """The epochs whose models ``--keep-every`` kept in ``run_dir``, in order."""
+    found = []
+    for path in Path(run_dir).glob(f"{KEPT_PREFIX}*.json"):
+        number = path.stem[len(KEPT_PREFIX):]
+        if number.isdigit():
+            found.append(int(number))
+    return sorted(found)
 
 _TENSOR = "__tensor__"
 _ITEMS = "__items__"  # a dict whose keys are not all strings (an optimizer's state)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from seqlm.checkpoints.format import BEST, LAST, read_header, save_checkpoint
+from seqlm.checkpoints.format import BEST, LAST, kept_name, read_header, save_checkpoint
 from seqlm.errors import TrainingError
 from seqlm.interfaces import Callback, Trainer
 from seqlm.metrics import EpochMetrics
@@ -68,11 +68,13 @@ class CheckpointCallback(Callback):
         model: nn.Module,
         describe: Callable[[], dict[str, Any]],
         every: int = 0,
+        keep_every: int = 0,
     ) -> None:
         self.directory = Path(directory)
         self.model = model
         self.describe = describe
         self.every = every
+        self.keep_every = keep_every
         self.snapshot: dict[str, Any] | None = None
         self.saved_epoch: int | None = None
         self.best: dict[str, Any] | None = None
@@ -103,15 +105,23 @@ class CheckpointCallback(Callback):
             self.best_loss = loss
             averaged = trainer.averaged_weights() if metrics.average_is_better else None
             # The best model serves generation and evaluation; it needs no optimizer.
-            self.best = {**self.snapshot, "trainer": None,
-                         "history": self.snapshot["trainer"]["history"]
-                         if self.snapshot.get("trainer") else [],
-                         "averaged": averaged is not None}
+            self.best = {**self._model_only(), "averaged": averaged is not None}
             if averaged is not None:
                 self.best["model"] = cpu_copy(averaged)
             self.best_saved = False
+        if self.keep_every and metrics.epoch % self.keep_every == 0:
+            # Written now and never again: a snapshot that an ensemble may use.
+            self._save({**self._model_only(), "averaged": False}, kept_name(metrics.epoch))
         if self.every and metrics.epoch % self.every == 0:
             self._save_then_stop()
+
+    def _model_only(self) -> dict[str, Any]:
+        """The latest snapshot without the optimizer, as the best and the kept epochs are
+        saved: for generation and evaluation, not for resuming."""
+        assert self.snapshot is not None
+        return {**self.snapshot, "trainer": None,
+                "history": self.snapshot["trainer"]["history"]
+                if self.snapshot.get("trainer") else []}
 
     def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:
         self._save_then_stop()

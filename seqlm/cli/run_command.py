@@ -135,6 +135,9 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
 @click.option("--checkpoint-every", type=int, default=DEFAULTS.checkpoint_every,
               show_default=True, help="Save a checkpoint every N epochs (also at the end and "
               "on Ctrl-C, SIGTERM or SIGHUP); 0 for only those.")
+@click.option("--keep-every", type=int, default=DEFAULTS.keep_every, show_default=True,
+              metavar="N", help="Also keep the model of every Nth epoch, as epoch-N, for "
+              "seqlm eval --checkpoint all (an ensemble of snapshots); 0 keeps none.")
 @click.option("--resume", type=click.Path(), default=None, metavar="DIR",
               help="Continue the run saved in DIR where it stopped (--epochs may raise its "
               "length).")

@@ -99,6 +99,7 @@ class RunConfig:
     out: str | Path | None = None
     force: bool = False
     checkpoint_every: int = 10
+    keep_every: int = 0
     resume: str | Path | None = None
     log: list[str] = field(default_factory=list)
     log_every: int = 0
@@ -145,8 +146,8 @@ class RunConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise UsageError(f"--{_flag(name)} must be 0 (off) or more, got {value!r}")
-        for name in ("embedding_dim", "checkpoint_every", "warmup_epochs", "threads",
-                     "log_every", "patience"):
+        for name in ("embedding_dim", "checkpoint_every", "keep_every", "warmup_epochs",
+                     "threads", "log_every", "patience"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise UsageError(f"--{_flag(name)} must be a whole number, 0 or more, "

@@ -31,6 +31,8 @@ CLEANINGS: tuple[str, ...] = tuple(CLEANERS)
 CHECKPOINTS: tuple[str, ...] = ("best", "last")
 #: seqlm eval's --checkpoint also takes this: the best and the last, as two ensemble members.
 BOTH = "both"
+#: ... and this: the best, the last and every epoch that --keep-every kept.
+ALL = "all"
 
 #: The ``cuda_graph`` setting: ``"auto"``, ``True`` (demand) or ``False`` (off).
 GraphSetting = bool | Literal["auto"]

@@ -17,8 +17,8 @@ from seqlm.storage.runfiles import MANIFEST, is_seqlm_name
 from seqlm.storage.safewrite import temporary_beside
 
 #: Settings that say where and how a run was kept, not what was trained; never compared.
-BOOKKEEPING = ("out", "force", "resume", "log", "log_every", "checkpoint_every", "predict",
-               "prefix", "threads")
+BOOKKEEPING = ("out", "force", "resume", "log", "log_every", "checkpoint_every", "keep_every",
+               "predict", "prefix", "threads")
 
 #: Picture formats ``-o`` may name (matplotlib picks the format from the suffix).
 FORMATS = {".png": b"\x89PNG\r\n\x1a\n", ".svg": b"<?xml", ".pdf": b"%PDF"}

@@ -14,11 +14,18 @@ from typing import Any
 
 import torch
 
-from seqlm.checkpoints.format import BEST, LAST, checkpoint_path, load_weights
+from seqlm.checkpoints.format import (
+    BEST,
+    LAST,
+    checkpoint_path,
+    kept_epochs,
+    kept_name,
+    load_weights,
+)
 from seqlm.checkpoints.runstate import load_run_checkpoint, read_saved_run
 from seqlm.config import RunConfig
 from seqlm.config.bounds import check_device_name, check_seed
-from seqlm.config.choices import BOTH, CHECKPOINTS
+from seqlm.config.choices import ALL, BOTH, CHECKPOINTS
 from seqlm.config.recipes import recipe_text
 from seqlm.data.preflight import check_prefix
 from seqlm.data.vocab import Vocab
@@ -44,7 +51,7 @@ class TrainedModel:
     tokenizer: Tokenizer
     config: RunConfig
     epoch: int
-    name: str  # "best" or "checkpoint"
+    name: str  # "best", "checkpoint" or a kept epoch's "epoch-N"
     #: The fitted tokenizer's saved state, and the checksum of the --data file the run
     #: trained on (None for the downloaded book): what tells whether runs read a text alike.
     tokenizer_state: dict[str, Any] = field(default_factory=dict)
@@ -55,7 +62,8 @@ def load_trained(
     run_dir: str | Path, which: str = "best", device: str = "cpu",
     warn: Callable[[str], None] | None = None,
 ) -> TrainedModel:
-    """Rebuild the model saved in ``run_dir``: ``which`` is ``best`` or ``last``.
+    """Rebuild the model saved in ``run_dir``: ``which`` is ``best``, ``last``, or
+    ``epoch-N`` for an epoch that ``--keep-every`` kept.
 
     ``best`` falls back to the last checkpoint when the run kept no best one (it held
     out no text). Weights load on the CPU first, whatever device wrote them, then move
@@ -63,7 +71,7 @@ def load_trained(
     install; ``warn`` hears of a different installed version.
     """
     check_device_name(device)
-    name = LAST if which == "last" else BEST
+    name = {"last": LAST, "best": BEST}.get(which, which)  # or a kept epoch's, epoch-N
     if name == BEST and not checkpoint_path(run_dir, BEST).is_file():
         name = LAST
     saved = read_saved_run(load_run_checkpoint(run_dir, name), run_dir)
@@ -166,7 +174,8 @@ def evaluate_text(
     tokenizer and cleaning (with ``held_out``, the same held-out text too). The text is
     read as the first run's validation reads it. ``which="both"`` makes the best and the
     last checkpoint of every run two members (a checkpoint ensemble: the last weights
-    have trained further than the best and err elsewhere, so their mean gains a little).
+    have trained further than the best and err elsewhere, so their mean gains a little),
+    and ``which="all"`` adds the epochs that ``--keep-every`` kept.
     """
     dirs = [run_dir] if isinstance(run_dir, (str, Path)) else list(run_dir)
     if not dirs:
@@ -176,8 +185,8 @@ def evaluate_text(
                          "text the run held out), not both" if held_out else
                          "give --data FILE (a text to measure on) or --held-out (the text "
                          "the run held out for validation)")
-    if which not in (*CHECKPOINTS, BOTH):
-        raise UsageError(f"checkpoint {which!r} is not one of best, last, both")
+    if which not in (*CHECKPOINTS, BOTH, ALL):
+        raise UsageError(f"checkpoint {which!r} is not one of best, last, both, all")
     members = [(d, trained) for d in dirs for trained in _checkpoints(d, which, device, warn)]
     first_dir, first = members[0]
     for d, trained in members[1:]:
@@ -201,8 +210,7 @@ def evaluate_text(
     losses = [token_losses(trained.model, ids, streams) for _, trained in members]
     loss = ensemble_loss(losses).mean().item()
     figures = [{"run": str(d), **_figures(member.mean().item()),
-                "checkpoint": "best" if trained.name == BEST else "last",
-                "epoch": trained.epoch}
+                "checkpoint": _label(trained.name), "epoch": trained.epoch}
                for (d, trained), member in zip(members, losses, strict=True)]
     result: dict[str, Any] = {
         **_figures(loss),
@@ -227,18 +235,24 @@ def _held_out(run_dir: str | Path, trained: TrainedModel) -> torch.Tensor:
                         trained.data_sha256)
 
 
+def _label(name: str) -> str:
+    return {BEST: "best", LAST: "last"}.get(name, name)
+
+
 def _checkpoints(
     run_dir: str | Path, which: str, device: str, warn: Callable[[str], None] | None,
 ) -> list[TrainedModel]:
-    """The run's model at ``which`` checkpoint; for ``both``, at its best and its last
-    (two members of an ensemble; one where they are the same epoch, or there is no best)."""
-    if which != BOTH:
+    """The run's model at ``which`` checkpoint; for ``both``, at its best and its last,
+    and for ``all`` at those and every epoch ``--keep-every`` kept: members of an
+    ensemble, each epoch once (the best may be a kept epoch, or the last)."""
+    if which not in (BOTH, ALL):
         return [load_trained(run_dir, which, device, warn)]
-    best = load_trained(run_dir, "best", device, warn)
-    if best.name != BEST:
-        return [best]
-    last = load_trained(run_dir, "last", device, warn)
-    return [best] if last.epoch == best.epoch else [best, last]
+    names = ["best", *(kept_name(e) for e in kept_epochs(run_dir) if which == ALL), "last"]
+    models: dict[int, TrainedModel] = {}
+    for name in names:
+        trained = load_trained(run_dir, name, device, warn)
+        models.setdefault(trained.epoch, trained)
+    return list(models.values())
 
 
 def _figures(loss: float) -> dict[str, float]:

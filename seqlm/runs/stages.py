@@ -81,8 +81,8 @@ from seqlm.training.evaluation import hold_out
 from seqlm.training.trainer import TrainerStateError
 
 #: Settings a resumed run may change; the others must stay as the checkpoint has them.
-RESUMABLE = ("epochs", "device", "threads", "cuda_graph", "checkpoint_every", "prefix",
-             "predict", "resume", "force", "log", "log_every", "patience")
+RESUMABLE = ("epochs", "device", "threads", "cuda_graph", "checkpoint_every", "keep_every",
+             "prefix", "predict", "resume", "force", "log", "log_every", "patience")
 
 #: Settings passed to the trainer as options, only where they differ from the default
 #: (so that a third-party trainer that lacks them still works with the defaults).
@@ -462,7 +462,7 @@ def _savers(
     text_sha256 = text_checksum(config.data) if config.data is not None else None
     fixed = describe_run(config, data.corpus.vocab, data.tokenizer, components, text_sha256)
     saver = CheckpointCallback(out_dir, built.model, lambda: dict(fixed),
-                               every=config.checkpoint_every)
+                               every=config.checkpoint_every, keep_every=config.keep_every)
     if resumed is not None:  # until an epoch ends, the checkpoint resumed from stands
         saver.saved_epoch = int(resumed["epoch"]) or None
     return saver, StatusRecorder(out_dir, fixed["config"])

@@ -32,18 +32,20 @@ OUTPUT_NAMES = ("summary.json", "metrics.jsonl", "perplexity.png", "checkpoint.j
                 "best.json", "status.json")
 #: seqlm's own bookkeeping, which holds no results.
 INTERNAL_NAMES = (".seqlm.lock", MANIFEST)
-_TENSORS = re.compile(r"(?:checkpoint|best)-[0-9a-f]{8}\.safetensors")
+#: The epochs that ``--keep-every`` keeps: ``epoch-N.json``.
+_KEPT = re.compile(r"epoch-[1-9][0-9]*\.json")
+_TENSORS = re.compile(r"(?:checkpoint|best|epoch-[1-9][0-9]*)-[0-9a-f]{8}\.safetensors")
 # tempfile.mkstemp's names: the prefix, then 8 of [a-z0-9_], then the suffix.
 _TEMPORARY = re.compile(
     r"\.(?:" + "|".join(re.escape(name) for name in (*OUTPUT_NAMES, MANIFEST))
-    + "|" + _TENSORS.pattern + r")-[a-z0-9_]{8}\.tmp"
+    + "|" + _KEPT.pattern + "|" + _TENSORS.pattern + r")-[a-z0-9_]{8}\.tmp"
 )
 
 
 def is_seqlm_name(name: str) -> bool:
     """Whether seqlm writes files of this name into a run folder."""
-    return (name in OUTPUT_NAMES or name in INTERNAL_NAMES or bool(_TENSORS.fullmatch(name))
-            or bool(_TEMPORARY.fullmatch(name)))
+    return (name in OUTPUT_NAMES or name in INTERNAL_NAMES or bool(_KEPT.fullmatch(name))
+            or bool(_TENSORS.fullmatch(name)) or bool(_TEMPORARY.fullmatch(name)))
 
 
 def is_temporary(name: str) -> bool:
