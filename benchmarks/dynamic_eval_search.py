@@ -26,11 +26,11 @@ import torch
 from rich.console import Console
 
 from seqlm.config import DYNAMIC_STREAMS
-from seqlm.data.corpus import build_corpus, load_text
+from seqlm.runs.heldout import held_out_ids
 from seqlm.runs.saved import load_trained
 from seqlm.runs.stages import run
 from seqlm.training.dynamic_eval import DynamicSettings, dynamic_loss
-from seqlm.training.evaluation import evaluate_loss, hold_out
+from seqlm.training.evaluation import evaluate_loss
 
 #: The model trained when no --run is given: small enough for a few minutes on 2 cores.
 SMALL_MODEL = dict(max_tokens=0, hidden=256, embedding_dim=64, dropout=0.3,
@@ -43,19 +43,10 @@ DECAYS = (0.0, 0.001, 0.01)
 SEGMENTS = (10, 20, 40)
 
 
-def held_out_ids(run_dir: Path, data: str) -> torch.Tensor:
-    """The run's held-out token ids, cut from the text as ``seqlm run`` cut them."""
-    trained = load_trained(run_dir)
-    config = trained.config
-    corpus = build_corpus(load_text(data, config.encoding), trained.tokenizer,
-                          clean=config.clean, max_tokens=config.max_tokens)
-    assert corpus.vocab.to_dict() == trained.vocab.to_dict(), "another text than the run's"
-    return hold_out(corpus.ids, config.val_fraction)[1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True)
+    parser.add_argument("--data", required=True,
+                        help="the text to train on (a --run is measured on its own text)")
     parser.add_argument("--out", default="runs/dynamic-search")
     parser.add_argument("--run", default=None, help="measure this run instead of training")
     parser.add_argument("--epochs", type=int, default=3)
@@ -74,7 +65,8 @@ def main() -> None:
                           "best_val_ppl": result.summary["best_val_ppl"],
                           "seconds": round(time.perf_counter() - started, 1)}), flush=True)
     trained = load_trained(run_dir)
-    ids = held_out_ids(run_dir, args.data)
+    ids = held_out_ids(run_dir, trained.config, trained.tokenizer, trained.vocab,
+                       trained.data_sha256)
     loss_sum, count = evaluate_loss(trained.model, ids, args.streams)
     static = loss_sum.item() / count
     print(json.dumps({"static_ppl": math.exp(static), "tokens": count}), flush=True)

@@ -29,12 +29,11 @@ import math
 from collections import Counter
 
 import torch
-from torch.nn import functional as F
 
 from seqlm.data.corpus import build_corpus, load_text
 from seqlm.data.text import clean_lines
 from seqlm.runs.saved import load_trained
-from seqlm.training.evaluation import hold_out
+from seqlm.training.evaluation import hold_out, token_losses
 
 #: Tokens scored per forward pass; the state is carried from one pass to the next.
 CHUNK = 512
@@ -78,19 +77,6 @@ def position_saving(lines: list[str], first_held_out: int) -> tuple[float, float
     return rate, saved
 
 
-def token_losses(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    """The loss of each token of ``ids`` after the first, read as one stream."""
-    X, Y = ids[:-1].view(1, -1), ids[1:]
-    losses = []
-    with torch.no_grad():
-        state = model.begin_state(1, "cpu")
-        for start in range(0, X.shape[1], CHUNK):
-            logits, state = model(X[:, start:start + CHUNK], state)
-            losses.append(F.cross_entropy(logits.float(), Y[start:start + CHUNK],
-                                          reduction="none"))
-    return torch.cat(losses)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
@@ -108,7 +94,7 @@ def main() -> None:
     train, held_out = hold_out(corpus.ids, config.val_fraction)
     if len(held_out) < 2:
         parser.error(f"{args.run} held out no text (--val-fraction 0)")
-    losses = token_losses(trained.model.eval(), held_out)
+    losses = token_losses(trained.model, held_out, batch_size=1, num_steps=CHUNK)
     # Token i of `losses` is token len(train) + 1 + i of the whole text.
     starts = line_starts(text, trained, len(corpus.ids))[len(train) + 1:]
     seconds = line_starts(text, trained, len(corpus.ids))[len(train):-1]

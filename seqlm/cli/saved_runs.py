@@ -19,7 +19,7 @@ from seqlm.config import (
     DYNAMIC_STREAMS,
 )
 from seqlm.config.bounds import check_finite
-from seqlm.config.choices import ALL, BOTH, CHECKPOINTS
+from seqlm.config.choices import CHECKPOINTS, EVAL_CHECKPOINTS
 from seqlm.errors import UsageError
 
 _WHICH_HELP = ("best: lowest validation loss (the last one if the run held out no text); "
@@ -68,7 +68,7 @@ def generate(run_dir: str, prefix: str | None, length: int, temperature: float, 
 @click.option("--held-out", is_flag=True, help="Measure on the text the run held out for "
               "validation (read again from the text it trained on) instead of --data.")
 @click.option("--encoding", default=DEFAULTS.encoding, show_default=True)
-@click.option("--checkpoint", "which", type=click.Choice((*CHECKPOINTS, BOTH, ALL)),
+@click.option("--checkpoint", "which", type=click.Choice(EVAL_CHECKPOINTS),
               default="best", show_default=True,
               help=f"{_WHICH_HELP}; both: the two, as two members of an ensemble; all: "
               "those and every epoch that seqlm run --keep-every kept.")

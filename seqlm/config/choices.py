@@ -33,6 +33,8 @@ CHECKPOINTS: tuple[str, ...] = ("best", "last")
 BOTH = "both"
 #: ... and this: the best, the last and every epoch that --keep-every kept.
 ALL = "all"
+#: What seqlm eval's --checkpoint takes.
+EVAL_CHECKPOINTS: tuple[str, ...] = (*CHECKPOINTS, BOTH, ALL)
 
 #: The ``cuda_graph`` setting: ``"auto"``, ``True`` (demand) or ``False`` (off).
 GraphSetting = bool | Literal["auto"]

@@ -25,7 +25,7 @@ from seqlm.checkpoints.format import (
 from seqlm.checkpoints.runstate import load_run_checkpoint, read_saved_run
 from seqlm.config import RunConfig
 from seqlm.config.bounds import check_device_name, check_seed
-from seqlm.config.choices import ALL, BOTH, CHECKPOINTS
+from seqlm.config.choices import ALL, BOTH, EVAL_CHECKPOINTS
 from seqlm.config.recipes import recipe_text
 from seqlm.data.preflight import check_prefix
 from seqlm.data.vocab import Vocab
@@ -185,8 +185,8 @@ def evaluate_text(
                          "text the run held out), not both" if held_out else
                          "give --data FILE (a text to measure on) or --held-out (the text "
                          "the run held out for validation)")
-    if which not in (*CHECKPOINTS, BOTH, ALL):
-        raise UsageError(f"checkpoint {which!r} is not one of best, last, both, all")
+    if which not in EVAL_CHECKPOINTS:
+        raise UsageError(f"checkpoint {which!r} is not one of {', '.join(EVAL_CHECKPOINTS)}")
     members = [(d, trained) for d in dirs for trained in _checkpoints(d, which, device, warn)]
     first_dir, first = members[0]
     for d, trained in members[1:]:
@@ -196,13 +196,7 @@ def evaluate_text(
                              "probabilities of the same tokens, so give runs trained with "
                              "the same --tokenizer and --clean on the same text")
     if held_out:
-        ids = _held_out(first_dir, first)
-        for d in dirs[1:]:
-            trained = next(t for folder, t in members if folder is d)
-            if not torch.equal(_held_out(d, trained), ids):
-                raise UsageError(f"{d} held out other text than {first_dir}; give runs that "
-                                 "trained on the same text with the same --max-tokens and "
-                                 "--val-fraction, or measure them on one text with --data FILE")
+        ids = _held_out_of_all(members)
         unknown = 0
     else:
         ids, unknown = _text_ids(first, data, encoding)
@@ -230,9 +224,27 @@ def evaluate_text(
     return result
 
 
-def _held_out(run_dir: str | Path, trained: TrainedModel) -> torch.Tensor:
-    return held_out_ids(run_dir, trained.config, trained.tokenizer, trained.vocab,
-                        trained.data_sha256)
+def _held_out_of_all(members: list[tuple[str | Path, TrainedModel]]) -> torch.Tensor:
+    """The held-out text of the first member, refused unless every member held out the
+    same. The members already read text alike, so the text is read and cut once for each
+    distinct source and split (a run's checkpoints, or runs of one recipe, share it)."""
+    cut: dict[tuple[Any, ...], torch.Tensor] = {}
+    first_dir, ids = members[0][0], None
+    for run_dir, trained in members:
+        config = trained.config
+        source = (config.data, config.encoding, config.max_tokens, config.val_fraction,
+                  trained.data_sha256)
+        if source not in cut:
+            cut[source] = held_out_ids(run_dir, config, trained.tokenizer, trained.vocab,
+                                       trained.data_sha256)
+        if ids is None:
+            ids = cut[source]
+        elif not torch.equal(cut[source], ids):
+            raise UsageError(f"{run_dir} held out other text than {first_dir}; give runs that "
+                             "trained on the same text with the same --max-tokens and "
+                             "--val-fraction, or measure them on one text with --data FILE")
+    assert ids is not None
+    return ids
 
 
 def _label(name: str) -> str:
