@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -205,10 +206,18 @@ def _val_ppl_by_epoch(run: Path) -> dict[int, float]:
     return {row["epoch"]: row["val_ppl"] for row in rows}
 
 
+def _outputs_line(output: str) -> str:
+    [line] = [line for line in output.splitlines() if line.startswith("outputs in")]
+    return line
+
+
 def test_keep_every_keeps_those_epochs_for_an_ensemble_of_snapshots(tmp_path, book_path):
-    run = _train(tmp_path / "kept", "--data", str(book_path), "--epochs", "5",
-                 "--keep-every", "2")
+    run = tmp_path / "kept"
+    result = CliRunner().invoke(main, ["run", "--out", str(run), *SMALL, "--data",
+                                       str(book_path), "--epochs", "5", "--keep-every", "2"])
+    assert result.exit_code == 0, result.output
     assert sorted(p.name for p in run.glob("epoch-*.json")) == ["epoch-2.json", "epoch-4.json"]
+    assert _outputs_line(result.output).endswith("status.json, epoch-2.json, epoch-4.json)")
     report = _json(run, "--held-out", "--checkpoint", "all")
     summary = json.loads((run / "summary.json").read_text())
     members = [(m["checkpoint"], m["epoch"]) for m in report["members"]]
@@ -229,6 +238,14 @@ def test_keep_every_keeps_those_epochs_for_an_ensemble_of_snapshots(tmp_path, bo
     assert not list(again.glob("epoch-*"))
 
 
+def test_a_long_list_of_kept_epochs_is_named_by_its_ends(tmp_path, book_path):
+    result = CliRunner().invoke(main, ["run", "--out", str(tmp_path / "k"), *SMALL, "--data",
+                                       str(book_path), "--epochs", "4", "--keep-every", "1"])
+    assert result.exit_code == 0, result.output
+    assert _outputs_line(result.output).endswith(
+        "status.json, epoch-1.json to epoch-4.json (4 kept epochs))")
+
+
 def test_a_resumed_run_goes_on_keeping_epochs(tmp_path, book_path):
     run = _train(tmp_path / "r", "--data", str(book_path), "--epochs", "3", "--keep-every", "2")
     result = CliRunner().invoke(main, ["run", "--resume", str(run), "--epochs", "5"])
@@ -246,3 +263,28 @@ def test_a_file_of_yours_at_a_kept_epochs_name_is_never_overwritten(tmp_path, bo
     assert result.exit_code == 2
     assert "epoch-2.json was not written by seqlm" in result.stderr
     assert mine.read_text(encoding="utf-8") == "mine"
+
+
+def test_held_out_of_a_run_on_the_downloaded_book_asks_for_the_book(tmp_path, book_path,
+                                                                      monkeypatch):
+    monkeypatch.setenv("SEQLM_DATA_DIR", str(book_path.parent))
+    run = _train(tmp_path / "book")  # no --data: the book, from the cache
+    report = _json(run, "--held-out")
+    best = json.loads((run / "summary.json").read_text())["best_val_ppl"]
+    assert report["perplexity"] == pytest.approx(best, rel=1e-6)
+    # Where the book is not cached and cannot be fetched, the fix is the book itself:
+    # --data would measure some other text, and --held-out refuses it.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setenv("SEQLM_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("SEQLM_BOOK_URL", f"http://127.0.0.1:{closed}/book")
+    monkeypatch.setenv("SEQLM_DOWNLOAD_RETRIES", "1")
+    monkeypatch.setenv("SEQLM_DOWNLOAD_TIMEOUT", "0.5")
+    result = _eval(run, "--held-out")
+    assert result.exit_code == 1
+    [line] = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert line.endswith("save the book as timemachine.txt in the folder SEQLM_DATA_DIR "
+                         "names (SEQLM_DOWNLOAD_TIMEOUT and SEQLM_DOWNLOAD_RETRIES allow a "
+                         "slow network more time)")
+    assert "--data" not in line and "Traceback" not in result.output

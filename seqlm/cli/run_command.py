@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -197,7 +198,17 @@ def run(recipe: str | None, **options: Any) -> None:
     if s.get("best_is_average"):
         say("the best checkpoint holds the averaged weights")
     say(f"sample: {result.sample}")
+    say(f"outputs in {result.out_dir}/ ({', '.join(_outputs(result.out_dir))})")
+
+
+def _outputs(out_dir: Path) -> list[str]:
+    """The files a finished run left in ``out_dir``, as its last line names them: the
+    fixed names, then the epochs ``--keep-every`` kept (a long list cut to its ends)."""
+    from seqlm.checkpoints.format import kept_epochs, kept_name
     from seqlm.storage.runfiles import OUTPUT_NAMES
 
-    written = [name for name in OUTPUT_NAMES if (result.out_dir / name).is_file()]
-    say(f"outputs in {result.out_dir}/ ({', '.join(written)})")
+    written = [name for name in OUTPUT_NAMES if (out_dir / name).is_file()]
+    kept = [f"{kept_name(epoch)}.json" for epoch in kept_epochs(out_dir)]
+    if len(kept) > 3:
+        kept = [f"{kept[0]} to {kept[-1]} ({len(kept)} kept epochs)"]
+    return written + kept

@@ -108,6 +108,7 @@ def book_path(
     backoff_s: float | None = None,
     timeout_s: float | None = None,
     max_bytes: int | None = None,
+    fix: str = "pass --data FILE",
 ) -> Path:
     """The path of the verified book, downloading it first if the cache has no good copy.
 
@@ -115,6 +116,7 @@ def book_path(
     :func:`download_settings`, and ``max_bytes`` (the most a download may bring) from
     :func:`download_limit_bytes`. A file already at the book's place that does not match
     its checksum is kept, renamed with a ``.old`` suffix, once a good copy has arrived.
+    ``fix`` ends each error's advice: what else gives the caller the text.
     """
     env_retries, env_backoff, env_timeout = download_settings()
     retries = env_retries if retries is None else retries
@@ -126,14 +128,14 @@ def book_path(
     if target.is_file() and sha1_of(target) == BOOK_SHA1:
         return target
     if target.exists() and not target.is_file():
-        raise DataError(f"{target} exists but is not a file; remove it, or pass --data FILE")
+        raise DataError(f"{target} exists but is not a file; remove it, or {fix}")
     url = url or os.environ.get("SEQLM_BOOK_URL") or BOOK_URL
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(
             f"cannot create the data directory {directory} ({exc.strerror}); "
-            "set SEQLM_DATA_DIR to a writable folder or pass --data FILE"
+            f"set SEQLM_DATA_DIR to a writable folder or {fix}"
         ) from None
     _log(f"downloading The Time Machine from {url}")
     last_error = "no attempt made"
@@ -144,7 +146,7 @@ def book_path(
             last_error = str(failure)
             if not failure.retry:
                 raise DataError(f"the download from {url} was refused: {last_error}; nothing "
-                                "was saved. Download the book yourself and pass --data FILE"
+                                f"was saved. Download the book yourself and {fix}"
                                 ) from None
             if attempt < retries:
                 wait = backoff_s * 2 ** (attempt - 1)
@@ -152,16 +154,16 @@ def book_path(
                      f"retrying in {wait:g} s")
                 time.sleep(wait)
             continue
-        _install(part, target)
+        _install(part, target, fix)
         return target
     raise DataError(
         f"could not download the book from {url} after {retries} attempt(s) ({last_error}); "
-        "check the network, or download it yourself and pass --data FILE "
+        f"check the network, or download it yourself and {fix} "
         "(SEQLM_DOWNLOAD_TIMEOUT and SEQLM_DOWNLOAD_RETRIES allow a slow network more time)"
     )
 
 
-def _install(part: Path, target: Path) -> None:
+def _install(part: Path, target: Path, fix: str) -> None:
     """Rename the verified ``part`` to ``target``, keeping any file already there."""
     try:
         if target.exists():
@@ -176,7 +178,7 @@ def _install(part: Path, target: Path) -> None:
     except OSError as exc:
         part.unlink(missing_ok=True)
         raise DataError(f"cannot save the book as {target} ({exc.strerror}); set "
-                        "SEQLM_DATA_DIR to a writable folder or pass --data FILE") from None
+                        f"SEQLM_DATA_DIR to a writable folder or {fix}") from None
 
 
 def _download_verified(url: str, directory: Path, timeout_s: float, max_bytes: int) -> Path:

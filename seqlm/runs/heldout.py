@@ -34,7 +34,14 @@ def held_out_ids(
     if config.val_fraction <= 0:
         raise UsageError(f"{run_dir}: the run held out no text (--val-fraction 0); measure it "
                          "on a text with --data FILE")
-    if config.data is not None:
+    if config.data is None:
+        # The run trained on the downloaded book: its held-out text is the book's end, so
+        # the fix for a failed download is the book itself, not another --data file.
+        from seqlm.data.download import BOOK_FILENAME, book_path
+
+        source = book_path(fix=f"save the book as {BOOK_FILENAME} in the folder "
+                           "SEQLM_DATA_DIR names")
+    else:
         source = Path(config.data)
         if not source.is_file():
             raise DataError(f"{run_dir}: the text it trained on, {source}, is no longer there; "
@@ -43,7 +50,7 @@ def held_out_ids(
             raise DataError(f"{run_dir}: {source} has changed since the run trained on it, so "
                             "its end is not the text the run validated on; give the held-out "
                             "text with --data FILE")
-    text = load_text(config.data, config.encoding)
+    text = load_text(source, config.encoding)
     tokens = text_tokens(text, tokenizer, config.clean)
     ids = torch.tensor(vocab[tokens], dtype=torch.long)
     if config.max_tokens > 0:
