@@ -19,19 +19,21 @@ from seqlm.config import (
     DYNAMIC_STREAMS,
 )
 from seqlm.config.bounds import check_finite
-from seqlm.config.choices import CHECKPOINTS, EVAL_CHECKPOINTS
+from seqlm.config.choices import CHECKPOINT_CHOICES
 from seqlm.errors import UsageError
 
 _WHICH_HELP = ("best: lowest validation loss (the last one if the run held out no text); "
                "last: where training stopped")
-_WHICH = click.option("--checkpoint", "which", type=click.Choice(CHECKPOINTS), default="best",
-                      show_default=True, help=f"{_WHICH_HELP}.")
+_WHICH = click.option(
+    "--checkpoint", "which", type=click.Choice(CHECKPOINT_CHOICES), default="best",
+    show_default=True, help=f"{_WHICH_HELP}; both: the two, as two members of an ensemble; "
+    "all: those and every epoch that seqlm run --keep-every kept.")
 _DEVICE = click.option("--device", default="cpu", show_default=True,
                        help="auto, cpu, cuda, cuda:N or mps.")
 
 
 @main.command()
-@click.argument("run_dir", metavar="DIR", type=click.Path())
+@click.argument("run_dirs", metavar="DIR...", nargs=-1, required=True, type=click.Path())
 @click.option("--prefix", default=None,
               help="Text to continue [default: the run's own --prefix].")
 @click.option("--length", type=click.IntRange(min=0), default=DEFAULTS.predict,
@@ -47,15 +49,20 @@ _DEVICE = click.option("--device", default="cpu", show_default=True,
 @_WHICH
 @_DEVICE
 @THREADS_OPTION
-def generate(run_dir: str, prefix: str | None, length: int, temperature: float, top_k: int,
-             greedy: bool, seed: int | None, which: str, device: str, threads: int) -> None:
-    """Continue --prefix with a trained model from the run folder DIR."""
+def generate(run_dirs: tuple[str, ...], prefix: str | None, length: int, temperature: float,
+             top_k: int, greedy: bool, seed: int | None, which: str, device: str,
+             threads: int) -> None:
+    """Continue --prefix with a trained model from the run folder DIR.
+
+    Several DIRs generate from their ensemble: each token is drawn from the mean of the
+    runs' distributions. The runs must share their vocabulary, tokenizer and cleaning.
+    """
     from seqlm.runs.build import use_threads
     from seqlm.runs.saved import generate_text
 
     use_threads(threads)
 
-    text = generate_text(run_dir, prefix, length, which=which, device=device,
+    text = generate_text(run_dirs, prefix, length, which=which, device=device,
                          temperature=temperature, top_k=top_k, greedy=greedy, seed=seed,
                          warn=lambda line: click.echo(line, err=True))
     click.echo(text)
@@ -68,10 +75,7 @@ def generate(run_dir: str, prefix: str | None, length: int, temperature: float, 
 @click.option("--held-out", is_flag=True, help="Measure on the text the run held out for "
               "validation (read again from the text it trained on) instead of --data.")
 @click.option("--encoding", default=DEFAULTS.encoding, show_default=True)
-@click.option("--checkpoint", "which", type=click.Choice(EVAL_CHECKPOINTS),
-              default="best", show_default=True,
-              help=f"{_WHICH_HELP}; both: the two, as two members of an ensemble; all: "
-              "those and every epoch that seqlm run --keep-every kept.")
+@_WHICH
 @_DEVICE
 @THREADS_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a sentence.")

@@ -27,14 +27,15 @@ PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16")
 #: the text as it is.
 CLEANINGS: tuple[str, ...] = tuple(CLEANERS)
 
-#: The checkpoints of a saved run that ``seqlm generate`` and ``seqlm eval`` can read.
+#: The two checkpoints every saved run has.
 CHECKPOINTS: tuple[str, ...] = ("best", "last")
-#: seqlm eval's --checkpoint also takes this: the best and the last, as two ensemble members.
+#: seqlm eval's and seqlm generate's --checkpoint also take this: the best and the last,
+#: as two ensemble members.
 BOTH = "both"
 #: ... and this: the best, the last and every epoch that --keep-every kept.
 ALL = "all"
-#: What seqlm eval's --checkpoint takes.
-EVAL_CHECKPOINTS: tuple[str, ...] = (*CHECKPOINTS, BOTH, ALL)
+#: What seqlm eval's and seqlm generate's --checkpoint take.
+CHECKPOINT_CHOICES: tuple[str, ...] = (*CHECKPOINTS, BOTH, ALL)
 
 #: The ``cuda_graph`` setting: ``"auto"``, ``True`` (demand) or ``False`` (off).
 GraphSetting = bool | Literal["auto"]

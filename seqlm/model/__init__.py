@@ -1,2 +1,3 @@
-"""The language model around a recurrent cell (:mod:`seqlm.model.rnn`) and text
-generation from it (:mod:`seqlm.model.generation`)."""
+"""The language model around a recurrent cell (:mod:`seqlm.model.rnn`), several read as
+one (:mod:`seqlm.model.ensemble`), and text generation from either
+(:mod:`seqlm.model.generation`)."""

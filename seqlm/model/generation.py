@@ -9,6 +9,7 @@ import torch
 from seqlm.data.vocab import Vocab
 from seqlm.errors import UsageError
 from seqlm.interfaces import Tokenizer
+from seqlm.model.ensemble import Ensemble
 from seqlm.model.limits import check_generate_length, check_temperature
 from seqlm.model.rnn import RNNModel
 
@@ -18,7 +19,7 @@ PROGRESS_EVERY = 1000
 
 @torch.no_grad()
 def generate(
-    model: RNNModel,
+    model: RNNModel | Ensemble,
     vocab: Vocab,
     tokenizer: Tokenizer,
     prefix: str,
@@ -37,7 +38,8 @@ def generate(
     drawn from the softmax at ``temperature``, restricted to the ``top_k`` most likely
     tokens when ``top_k > 0``. Sampling never draws ``<unk>``, which stands for no
     particular text. ``on_progress(n)`` hears every :data:`PROGRESS_EVERY` tokens how
-    many have been generated.
+    many have been generated. An :class:`~seqlm.model.ensemble.Ensemble` generates as
+    one model does, from the mean of its members' distributions.
     """
     # Checked here, before the model runs: each would otherwise fail midway, in torch.
     if not isinstance(prefix, str):

@@ -25,7 +25,7 @@ from seqlm.checkpoints.format import (
 from seqlm.checkpoints.runstate import load_run_checkpoint, read_saved_run
 from seqlm.config import RunConfig
 from seqlm.config.bounds import check_device_name, check_seed
-from seqlm.config.choices import ALL, BOTH, EVAL_CHECKPOINTS
+from seqlm.config.choices import ALL, BOTH, CHECKPOINT_CHOICES
 from seqlm.config.recipes import recipe_text
 from seqlm.data.preflight import check_prefix
 from seqlm.data.vocab import Vocab
@@ -97,7 +97,7 @@ def load_trained(
 
 
 def generate_text(
-    run_dir: str | Path,
+    run_dir: str | Path | Sequence[str | Path],
     prefix: str | None,
     length: int,
     *,
@@ -116,7 +116,13 @@ def generate_text(
     a generator seeded with ``seed`` on the model's device, so a seed gives the same
     text every time on that kind of device (CUDA draws other numbers than the CPU). Prefix
     tokens missing from the vocabulary read as ``<unk>``; ``warn`` hears about them.
+
+    Several run folders, or ``which="both"`` or ``"all"`` (see :func:`evaluate_text`),
+    generate from their ensemble (:class:`~seqlm.model.ensemble.Ensemble`): each token is
+    drawn from the mean of the members' distributions. The runs must read text alike;
+    ``prefix=None`` takes the first run's.
     """
+    from seqlm.model.ensemble import Ensemble
     from seqlm.model.generation import generate
 
     # Checked before the model loads: each would otherwise fail midway, in torch.
@@ -124,21 +130,23 @@ def generate_text(
     if not greedy:
         check_temperature(temperature)
     check_seed(seed)
-    trained = load_trained(run_dir, which, device, warn)
+    members = [trained for _, trained in _members(run_dir, which, device, warn, "generate from")]
+    first = members[0]
+    model = first.model if len(members) == 1 else Ensemble([m.model for m in members])
     if prefix is None:
-        prefix = trained.config.prefix
+        prefix = first.config.prefix
     # As seqlm run checks its --prefix: none of its tokens known is an error (the text
     # would be noise), some unknown a note, with the cleaning's hint where it applies.
-    note = check_prefix(prefix, trained.tokenizer, trained.vocab,
-                        trained.config.clean) if prefix else None
+    note = check_prefix(prefix, first.tokenizer, first.vocab,
+                        first.config.clean) if prefix else None
     if note and warn is not None:
         warn(f"warning: {note}")
     # Drawn on the model's device, so no token travels to the host until the end; a
     # seed gives the same text on the same kind of device.
-    device_of_model = next(trained.model.parameters()).device
+    device_of_model = next(model.parameters()).device
     generator = (torch.Generator(device=device_of_model).manual_seed(seed)
                  if seed is not None else None)
-    return generate(trained.model, trained.vocab, trained.tokenizer, prefix, length,
+    return generate(model, first.vocab, first.tokenizer, prefix, length,
                     greedy=greedy, temperature=temperature, top_k=top_k, generator=generator)
 
 
@@ -177,24 +185,13 @@ def evaluate_text(
     have trained further than the best and err elsewhere, so their mean gains a little),
     and ``which="all"`` adds the epochs that ``--keep-every`` kept.
     """
-    dirs = [run_dir] if isinstance(run_dir, (str, Path)) else list(run_dir)
-    if not dirs:
-        raise UsageError("give at least one run folder to evaluate")
     if held_out == (data is not None):
         raise UsageError("give either --data FILE (a text to measure on) or --held-out (the "
                          "text the run held out), not both" if held_out else
                          "give --data FILE (a text to measure on) or --held-out (the text "
                          "the run held out for validation)")
-    if which not in EVAL_CHECKPOINTS:
-        raise UsageError(f"checkpoint {which!r} is not one of {', '.join(EVAL_CHECKPOINTS)}")
-    members = [(d, trained) for d in dirs for trained in _checkpoints(d, which, device, warn)]
-    first_dir, first = members[0]
-    for d, trained in members[1:]:
-        problem = _reads_text_otherwise(trained, first)
-        if problem:
-            raise UsageError(f"{d} {problem} {first_dir}; an ensemble averages the runs' "
-                             "probabilities of the same tokens, so give runs trained with "
-                             "the same --tokenizer and --clean on the same text")
+    members = _members(run_dir, which, device, warn, "evaluate")
+    first = members[0][1]
     if held_out:
         ids = _held_out_of_all(members)
         unknown = 0
@@ -222,6 +219,29 @@ def evaluate_text(
         result["dynamic"] = _dynamic_figures([t for _, t in members], ids, dynamic, progress,
                                              figures)
     return result
+
+
+def _members(
+    run_dir: str | Path | Sequence[str | Path], which: str, device: str,
+    warn: Callable[[str], None] | None, verb: str,
+) -> list[tuple[str | Path, TrainedModel]]:
+    """Every model ``which`` names in each of the run folders, with its folder: the
+    members of an ensemble, refused unless they read text alike (``verb``: what the
+    caller does with them, for the error of no folder at all)."""
+    dirs = [run_dir] if isinstance(run_dir, (str, Path)) else list(run_dir)
+    if not dirs:
+        raise UsageError(f"give at least one run folder to {verb}")
+    if which not in CHECKPOINT_CHOICES:
+        raise UsageError(f"checkpoint {which!r} is not one of {', '.join(CHECKPOINT_CHOICES)}")
+    members = [(d, trained) for d in dirs for trained in _checkpoints(d, which, device, warn)]
+    first_dir, first = members[0]
+    for d, trained in members[1:]:
+        problem = _reads_text_otherwise(trained, first)
+        if problem:
+            raise UsageError(f"{d} {problem} {first_dir}; an ensemble averages the runs' "
+                             "probabilities of the same tokens, so give runs trained with "
+                             "the same --tokenizer and --clean on the same text")
+    return members
 
 
 def _held_out_of_all(members: list[tuple[str | Path, TrainedModel]]) -> torch.Tensor:

@@ -1,0 +1,41 @@
+"""Several trained models read as one: each token's probability the mean of theirs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Ensemble(nn.Module):
+    """A model whose next-token distribution is the mean of its members' distributions.
+
+    It reads and returns what each member does -- ``forward(X, state)`` gives
+    ``(logits, state)`` and ``begin_state(batch_size, device)`` a fresh state, the state
+    being the list of the members' states -- so :func:`seqlm.model.generation.generate`
+    and anything else written for one model take it as it is. The logits it returns are
+    the log of the mean probability: their softmax is the members' mean, their argmax the
+    token the members find most likely together. The members must share a vocabulary.
+    """
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    def begin_state(self, batch_size: int, device: torch.device | str) -> list[Any]:
+        return [member.begin_state(batch_size, device) for member in self.members]
+
+    def forward(self, inputs: torch.Tensor, state: list[Any]) -> tuple[torch.Tensor, list[Any]]:
+        log_probs, states = [], []
+        for member, member_state in zip(self.members, state, strict=True):
+            logits, member_state = member(inputs, member_state)
+            log_probs.append(F.log_softmax(logits.float(), dim=-1))
+            states.append(member_state)
+        mean = torch.logsumexp(torch.stack(log_probs), dim=0) - math.log(len(log_probs))
+        return mean, states
