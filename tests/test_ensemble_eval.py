@@ -89,10 +89,56 @@ def test_the_ensemble_averages_the_members_probabilities_token_for_token(runs, t
     assert report["epoch"] is None
 
 
-def test_an_ensemble_of_one_run_twice_is_that_run(runs):
+def test_an_ensemble_of_a_run_and_its_copy_is_that_run(runs, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(runs["a"], copy)
     once = _json(runs["a"], "--held-out")
-    twice = _json(runs["a"], runs["a"], "--held-out")
+    twice = _json(runs["a"], copy, "--held-out")
     assert twice["perplexity"] == pytest.approx(once["perplexity"], rel=1e-6)
+
+
+def test_the_same_run_given_twice_is_refused(runs, monkeypatch):
+    monkeypatch.chdir(runs["a"].parent)
+    for args in ([runs["a"], runs["a"]], [runs["a"], "./a/"]):
+        result = _eval(*args, runs["b"], "--held-out")
+        assert result.exit_code == 2
+        assert "the same run is given twice" in result.output
+        assert "give different run folders" in result.output
+    generated = CliRunner().invoke(main, ["generate", str(runs["a"]), "a"])
+    assert generated.exit_code == 2 and "the same run is given twice" in generated.output
+
+
+def test_a_checkpoints_file_is_that_checkpoint_whatever_checkpoint_is_asked(tmp_path,
+                                                                            book_path):
+    # A larger model on 2,000 characters overfits: its last checkpoint is not its best.
+    run = _train(tmp_path / "o", "--data", str(book_path), "--hidden", "96", "--epochs", "12",
+                 "--lr", "0.02", "--keep-every", "4")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["best_epoch"] < summary["epochs"]
+    last = _json(run / "checkpoint.json", "--held-out")
+    assert (last["checkpoint"], last["epoch"]) == ("last", summary["epochs"])
+    assert last["perplexity"] == pytest.approx(summary["final_val_ppl"], rel=1e-6)
+    kept = _json(run / "epoch-4.json", "--held-out")
+    assert (kept["checkpoint"], kept["epoch"]) == ("epoch-4", 4)
+    for which in ("last", "both", "all"):
+        result = _eval(run / "best.json", "--held-out", "--checkpoint", which)
+        assert result.exit_code == 2
+        assert (f"best.json is one checkpoint's file; give its run folder to choose "
+                f"--checkpoint {which}") in " ".join(result.output.split())
+
+
+def test_both_checkpoints_of_an_averaged_run_are_two_members(tmp_path, book_path):
+    # Under --average the best checkpoint may hold the average of the last epoch, whose
+    # own weights the last checkpoint holds: one epoch, two models.
+    run = _train(tmp_path / "avg", "--data", str(book_path), "--hidden", "96", "--epochs",
+                 "6", "--lr", "0.02", "--average")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["best_is_average"] and summary["best_epoch"] == summary["epochs"]
+    report = _json(run, "--held-out", "--checkpoint", "both")
+    assert [(m["checkpoint"], m["epoch"]) for m in report["members"]] == [
+        ("best", summary["epochs"]), ("last", summary["epochs"])]
+    best, last = (m["perplexity"] for m in report["members"])
+    assert best != pytest.approx(last, rel=1e-4)
 
 
 def test_the_sentence_names_the_ensemble_and_each_member(runs):

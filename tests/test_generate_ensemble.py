@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -52,9 +54,17 @@ def test_the_ensemble_picks_what_its_members_find_likely_together(runs):
     assert expected not in alone
 
 
-def test_a_run_given_twice_writes_what_it_writes_alone(runs):
+def test_a_run_and_its_copy_write_what_the_run_writes_alone(runs, tmp_path):
+    shutil.copytree(runs / "s0", tmp_path / "copy")
     alone = generate_text(runs / "s0", "the", 30, seed=5)
-    assert generate_text([runs / "s0", runs / "s0"], "the", 30, seed=5) == alone
+    assert generate_text([runs / "s0", tmp_path / "copy"], "the", 30, seed=5) == alone
+
+
+def test_members_of_other_vocabularies_are_refused_by_the_ensemble_itself(runs):
+    letters, raw = load_trained(runs / "s0"), load_trained(runs / "raw")
+    ensemble = Ensemble([letters.model, raw.model])
+    with pytest.raises(ValueError, match="members score vocabularies of 28 and "):
+        ensemble(torch.tensor([[1, 2]]), ensemble.begin_state(1, "cpu"))
 
 
 def test_an_ensembles_logits_are_the_log_of_the_mean_probability(runs):

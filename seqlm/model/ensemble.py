@@ -35,6 +35,10 @@ class Ensemble(nn.Module):
         log_probs, states = [], []
         for member, member_state in zip(self.members, state, strict=True):
             logits, member_state = member(inputs, member_state)
+            if log_probs and logits.shape[-1] != log_probs[0].shape[-1]:
+                raise ValueError(f"the ensemble's members score vocabularies of "
+                                 f"{log_probs[0].shape[-1]} and {logits.shape[-1]} tokens; "
+                                 "give it models trained on the same vocabulary")
             log_probs.append(F.log_softmax(logits.float(), dim=-1))
             states.append(member_state)
         mean = torch.logsumexp(torch.stack(log_probs), dim=0) - math.log(len(log_probs))

@@ -72,7 +72,15 @@ def load_trained(
     """
     check_device_name(device)
     name = {"last": LAST, "best": BEST}.get(which, which)  # or a kept epoch's, epoch-N
-    if name == BEST and not checkpoint_path(run_dir, BEST).is_file():
+    if Path(run_dir).is_file():
+        # A checkpoint's own file (a run's checkpoint.json, best.json or epoch-N.json) is
+        # the checkpoint, whatever it is called; which one is chosen within a run folder.
+        stem = Path(run_dir).stem
+        if which != "best" and name != stem:
+            raise UsageError(f"{run_dir} is one checkpoint's file; give its run folder to "
+                             f"choose --checkpoint {which}")
+        name = stem
+    elif name == BEST and not checkpoint_path(run_dir, BEST).is_file():
         name = LAST
     saved = read_saved_run(load_run_checkpoint(run_dir, name), run_dir)
     placed = resolve_device(device)  # the user's choice: its errors are the user's
@@ -231,6 +239,11 @@ def _members(
     dirs = [run_dir] if isinstance(run_dir, (str, Path)) else list(run_dir)
     if not dirs:
         raise UsageError(f"give at least one run folder to {verb}")
+    resolved = [Path(d).resolve() for d in dirs]
+    if len(set(resolved)) < len(resolved):
+        # Counted twice, a run would weigh double in the mean, unasked.
+        twice = next(d for d, r in zip(dirs, resolved, strict=True) if resolved.count(r) > 1)
+        raise UsageError(f"the same run is given twice ({twice}); give different run folders")
     if which not in CHECKPOINT_CHOICES:
         raise UsageError(f"checkpoint {which!r} is not one of {', '.join(CHECKPOINT_CHOICES)}")
     members = [(d, trained) for d in dirs for trained in _checkpoints(d, which, device, warn)]
@@ -279,12 +292,25 @@ def _checkpoints(
     ensemble, each epoch once (the best may be a kept epoch, or the last)."""
     if which not in (BOTH, ALL):
         return [load_trained(run_dir, which, device, warn)]
+    if Path(run_dir).is_file():
+        raise UsageError(f"{run_dir} is one checkpoint's file; give its run folder to choose "
+                         f"--checkpoint {which}")
     names = ["best", *(kept_name(e) for e in kept_epochs(run_dir) if which == ALL), "last"]
-    models: dict[int, TrainedModel] = {}
+    models: list[TrainedModel] = []
     for name in names:
         trained = load_trained(run_dir, name, device, warn)
-        models.setdefault(trained.epoch, trained)
-    return list(models.values())
+        # The same weights twice would only count twice: the best is often the last epoch
+        # or a kept one. Weights, not epochs, are compared: under --average the best holds
+        # the average of an epoch whose own weights the last checkpoint holds.
+        if not any(_same_weights(trained, member) for member in models):
+            models.append(trained)
+    return models
+
+
+def _same_weights(a: TrainedModel, b: TrainedModel) -> bool:
+    first, second = a.model.state_dict(), b.model.state_dict()
+    return first.keys() == second.keys() and all(
+        torch.equal(first[key], second[key]) for key in first)
 
 
 def _figures(loss: float) -> dict[str, float]:
