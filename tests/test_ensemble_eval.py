@@ -334,3 +334,13 @@ def test_held_out_of_a_run_on_the_downloaded_book_asks_for_the_book(tmp_path, bo
                          "names (SEQLM_DOWNLOAD_TIMEOUT and SEQLM_DOWNLOAD_RETRIES allow a "
                          "slow network more time)")
     assert "--data" not in line and "Traceback" not in result.output
+
+
+def test_checkpoint_all_of_a_run_that_kept_no_epoch_says_so(runs):
+    result = _eval(runs["a"], "--held-out", "--checkpoint", "all")
+    assert result.exit_code == 0, result.output
+    assert (f"note: {runs['a']} kept no epochs (seqlm run --keep-every N keeps them), so "
+            "--checkpoint all takes its best and last checkpoints only") in " ".join(
+                result.stderr.split())
+    kept = _eval(runs["a"], "--held-out", "--checkpoint", "both")
+    assert "kept no epochs" not in kept.stderr  # only where kept epochs were asked for

@@ -295,7 +295,11 @@ def _checkpoints(
     if Path(run_dir).is_file():
         raise UsageError(f"{run_dir} is one checkpoint's file; give its run folder to choose "
                          f"--checkpoint {which}")
-    names = ["best", *(kept_name(e) for e in kept_epochs(run_dir) if which == ALL), "last"]
+    kept = kept_epochs(run_dir) if which == ALL else []
+    if which == ALL and not kept and warn is not None:
+        warn(f"note: {run_dir} kept no epochs (seqlm run --keep-every N keeps them), so "
+             "--checkpoint all takes its best and last checkpoints only")
+    names = ["best", *(kept_name(e) for e in kept), "last"]
     models: list[TrainedModel] = []
     for name in names:
         trained = load_trained(run_dir, name, device, warn)
