@@ -5,6 +5,7 @@ which these tests feed with small fixtures in the scripts' own formats.
 """
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,53 @@ def test_the_ensemble_benchmark_trains_members_side_by_side_and_measures_them(bo
                             "--config", "x.toml", "--out", str(out)],
                            capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert again.returncode == 2 and "exists; give a new folder" in again.stderr
+
+
+def test_dynamic_mixing_measures_what_seqlm_eval_measures(book_path, tmp_path):
+    import seqlm
+    from seqlm.runs.saved import evaluate_text
+    from seqlm.training.dynamic_eval import DynamicSettings
+
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for seed, out in enumerate(runs):
+        seqlm.run(data=book_path, max_tokens=4000, epochs=3, hidden=16, batch_size=8,
+                  num_steps=10, predict=0, seed=seed, out=out)
+    report_path = tmp_path / "mixing.json"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dynamic_mixing.py"),
+                             *map(str, runs), "--out", str(report_path)],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(report_path.read_text())
+    assert report["tokens"] == 399  # the last 10% of 4,000 characters, less the first
+    assert [(m["run"], m["checkpoint"]) for m in report["members"]] == [
+        (str(runs[0]), "best"), (str(runs[0]), "last"), (str(runs[1]), "best"),
+        (str(runs[1]), "last")]
+    # The ensemble of both checkpoints is what seqlm eval --checkpoint both --dynamic gives.
+    expected = evaluate_text(runs, held_out=True, which="both",
+                             dynamic=DynamicSettings())["dynamic"]
+    both = report["ensembles"]["both"]
+    assert both["dynamic"] == pytest.approx(expected["perplexity"], rel=1e-5)
+    assert both["static"] == pytest.approx(expected["static_perplexity"], rel=1e-5)
+    assert len(report["following_weights"]) == 3 and len(report["cache"]) == 3
+    assert all(row["cache_alone"] > row["dynamic"] for row in report["cache"])
+
+
+def test_following_weights_and_the_cache_of_dynamic_mixing(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # as the script runs: its imports
+    import torch
+
+    from benchmarks import dynamic_mixing
+    from seqlm.training.evaluation import ensemble_loss
+
+    losses = torch.rand(3, 50, dtype=torch.float64) * 3
+    # Weights spread evenly again after every token are the plain mean.
+    assert torch.allclose(dynamic_mixing.following_weights(losses, 1.0, 1.0),
+                          ensemble_loss(list(losses)))
+    # Without the share, the weight moves to the member that keeps predicting better.
+    better = torch.stack([torch.full((200,), 0.5), torch.full((200,), 3.0)]).double()
+    mixed = dynamic_mixing.following_weights(better, 0.0, 1.0)
+    assert mixed[0] > 0.5 + 0.1 and abs(mixed[-1] - 0.5) < 1e-6
+    # A cache of the text so far learns a text that repeats itself.
+    cache = dynamic_mixing.cache_losses([0, 1, 2, 3] * 50, 10, 3)
+    assert len(cache) == 199 and cache[0] == pytest.approx(math.log(10))
+    assert cache[-20:].max() < 0.05
