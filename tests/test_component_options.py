@@ -82,6 +82,39 @@ def test_a_value_of_the_wrong_type_names_option_value_and_type(key, text, words)
     assert want in str(error.value)
 
 
+class Collections:
+    def __init__(self, sizes: list[int] | None = None, rates: tuple[float, ...] = (),
+                 pair: tuple[int, str] | None = None, weights: dict[str, float] | None = None,
+                 anything: list | None = None) -> None: ...
+
+
+@pytest.mark.parametrize("key, text, want", [
+    ("sizes", "[1, 2.0, 3]", [1, 2, 3]), ("rates", "[1, 0.5]", (1.0, 0.5)),
+    ("pair", '[2, "x"]', (2, "x")), ("weights", '{"a": 1}', {"a": 1.0}),
+    ("anything", '[1, "x", null]', [1, "x", None]), ("sizes", "none", None),
+])
+def test_the_elements_of_a_list_or_object_convert_to_the_declared_type(key, text, want):
+    got = convert_options("cell", "c", Collections, {key: text})[key]
+    assert got == want and type(got) is type(want)
+    if isinstance(want, (list, tuple)):
+        assert [type(g) for g in got] == [type(w) for w in want]
+
+
+@pytest.mark.parametrize("key, text, words", [
+    ("sizes", '[1, "two"]', "a JSON list (such as [1, 2]) of which each is a whole number"),
+    ("sizes", "[true]", "of which each is a whole number"),
+    ("rates", "[1, NaN]", "of which each is a finite number"),
+    ("pair", "[1]", "a JSON list of 2: a whole number (such as 3); text"),
+    ("weights", '{"a": "b"}', 'a JSON object (such as {"a": 1}) of which each value is a '
+     "finite number"),
+])
+def test_an_element_of_the_wrong_type_is_refused_with_the_type_of_each(key, text, words):
+    with pytest.raises(UsageError) as error:
+        convert_options("cell", "c", Collections, {key: text})
+    assert f"--cell-opt {key}={text}: option {key!r} of cell 'c' expects" in str(error.value)
+    assert words in str(error.value)
+
+
 def test_the_options_listed_as_accepted_leave_out_those_with_a_flag_of_their_own(
         tmp_path, small_text):
     done = run_seqlm(["run", "--data", str(small_text), "--out", str(tmp_path / "r"),

@@ -5,8 +5,10 @@ A value typed on the command line is text. Each option gets the type that the
 constructor's annotation gives, or else the type of its default; ``true``/``false``,
 ``yes``/``no`` and ``1``/``0`` (any case) are booleans. An option with neither
 annotation nor default is read as JSON where it parses (``3``, ``0.5``, ``"text"``), else
-kept as text. A value that does not fit is a one-line usage error naming the option, the
-value and the type expected, given before the run folder is made.
+kept as text. A list, tuple or object is given as JSON, and its elements are converted
+as the annotation's parameters say (``list[int]``, ``dict[str, float]``). A value that
+does not fit is a one-line usage error naming the option, the value and the type
+expected, given before the run folder is made.
 """
 
 from __future__ import annotations
@@ -122,8 +124,25 @@ def convert_value(value: Any, expected: Any) -> Any:
         parsed = _json_or_text(value)
         if not isinstance(parsed, list if origin is tuple else origin):
             raise ValueError(value)
-        return tuple(parsed) if origin is tuple else parsed
+        return _convert_items(parsed, origin, args)
     return _json_or_text(value)  # a type seqlm does not know: the constructor checks it
+
+
+def _convert_items(parsed: list | dict, origin: type, args: tuple[Any, ...]) -> Any:
+    """The elements of a parsed JSON list or object as the annotation's parameters say
+    (``list[int]``, ``tuple[int, ...]``, ``tuple[int, str]``, ``dict[str, float]``); a
+    bare ``list``, ``tuple`` or ``dict`` takes them as they are."""
+    if origin is dict:
+        if not args:
+            return parsed
+        return {convert_value(key, args[0]): convert_value(item, args[1])
+                for key, item in parsed.items()}
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(parsed) != len(args):  # a fixed-length tuple: one type per place
+            raise ValueError(parsed)
+        return tuple(convert_value(item, arm) for item, arm in zip(parsed, args, strict=True))
+    items = [convert_value(item, args[0]) for item in parsed] if args else parsed
+    return tuple(items) if origin is tuple else items
 
 
 def same_options(saved: Mapping[str, Any], given: Mapping[str, Any]) -> bool:
@@ -146,8 +165,17 @@ def describe_type(expected: Any) -> str:
         text = " or ".join(describe_type(a) for a in arms)
         return text + (" or none" if len(arms) < len(typing.get_args(expected)) else "")
     origin = typing.get_origin(expected) or expected
+    args = typing.get_args(expected)
     if origin is typing.Literal:
-        return "one of " + ", ".join(str(c) for c in typing.get_args(expected))
+        return "one of " + ", ".join(str(c) for c in args)
+    if origin in (list, tuple) and args:
+        if origin is tuple and args[-1] is not Ellipsis:
+            return (f"a JSON list of {len(args)}: "
+                    + "; ".join(describe_type(arm) for arm in args))
+        return f"a JSON list (such as [1, 2]) of which each is {describe_type(args[0])}"
+    if origin is dict and args:
+        return (f'a JSON object (such as {{"a": 1}}) of which each value is '
+                f"{describe_type(args[1])}")
     return {
         bool: "a boolean (true/false, yes/no or 1/0)",
         int: "a whole number (such as 3)",
