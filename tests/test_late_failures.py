@@ -68,6 +68,9 @@ def test_the_thread_limit_follows_the_machine():
     (["--temperature", "inf"], "--temperature must be from 0.001 to 1000"),
     (["--temperature", "nan"], "--temperature must be from 0.001 to 1000"),
     (["--temperature", "1e-300"], "--temperature must be from 0.001 to 1000"),
+    (["--temperature", "0"], "--temperature must be from 0.001 to 1000, got 0.0; for the most "
+     "likely token every time, use --greedy"),
+    (["--temperature", "-1"], "--temperature must be from 0.001 to 1000"),
     (["--seed", "99999999999999999999999"], "--seed must be a whole number"),
     (["--device", "nonsense"], "--device 'nonsense' not recognized"),
     (["--device", "meta"], "--device 'meta' not recognized"),
@@ -80,8 +83,10 @@ def test_generate_refuses_values_that_would_fail_in_torch(trained, args, says):
 
 
 def test_greedy_generation_ignores_the_temperature(trained):
-    result = seqlm("generate", trained[0], "--greedy", "--temperature", "nan", "--length", 5)
-    assert result.exit_code == 0, result.output
+    for temperature in ("nan", "0", "-1"):
+        result = seqlm("generate", trained[0], "--greedy", "--temperature", temperature,
+                       "--length", 5)
+        assert result.exit_code == 0, result.output
 
 
 def _edited(run: Path, tmp_path: Path, edit) -> Path:

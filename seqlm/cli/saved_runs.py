@@ -38,7 +38,7 @@ _DEVICE = click.option("--device", default="cpu", show_default=True,
               help="Text to continue [default: the run's own --prefix].")
 @click.option("--length", type=click.IntRange(min=0), default=DEFAULTS.predict,
               show_default=True, help="How many tokens to generate (at most 1,000,000).")
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0,
+@click.option("--temperature", type=float, default=1.0,
               show_default=True, help="Below 1 sharpens the distribution, above 1 flattens it; "
               "from 0.001 to 1000.")
 @click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True,
