@@ -289,7 +289,7 @@ def _checkpoints(
 ) -> list[TrainedModel]:
     """The run's model at ``which`` checkpoint; for ``both``, at its best and its last,
     and for ``all`` at those and every epoch ``--keep-every`` kept: members of an
-    ensemble, each epoch once (the best may be a kept epoch, or the last)."""
+    ensemble, each distinct model once (the best is often the last or a kept epoch)."""
     if which not in (BOTH, ALL):
         return [load_trained(run_dir, which, device, warn)]
     if Path(run_dir).is_file():
