@@ -160,8 +160,12 @@ def test_incompatible_format_version_is_refused(tmp_path, version, hint):
 
 
 def test_missing_checkpoint_names_the_folder(tmp_path):
-    with pytest.raises(CheckpointError, match="no checkpoint"):
+    with pytest.raises(CheckpointError, match="nowhere: no such folder; give the folder of a "
+                       "seqlm run that saved a checkpoint"):
         load_checkpoint(tmp_path / "nowhere")
+    with pytest.raises(CheckpointError, match=r"no checkpoint at .*checkpoint.json; give the "
+                       r"folder of a run that saved one \(.* has none\)"):
+        load_checkpoint(tmp_path)
 
 
 def test_failing_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):

@@ -180,10 +180,11 @@ def read_header(json_path: Path) -> dict[str, Any]:
     """Read and check a checkpoint's JSON, without touching its tensors."""
     if not json_path.is_file():
         where = json_path.parent
-        raise CheckpointError(
-            f"no checkpoint at {json_path}; give the folder of a run that saved one "
-            f"({where} has {'no such folder' if not where.is_dir() else 'none'})"
-        )
+        if not where.is_dir():
+            raise CheckpointError(f"{where}: no such folder; give the folder of a seqlm run "
+                                  "that saved a checkpoint")
+        raise CheckpointError(f"no checkpoint at {json_path}; give the folder of a run that "
+                              f"saved one ({where} has none)")
     try:
         header = json.loads(json_path.read_bytes().decode("utf-8"))
     except RecursionError:
