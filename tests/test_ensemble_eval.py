@@ -344,3 +344,10 @@ def test_checkpoint_all_of_a_run_that_kept_no_epoch_says_so(runs):
                 result.stderr.split())
     kept = _eval(runs["a"], "--held-out", "--checkpoint", "both")
     assert "kept no epochs" not in kept.stderr  # only where kept epochs were asked for
+
+
+def test_a_folder_given_as_data_is_refused_as_seqlm_run_refuses_it(runs, tmp_path):
+    result = _eval(runs["a"], "--data", tmp_path)
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"Error: --data {tmp_path}: is a folder; give the path "
+                                      "of a text file in it")
