@@ -70,7 +70,7 @@ def generate(run_dirs: tuple[str, ...], prefix: str | None, length: int, tempera
 
 @main.command("eval")
 @click.argument("run_dirs", metavar="DIR...", nargs=-1, required=True, type=click.Path())
-@click.option("--data", type=click.Path(), default=None,
+@click.option("--data", type=click.Path(), default=None, metavar="FILE",
               help="Text file to measure the model on.")
 @click.option("--held-out", is_flag=True, help="Measure on the text the run held out for "
               "validation (read again from the text it trained on) instead of --data.")
