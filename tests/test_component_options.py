@@ -152,3 +152,42 @@ def test_resuming_with_the_same_options_as_typed_is_accepted(tmp_path, small_tex
     other = run_seqlm(["run", "--resume", str(out), "--epochs", "4", "--cell-opt", "fused=true",
                        "--cell-opt", "weight_dropout=0.1"])
     assert other.returncode == 2 and "--cell-opt cannot change when resuming" in other.stderr
+
+
+def test_converting_twice_gives_what_converting_once_gives():
+    # seqlm checks a cell's options when it settles the run and again when it builds
+    # the cell: a tuple converted once must pass the second time as it is.
+    for key, text in (("sizes", "[1, 2]"), ("rates", "[1, 0.5]"), ("pair", '[2, "x"]'),
+                      ("weights", '{"a": 1}'), ("anything", "[1]")):
+        once = convert_options("cell", "c", Collections, {key: text})
+        assert convert_options("cell", "c", Collections, once) == once
+
+
+def test_a_tuple_option_reaches_the_cell_in_a_run(tmp_path, small_text):
+    import seqlm
+    from seqlm.cells.torch_cells import TorchLSTM
+
+    seen = []
+
+    class Scaled(TorchLSTM):
+        def __init__(self, input_size, hidden_size, num_layers=1,
+                     scales: tuple[float, ...] = (1.0,), gamma=(1, 2)):
+            super().__init__(input_size, hidden_size, num_layers)
+            seen.append((scales, gamma))
+
+    class Plugin:
+        @seqlm.hookimpl
+        def register_cells(self, register):
+            register("scaled-test", Scaled)
+
+    plugins = seqlm.get_plugins()
+    plugins.add(Plugin(), "scaled-test-plugin")
+    try:
+        seqlm.run(data=small_text, out=tmp_path / "r", cell="scaled-test", epochs=1,
+                  hidden=8, batch_size=2, num_steps=5, predict=0,
+                  cell_options={"scales": "[0.5, 2]", "gamma": '[3, "x"]'})
+    finally:
+        plugins.remove("scaled-test-plugin")
+    # Annotated: each element a float; unannotated: the type of its default, a tuple.
+    assert seen and all(s == ((0.5, 2.0), (3, "x")) for s in seen)
+    assert [type(v) for v in seen[0][0]] == [float, float]

@@ -122,13 +122,15 @@ def convert_value(value: Any, expected: Any) -> Any:
         return value if isinstance(value, str) else json.dumps(value)
     if origin in (list, tuple, dict):
         parsed = _json_or_text(value)
-        if not isinstance(parsed, list if origin is tuple else origin):
+        # A list or a tuple for either: a value converted once already (a tuple option
+        # passes through the check twice), or a tuple from Python.
+        if not isinstance(parsed, dict if origin is dict else (list, tuple)):
             raise ValueError(value)
         return _convert_items(parsed, origin, args)
     return _json_or_text(value)  # a type seqlm does not know: the constructor checks it
 
 
-def _convert_items(parsed: list | dict, origin: type, args: tuple[Any, ...]) -> Any:
+def _convert_items(parsed: list | tuple | dict, origin: type, args: tuple[Any, ...]) -> Any:
     """The elements of a parsed JSON list or object as the annotation's parameters say
     (``list[int]``, ``tuple[int, ...]``, ``tuple[int, str]``, ``dict[str, float]``); a
     bare ``list``, ``tuple`` or ``dict`` takes them as they are."""
@@ -141,7 +143,7 @@ def _convert_items(parsed: list | dict, origin: type, args: tuple[Any, ...]) -> 
         if len(parsed) != len(args):  # a fixed-length tuple: one type per place
             raise ValueError(parsed)
         return tuple(convert_value(item, arm) for item, arm in zip(parsed, args, strict=True))
-    items = [convert_value(item, args[0]) for item in parsed] if args else parsed
+    items = [convert_value(item, args[0]) for item in parsed] if args else list(parsed)
     return tuple(items) if origin is tuple else items
 
 
@@ -202,7 +204,7 @@ def _type_hints(cls: type) -> dict[str, Any]:
 def _type_of_default(default: Any) -> Any:
     if default is inspect.Parameter.empty or default is None:
         return None
-    if isinstance(default, (bool, int, float, str)):
+    if isinstance(default, (bool, int, float, str, list, tuple, dict)):
         return type(default)
     return None
 
