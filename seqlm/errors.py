@@ -64,6 +64,8 @@ class OutputError(SeqlmError):
 
 #: Where the contract of each kind of component is stated, relative to the project's root.
 CONTRACTS = "docs/plugins/contracts.md"
+#: Where each message about a plugin that failed to load is explained.
+TROUBLESHOOTING = "docs/plugins/troubleshooting.md"
 SECTIONS = {"tokenizer": "tokenizer", "sampler": "sampler", "cell": "recurrentcell",
             "trainer": "trainer", "command": "commands", "callback": "callback"}
 

@@ -37,6 +37,7 @@ from seqlm.plugins.door import (
     state_problem,
     tokenizer_state_problem,
 )
+from seqlm.plugins.manager import INTERFACES, interface_problem
 
 #: Sizes the cell rules build with: unlike each other, so that a swapped axis shows.
 INPUT_SIZE, HIDDEN_SIZE, STEPS, BATCH = 7, 6, 5, 3
@@ -486,8 +487,12 @@ def apply_rule(rule: Rule, cls: type, options: dict[str, Any]) -> None:
 
 
 def _check_all(cls: type, options: dict[str, Any], base: type) -> None:
-    if not (isinstance(cls, type) and issubclass(cls, base)):
-        raise AssertionError(f"{cls!r} does not subclass seqlm.interfaces.{base.__name__}")
+    # What seqlm checks when the class is registered: the interface, every abstract
+    # method, a sampler's ``contiguous``.
+    kind = next(k for k, name in INTERFACES.items() if name == base.__name__)
+    problem = interface_problem(kind, cls)
+    if problem is not None:
+        raise _fail("interface", problem)
     for rule in rules_for(cls):
         apply_rule(rule, cls, options)
 

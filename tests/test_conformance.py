@@ -236,8 +236,21 @@ def test_a_trainer_that_skips_callbacks_fails():
 
 
 def test_check_refuses_a_class_of_another_interface():
-    with pytest.raises(AssertionError, match="does not subclass seqlm.interfaces.Sampler"):
+    with pytest.raises(AssertionError, match="^rule interface failed: Tanh does not subclass "
+                       "seqlm.interfaces.Sampler$"):
         check_sampler(Tanh)
+
+
+def test_check_names_the_abstract_methods_a_class_leaves_out():
+    from seqlm.interfaces import RecurrentCell
+
+    class Unfinished(RecurrentCell):
+        def begin_state(self, batch_size, device):
+            return None
+
+    with pytest.raises(AssertionError, match="^rule interface failed: .*Unfinished leaves "
+                       "abstract methods unimplemented: forward$"):
+        check_cell(Unfinished)
 
 
 def test_case_ids_name_the_options_so_two_sets_of_one_class_differ():

@@ -35,7 +35,7 @@ from typing import Any
 import pluggy
 
 from seqlm import hookspecs
-from seqlm.errors import PluginError, UsageError, one_line
+from seqlm.errors import TROUBLESHOOTING, PluginError, UsageError, contract_link, one_line
 from seqlm.plugins.culprit import Culprit
 
 GROUP = "seqlm"
@@ -106,11 +106,13 @@ class Implementation:
                     obj = getattr(obj, part)
             except Exception as exc:  # an import error in plugin code can be anything
                 self.error = (f"{self.kind} {self.name!r} could not be imported from "
-                              f"{self.target}: {type(exc).__name__}: {exc}")
+                              f"{self.target}: {type(exc).__name__}: {exc}; see "
+                              f"{TROUBLESHOOTING}")
                 raise PluginError(self.error) from exc
             problem = interface_problem(self.kind, obj)
             if problem:
-                self.error = f"{self.kind} {self.name!r} ({self.target}): {problem}"
+                self.error = (f"{self.kind} {self.name!r} ({self.target}): {problem}; see "
+                              f"{contract_link(self.kind)}")
                 raise PluginError(self.error)
             self.target = obj
         return self.target
@@ -397,7 +399,7 @@ class Plugins:
         info.registered = {}  # a plugin whose hook failed registers nothing
         self.info[key] = info
         self._implementations.pop(key, None)
-        message = f"plugin {info.describe()} failed: {reason}"
+        message = f"plugin {info.describe()} failed: {reason}; see {TROUBLESHOOTING}"
         if _raise_errors():
             raise PluginError(message) from exc
         self._stderr(f"seqlm: {message}")
