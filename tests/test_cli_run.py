@@ -70,6 +70,14 @@ def test_unknown_cell_lists_the_choices(small_text, tmp_path):
     assert "cell 'transformer' not recognized. Choose one of:" in result.output
     assert "lstm-scratch" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_misspelt_cell_gets_the_closest_name(small_text, tmp_path):
+    result = CliRunner().invoke(main, ["run", "--cell", "lstmm", "--data", str(small_text),
+                                       "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: --cell 'lstmm' not recognized; did you mean "
+                                    "'lstm'? Choose one of: ")
     assert not (tmp_path / "x").exists()
 
 

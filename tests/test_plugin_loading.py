@@ -275,7 +275,7 @@ def test_load_plugins_limits_the_distributions(site, capsys):
     assert "good-chars" in good_only.choices("tokenizer")
     load(["seqlm-good", "seqlm-nonesuch"])
     err = capsys.readouterr().err
-    assert "SEQLM_LOAD_PLUGINS names seqlm-nonesuch, which provide no seqlm plugin" in err
+    assert "SEQLM_LOAD_PLUGINS names seqlm-nonesuch, which provides no seqlm plugin" in err
 
 
 def test_dist_info_without_metadata_is_named_after_its_folder(site, capsys):

@@ -70,7 +70,7 @@ def new_plugin(name: str, parent: str) -> None:
 
 
 @main.command("list")
-@click.argument("kind", type=click.Choice([f"{k}s" for k in KINDS]))
+@click.argument("kind", metavar="KIND", type=click.Choice([f"{k}s" for k in KINDS]))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_components(kind: str, as_json: bool) -> None:
     """List the available cells, samplers, tokenizers, trainers or callbacks.

@@ -21,6 +21,7 @@ refusals.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import importlib
 import inspect
 import os
@@ -293,8 +294,9 @@ class Plugins:
         missing = sorted((allowed_set or set()) - found - {BUILTIN_DISTRIBUTION})
         if missing:
             self._stderr(
-                f"seqlm: SEQLM_LOAD_PLUGINS names {', '.join(missing)}, which provide no seqlm "
-                f"plugin; installed: {', '.join(sorted(found - {BUILTIN_DISTRIBUTION})) or 'none'}"
+                f"seqlm: SEQLM_LOAD_PLUGINS names {', '.join(missing)}, which "
+                f"{'provides' if len(missing) == 1 else 'provide'} no seqlm plugin; installed: "
+                f"{', '.join(sorted(found - {BUILTIN_DISTRIBUTION})) or 'none'}"
             )
 
     def add_builtins(self) -> None:
@@ -498,9 +500,11 @@ class Plugins:
                              f"{', '.join(KINDS)}")
         found = self.implementations(kind).get(name)
         if not found:
-            choices = ", ".join(self.choices(kind)) or "(none registered)"
-            raise UsageError(f"{FLAGS.get(kind, '--' + kind)} {name!r} not recognized. "
-                             f"Choose one of: {choices} "
+            names = self.choices(kind)
+            close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.75)
+            guess = f"; did you mean {close[0]!r}?" if close else "."
+            raise UsageError(f"{FLAGS.get(kind, '--' + kind)} {name!r} not recognized{guess} "
+                             f"Choose one of: {', '.join(names) or '(none registered)'} "
                              f"(seqlm list {kind}s describes them)")
         if len(found) > 1:
             raise UsageError(self._conflict_message(kind, name, found))

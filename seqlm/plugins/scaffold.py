@@ -180,8 +180,9 @@ from seqlm.interfaces import RecurrentCell, Sampler, Tokenizer
 
 
 class ElmanCell(RecurrentCell):
-    """Elman networks, stacked: h = act(W x + U h + b) per layer, written as any torch
-    module."""
+    """Stacked Elman layers: h = act(W x + U h + b) in each.
+
+    The first line of a docstring is what `seqlm list cells` shows; keep it whole."""
 
     #: Runs under bfloat16 autocast (--precision bf16); seqlm.testing checks it.
     supports_bf16 = True
