@@ -65,6 +65,9 @@ def test_the_template_installs_passes_its_tests_and_trains(tmp_path, small_text)
     (["new-plugin", "seqlm"], "'seqlm' is already installed here"),
     (["new-plugin", "torch"], "'torch' is already installed here"),
     (["new-plugin", "seqlm-bpe"], "is already installed here"),
+    (["new-plugin", "tests"], "a top-level package named 'tests' would clash with other "
+     "projects' folders of that name once installed; choose a name of its own, such as "
+     "seqlm-tests"),
 ])
 def test_new_plugin_refuses_a_bad_name_or_an_existing_folder(tmp_path, args, message):
     (tmp_path / "taken").mkdir()

@@ -17,6 +17,11 @@ from seqlm.errors import UsageError
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 
+#: Folder names many projects have, which an installed top-level package would shadow.
+_GENERIC = frozenset({"test", "tests", "testing", "doc", "docs", "example", "examples", "src",
+                      "lib", "build", "dist", "scripts", "benchmarks", "plugins", "utils"})
+
+
 def _installed_distribution(name: str) -> str | None:
     try:
         return metadata.distribution(name).metadata["Name"] or name
@@ -34,6 +39,10 @@ def plugin_names(name: str) -> dict[str, str]:
         raise UsageError(f"new-plugin {name!r}: use lower-case letters, digits and single "
                          "hyphens, starting with a letter (for example seqlm-peephole)")
     module = name.replace("-", "_")
+    if module in _GENERIC:
+        raise UsageError(f"new-plugin {name!r}: a top-level package named {module!r} would "
+                         "clash with other projects' folders of that name once installed; "
+                         f"choose a name of its own, such as seqlm-{name}")
     # An installed distribution or module of that name (seqlm itself, torch, click...)
     # would be replaced by `pip install -e`, or shadowed on import.
     taken = _installed_distribution(name) or (
