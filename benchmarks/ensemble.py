@@ -12,7 +12,8 @@ cores: a character model's matrices are too small to keep two threads busy). The
 ``seqlm eval OUT/member-* --held-out --checkpoint C`` measures the ensemble (each token's
 probability the mean of the members'; ``--checkpoint both`` takes each member's best and
 last checkpoints) on exactly the text their validation figures came from, and with
-``--dynamic`` under dynamic evaluation too.
+``--dynamic`` under dynamic evaluation too, ``--parallel`` members at a time
+(``seqlm eval --jobs``).
 
 The wall-clock time from the first member's start to the last one's end, each member's
 figures and the ensemble's are printed and written to ``OUT/ensemble.json``, with the
@@ -88,11 +89,12 @@ def train_members(config: str, members: int, parallel: int, out: Path,
     return time.perf_counter() - start, sorted(records, key=lambda r: r["seed"])
 
 
-def evaluate(runs: list[str], checkpoint: str, dynamic: bool) -> tuple[dict, float]:
-    """``seqlm eval RUNS --held-out --json``: the report and the seconds it took."""
+def evaluate(runs: list[str], checkpoint: str, dynamic: bool, jobs: int) -> tuple[dict, float]:
+    """``seqlm eval RUNS --held-out --json``, ``jobs`` members at a time: the report and
+    the seconds it took."""
     start = time.perf_counter()
     command = _seqlm("eval", *runs, "--held-out", "--json", "--checkpoint", checkpoint,
-                     "--threads", str(os.cpu_count() or 1),
+                     "--jobs", str(jobs), "--threads", "1",
                      *(["--dynamic"] if dynamic else []))
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -121,7 +123,8 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--out {args.out} exists; give a new folder")
     args.out.mkdir(parents=True)
     wall, members = train_members(args.config, args.members, args.parallel, args.out, extra)
-    report, eval_s = evaluate([m["run"] for m in members], args.checkpoint, args.dynamic)
+    report, eval_s = evaluate([m["run"] for m in members], args.checkpoint, args.dynamic,
+                              args.parallel)
     result = {
         "date": date.today().isoformat(),
         "machine": machine(),

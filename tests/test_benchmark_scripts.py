@@ -236,3 +236,22 @@ def test_following_weights_and_the_cache_of_dynamic_mixing(monkeypatch):
     cache = dynamic_mixing.cache_losses([0, 1, 2, 3] * 50, 10, 3)
     assert len(cache) == 199 and cache[0] == pytest.approx(math.log(10))
     assert cache[-20:].max() < 0.05
+
+
+def test_eval_jobs_times_each_number_of_jobs_with_the_same_figures(book_path, tmp_path):
+    import seqlm
+
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for seed, out in enumerate(runs):
+        seqlm.run(data=book_path, max_tokens=3000, epochs=2, hidden=16, batch_size=8,
+                  num_steps=10, predict=0, seed=seed, out=out)
+    report_path = tmp_path / "jobs.json"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_jobs.py"),
+                             *map(str, runs), "--jobs", "1", "2", "--out", str(report_path)],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(report_path.read_text())
+    one, two = report["rows"]
+    assert (one["jobs"], two["jobs"], one["members"]) == (1, 2, 2)
+    assert one["dynamic_perplexity"] == pytest.approx(two["dynamic_perplexity"], rel=1e-6)
+    assert one["seconds"] > 0 and report["machine"]["cpu_count"] >= 1

@@ -351,3 +351,46 @@ def test_a_folder_given_as_data_is_refused_as_seqlm_run_refuses_it(runs, tmp_pat
     assert result.exit_code == 1
     assert result.output.strip() == (f"Error: --data {tmp_path}: is a folder; give the path "
                                       "of a text file in it")
+
+
+def test_members_measured_side_by_side_give_the_figures_of_one_at_a_time(runs):
+    from seqlm.training.dynamic_eval import DynamicSettings
+
+    seen: list[tuple[int, int]] = []
+    settings = DynamicSettings(steps=16)
+    alone = evaluate_text([runs["a"], runs["b"]], held_out=True, dynamic=settings)
+    side = evaluate_text([runs["a"], runs["b"]], held_out=True, dynamic=settings, jobs=2,
+                         progress=lambda read, total: seen.append((read, total)))
+    assert side["perplexity"] == pytest.approx(alone["perplexity"], rel=1e-6)
+    assert side["dynamic"]["perplexity"] == pytest.approx(alone["dynamic"]["perplexity"],
+                                                          rel=1e-6)
+    assert [m["dynamic_perplexity"] for m in side["members"]] == pytest.approx(
+        [m["dynamic_perplexity"] for m in alone["members"]], rel=1e-6)
+    # One bar for both: the segments read by either, up to both members' whole count.
+    reads = [read for read, _ in seen]
+    assert reads == sorted(reads) and seen[-1][0] == seen[-1][1]
+    assert {total for _, total in seen} == {seen[-1][1]}
+    result = _eval(runs["a"], runs["b"], "--held-out", "--jobs", "0")
+    assert result.exit_code == 2 and "--jobs" in result.output
+
+
+def test_a_member_that_fails_is_the_error_and_leaves_no_thread_behind(runs, monkeypatch):
+    import threading
+
+    from seqlm.runs import saved
+    from seqlm.training.dynamic_eval import DynamicSettings
+
+    calls: list[int] = []
+    real = saved.dynamic_token_losses
+
+    def failing(model, ids, settings, progress=None):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("this member broke")
+        return real(model, ids, settings, progress)
+
+    monkeypatch.setattr(saved, "dynamic_token_losses", failing)
+    with pytest.raises(RuntimeError, match="this member broke"):
+        evaluate_text([runs["a"], runs["b"]], held_out=True, jobs=2,
+                      dynamic=DynamicSettings(steps=16))
+    assert not [t for t in threading.enumerate() if t.name.startswith("seqlm-eval")]

@@ -78,6 +78,9 @@ def generate(run_dirs: tuple[str, ...], prefix: str | None, length: int, tempera
 @_WHICH
 @_DEVICE
 @THREADS_OPTION
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Measure N members of an ensemble at a time, side by side (each with "
+              "one torch thread unless --threads says otherwise).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a sentence.")
 @click.option("--dynamic", is_flag=True, help="Also measure with dynamic evaluation: the "
               "model adapts to the text as it reads it (the run is not changed).")
@@ -100,7 +103,7 @@ def generate(run_dirs: tuple[str, ...], prefix: str | None, length: int, tempera
 def eval_command(run_dirs: tuple[str, ...], data: str | None, held_out: bool, encoding: str,
                  which: str, device: str, threads: int, as_json: bool, dynamic: bool,
                  dynamic_lr: float | None, dynamic_decay: float, dynamic_steps: int,
-                 dynamic_rms: bool, dynamic_streams: int) -> None:
+                 dynamic_rms: bool, jobs: int, dynamic_streams: int) -> None:
     """Perplexity and bits per token of a trained model (in DIR) on the text in --data, or
     on the text it held out (--held-out).
 
@@ -111,7 +114,9 @@ def eval_command(run_dirs: tuple[str, ...], data: str | None, held_out: bool, en
     from seqlm.runs.saved import evaluate_text
     from seqlm.training.dynamic_eval import DynamicSettings
 
-    use_threads(threads)
+    # Members side by side, each op on one core: torch's default of a thread per core
+    # would have them fight over the cores.
+    use_threads(1 if jobs > 1 and threads == 0 else threads)
     if not dynamic:
         ctx = click.get_current_context()
         flags = {"dynamic_lr": "--dynamic-lr", "dynamic_decay": "--dynamic-decay",
@@ -130,7 +135,7 @@ def eval_command(run_dirs: tuple[str, ...], data: str | None, held_out: bool, en
     with _segment_progress(dynamic) as progress:
         result = evaluate_text(run_dirs, data, held_out=held_out, which=which, device=device,
                                encoding=encoding, warn=lambda line: click.echo(line, err=True),
-                               dynamic=settings, progress=progress)
+                               dynamic=settings, progress=progress, jobs=jobs)
     if "dynamic" in result and not math.isfinite(result["dynamic"]["perplexity"]):
         # Steps too large for the weights: a figure of inf or nan tells nothing.
         raise UsageError(f"dynamic evaluation diverged (perplexity "

@@ -7,7 +7,9 @@ the checkpoint's JSON, and the weights from its safetensors file.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,6 +171,7 @@ def evaluate_text(
     warn: Callable[[str], None] | None = None,
     dynamic: DynamicSettings | None = None,
     progress: Callable[[int, int], None] | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Perplexity and bits per token of the model in ``run_dir`` on the text in ``data``,
     or, with ``held_out=True``, on the text the run held out for validation (rebuilt by
@@ -191,8 +194,12 @@ def evaluate_text(
     read as the first run's validation reads it. ``which="both"`` makes the best and the
     last checkpoint of every run two members (a checkpoint ensemble: the last weights
     have trained further than the best and err elsewhere, so their mean gains a little),
-    and ``which="all"`` adds the epochs that ``--keep-every`` kept.
+    and ``which="all"`` adds the epochs that ``--keep-every`` kept. ``jobs`` members are
+    measured at a time, each in a thread of its own (see :func:`_per_member`); the figures
+    are those of one at a time.
     """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise UsageError(f"--jobs must be a whole number of at least 1, got {jobs!r}")
     if held_out == (data is not None):
         raise UsageError("give either --data FILE (a text to measure on) or --held-out (the "
                          "text the run held out), not both" if held_out else
@@ -206,7 +213,8 @@ def evaluate_text(
     else:
         ids, unknown = _text_ids(first, data, encoding)
     streams = first.config.batch_size
-    losses = [token_losses(trained.model, ids, streams) for _, trained in members]
+    losses = _per_member([t for _, t in members], jobs,
+                         lambda i, trained: token_losses(trained.model, ids, streams))
     loss = ensemble_loss(losses).mean().item()
     figures = [{"run": str(d), **_figures(member.mean().item()),
                 "checkpoint": _label(trained.name), "epoch": trained.epoch}
@@ -225,7 +233,7 @@ def evaluate_text(
     }
     if dynamic is not None:
         result["dynamic"] = _dynamic_figures([t for _, t in members], ids, dynamic, progress,
-                                             figures)
+                                             figures, jobs)
     return result
 
 
@@ -357,23 +365,36 @@ def _text_ids(trained: TrainedModel, data: str | Path, encoding: str) -> tuple[t
 
 def _dynamic_figures(
     members: list[TrainedModel], ids: torch.Tensor, settings: DynamicSettings,
-    progress: Callable[[int, int], None] | None, figures: list[dict[str, Any]],
+    progress: Callable[[int, int], None] | None, figures: list[dict[str, Any]], jobs: int,
 ) -> dict[str, Any]:
     """Dynamic evaluation of each member, and of their ensemble, beside the static figures
     of the text read the same way (one pass without gradients, little beside the adapting
     pass), so that the two compare token for token. Each member's entry in ``figures``
     gains its own ``dynamic_perplexity``."""
-    static, adapted = [], []
-    for done, trained in enumerate(members):
-        static.append(token_losses(trained.model, ids, settings.streams))
-        # One bar for all members: segments already read by the earlier ones count.
-        report = (None if progress is None else
-                  lambda read, total, done=done: progress(done * total + read,
-                                                          len(members) * total))
-        adapted.append(dynamic_token_losses(trained.model, ids, settings, report))
-        figures[done]["dynamic_perplexity"] = perplexity(adapted[-1].mean().item())
-    static_loss = ensemble_loss(static).mean().item()
-    adapted_loss = ensemble_loss(adapted).mean().item()
+    # One bar for all members: the segments every member has read so far.
+    read = [0] * len(members)
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def hear(member: int) -> Callable[[int, int], None]:
+        def report(done: int, total: int) -> None:
+            if stop.is_set():  # another member failed, or Ctrl-C: end between segments
+                raise _Stopped
+            with lock:
+                read[member] = done
+                if progress is not None:
+                    progress(sum(read), len(members) * total)
+        return report
+
+    def measure(member: int, trained: TrainedModel) -> tuple[torch.Tensor, torch.Tensor]:
+        return (token_losses(trained.model, ids, settings.streams),
+                dynamic_token_losses(trained.model, ids, settings, hear(member)))
+
+    static, adapted = zip(*_per_member(members, jobs, measure, stop), strict=True)
+    for figure, losses in zip(figures, adapted, strict=True):
+        figure["dynamic_perplexity"] = perplexity(losses.mean().item())
+    static_loss = ensemble_loss(list(static)).mean().item()
+    adapted_loss = ensemble_loss(list(adapted)).mean().item()
     return {
         **_figures(adapted_loss),
         "static_perplexity": perplexity(static_loss),
@@ -381,6 +402,36 @@ def _dynamic_figures(
         "tokens": len(adapted[0]),
         **asdict(settings),
     }
+
+
+class _Stopped(Exception):
+    """Ends a member's reading early, because another failed or the user stopped."""
+
+
+def _per_member(
+    members: list[TrainedModel], jobs: int, work: Callable[[int, TrainedModel], Any],
+    stop: threading.Event | None = None,
+) -> list[Any]:
+    """``work(index, member)`` for every member, in order, ``jobs`` at a time.
+
+    Threads, not processes: torch's kernels release the interpreter's lock, and each
+    member's model is its own, so on a CPU two members read side by side, each op on one
+    core, take little more than one alone (a model of one stream is too small to keep two
+    cores busy with one op). The results are those of one at a time, member by member.
+    When one fails, or Ctrl-C comes, ``stop`` is set, for the others' ``work`` to end at
+    once rather than read on.
+    """
+    if jobs == 1 or len(members) == 1:
+        return [work(i, member) for i, member in enumerate(members)]
+    pool = ThreadPoolExecutor(min(jobs, len(members)), thread_name_prefix="seqlm-eval")
+    try:
+        return list(pool.map(work, range(len(members)), members))
+    except BaseException:
+        if stop is not None:
+            stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_recipe(run_dir: str | Path) -> str:
