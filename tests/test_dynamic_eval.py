@@ -204,6 +204,10 @@ def test_static_beside_dynamic_is_read_as_the_same_streams(trained_run, tmp_path
                                        "--dynamic", "--dynamic-streams", "8", "--json"])
     side_by_side = json.loads(result.output)["dynamic"]
     assert side_by_side["streams"] == 8
+    assert side_by_side["streams_read"] == 2 and dynamic["streams_read"] == 1
+    said = CliRunner().invoke(main, ["eval", str(trained_run), "--data", str(text),
+                                     "--dynamic", "--dynamic-streams", "8"])
+    assert "--dynamic-streams 8 (read as 2), --dynamic-rms)" in said.output
     assert side_by_side["static_perplexity"] == pytest.approx(report["perplexity"], rel=1e-6)
 
 

@@ -167,10 +167,11 @@ def eval_command(run_dirs: tuple[str, ...], data: str | None, held_out: bool, en
                        f"{member['epoch']})")
     if "dynamic" in result:
         d = result["dynamic"]
+        fewer = f" (read as {d['streams_read']})" if d["streams_read"] != d["streams"] else ""
         click.echo(f"dynamic: perplexity {d['perplexity']:.4f}, {d['bits_per_token']:.4f} "
                    f"bits per token (static {d['static_perplexity']:.4f} read the same way; "
                    f"--dynamic-lr {d['lr']:g}, --dynamic-decay {d['decay']:g}, "
-                   f"--dynamic-steps {d['steps']}, --dynamic-streams {d['streams']}, "
+                   f"--dynamic-steps {d['steps']}, --dynamic-streams {d['streams']}{fewer}, "
                    f"{'--dynamic-rms' if d['rms'] else '--dynamic-plain'})")
 
 

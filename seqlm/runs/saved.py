@@ -41,7 +41,7 @@ from seqlm.plugins.provenance import resolve
 from seqlm.runs.build import build_model, build_tokenizer, resolve_device
 from seqlm.runs.heldout import held_out_ids
 from seqlm.training.dynamic_eval import DynamicSettings, dynamic_token_losses
-from seqlm.training.evaluation import ensemble_loss, token_losses
+from seqlm.training.evaluation import ensemble_loss, split_streams, token_losses
 
 
 @dataclass
@@ -401,6 +401,8 @@ def _dynamic_figures(
         "static_loss": static_loss,
         "tokens": len(adapted[0]),
         **asdict(settings),
+        # At most settings.streams: a short text is read as fewer (see split_streams).
+        "streams_read": split_streams(ids, settings.streams)[0].shape[0],
     }
 
 
