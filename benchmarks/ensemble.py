@@ -36,7 +36,7 @@ from pathlib import Path
 
 def machine() -> dict:
     """What the figures were measured on: the CPU (with its family, which tells AMD's
-    generations apart where the name does not), its cores, torch."""
+    generations apart where the name does not), its cores, torch, and the GPU if any."""
     info = {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
             "torch": metadata.version("torch"), "python": platform.python_version()}
     cpuinfo = Path("/proc/cpuinfo")
@@ -46,6 +46,10 @@ def machine() -> dict:
         fields = {k.strip(): v.strip() for k, v in fields.items()}
         info["cpu"] = fields.get("model name", info["cpu"])
         info["cpu_family"] = fields.get("cpu family")
+    import torch  # here only: the members train in processes of their own
+
+    if torch.cuda.is_available():
+        info["cuda"] = torch.cuda.get_device_name(0)
     return info
 
 
@@ -89,12 +93,13 @@ def train_members(config: str, members: int, parallel: int, out: Path,
     return time.perf_counter() - start, sorted(records, key=lambda r: r["seed"])
 
 
-def evaluate(runs: list[str], checkpoint: str, dynamic: bool, jobs: int) -> tuple[dict, float]:
-    """``seqlm eval RUNS --held-out --json``, ``jobs`` members at a time: the report and
-    the seconds it took."""
+def evaluate(runs: list[str], checkpoint: str, dynamic: bool, jobs: int,
+             device: str = "cpu") -> tuple[dict, float]:
+    """``seqlm eval RUNS --held-out --json`` on ``device``, ``jobs`` members at a time:
+    the report and the seconds it took."""
     start = time.perf_counter()
     command = _seqlm("eval", *runs, "--held-out", "--json", "--checkpoint", checkpoint,
-                     "--jobs", str(jobs), "--threads", "1",
+                     "--jobs", str(jobs), "--threads", "1", "--device", device,
                      *(["--dynamic"] if dynamic else []))
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -113,6 +118,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="Which checkpoints of each member the ensemble takes.")
     parser.add_argument("--dynamic", action="store_true",
                         help="Also measure the ensemble under dynamic evaluation.")
+    parser.add_argument("--eval-device", default="cpu",
+                        help="seqlm eval's --device (the members train as -- OPTIONS say).")
     parser.add_argument("extra", nargs=argparse.REMAINDER,
                         help="-- then options for every member's seqlm run.")
     args = parser.parse_args(argv)
@@ -124,12 +131,13 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.mkdir(parents=True)
     wall, members = train_members(args.config, args.members, args.parallel, args.out, extra)
     report, eval_s = evaluate([m["run"] for m in members], args.checkpoint, args.dynamic,
-                              args.parallel)
+                              args.parallel, args.eval_device)
     result = {
         "date": date.today().isoformat(),
         "machine": machine(),
         "command": {"config": args.config, "members": args.members,
-                    "parallel": args.parallel, "checkpoint": args.checkpoint, "extra": extra},
+                    "parallel": args.parallel, "checkpoint": args.checkpoint,
+                    "eval_device": args.eval_device, "extra": extra},
         "training_wall_s": wall,
         "eval_s": eval_s,
         "members": members,
