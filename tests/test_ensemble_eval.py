@@ -394,3 +394,19 @@ def test_a_member_that_fails_is_the_error_and_leaves_no_thread_behind(runs, monk
         evaluate_text([runs["a"], runs["b"]], held_out=True, jobs=2,
                       dynamic=DynamicSettings(steps=16))
     assert not [t for t in threading.enumerate() if t.name.startswith("seqlm-eval")]
+
+
+def test_members_take_turns_off_the_cpu_and_go_side_by_side_on_it():
+    import threading
+    from types import SimpleNamespace
+
+    from seqlm.runs.saved import _per_member
+
+    def where(device: str) -> list[str]:
+        members = [SimpleNamespace(model=torch.nn.Linear(2, 2, device=device))
+                   for _ in range(3)]
+        return _per_member(members, 2, lambda i, m: threading.current_thread().name)
+
+    assert all(name.startswith("seqlm-eval") for name in where("cpu"))
+    # A CUDA model is not at hand everywhere; any device but the CPU takes the same path.
+    assert where("meta") == ["MainThread"] * 3

@@ -79,8 +79,8 @@ def generate(run_dirs: tuple[str, ...], prefix: str | None, length: int, tempera
 @_DEVICE
 @THREADS_OPTION
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Measure N members of an ensemble at a time, side by side (each with "
-              "one torch thread unless --threads says otherwise).")
+              help="Measure N members of an ensemble at a time, side by side on the CPU "
+              "(each with one torch thread unless --threads says otherwise).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a sentence.")
 @click.option("--dynamic", is_flag=True, help="Also measure with dynamic evaluation: the "
               "model adapts to the text as it reads it (the run is not changed).")

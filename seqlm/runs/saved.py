@@ -421,9 +421,12 @@ def _per_member(
     core, take little more than one alone (a model of one stream is too small to keep two
     cores busy with one op). The results are those of one at a time, member by member.
     When one fails, or Ctrl-C comes, ``stop`` is set, for the others' ``work`` to end at
-    once rather than read on.
+    once rather than read on. On a GPU the members take turns: its kernels already run
+    beside the host, and dynamic evaluation switches cuDNN off and on around each
+    member's reading, a setting of the whole process that threads would trip over.
     """
-    if jobs == 1 or len(members) == 1:
+    on_cpu = all(next(m.model.parameters()).device.type == "cpu" for m in members)
+    if jobs == 1 or len(members) == 1 or not on_cpu:
         return [work(i, member) for i, member in enumerate(members)]
     pool = ThreadPoolExecutor(min(jobs, len(members)), thread_name_prefix="seqlm-eval")
     try:
