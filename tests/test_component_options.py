@@ -30,6 +30,8 @@ from seqlm.plugins.options import convert_options, convert_value
     (["--cell-opt", "weight_dropout=nan"],
      "option 'weight_dropout' of cell 'lstm' expects a finite number"),
     (["--cell-opt", "weight_dropout=inf"], "expects a finite number"),
+    (["--cell-opt", "weight_dropout=0.1", "--cell-opt", "weight-dropout=0.2"],
+     "weight-dropout is given twice ('0.1' and '0.2'); give it once"),
 ])
 def test_a_bad_option_is_a_usage_error_before_the_run_folder(tmp_path, small_text, args,
                                                               expected):

@@ -410,3 +410,12 @@ def test_members_take_turns_off_the_cpu_and_go_side_by_side_on_it():
     assert all(name.startswith("seqlm-eval") for name in where("cpu"))
     # A CUDA model is not at hand everywhere; any device but the CPU takes the same path.
     assert where("meta") == ["MainThread"] * 3
+
+
+def test_keep_every_beyond_the_last_epoch_says_it_keeps_none(tmp_path, book_path):
+    result = CliRunner().invoke(main, ["run", "--out", str(tmp_path / "r"), *SMALL, "--data",
+                                       str(book_path), "--keep-every", "5"])
+    assert result.exit_code == 0, result.output
+    assert ("note: --keep-every 5 keeps no epoch of 2; only the best and last checkpoints "
+            "are kept") in " ".join(result.output.split())
+    assert not list((tmp_path / "r").glob("epoch-*"))

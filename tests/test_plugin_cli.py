@@ -150,6 +150,13 @@ def test_load_plugins_empty_loads_builtins_only(cli):
     assert {r["name"] for r in json.loads(only_good.stdout)} >= {"good", "cells"}
 
 
+def test_an_empty_list_says_none_is_installed(cli):
+    result = cli("list", "callbacks", SEQLM_LOAD_PLUGINS="")
+    assert result.exit_code == 0
+    assert result.stdout == "no callbacks are installed (seqlm plugins lists the plugins loaded)\n"
+    assert json.loads(cli("list", "callbacks", "--json", SEQLM_LOAD_PLUGINS="").stdout) == []
+
+
 def test_tokenizer_opt_is_checked_against_the_constructor(cli, small_text, tmp_path):
     result = cli("run", "--tokenizer-opt", "size=3", "--data", str(small_text),
                  "--out", str(tmp_path / "out"), *TINY_RUN)

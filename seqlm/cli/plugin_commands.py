@@ -93,6 +93,9 @@ def list_components(kind: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    if not rows:
+        click.echo(f"no {kind} are installed (seqlm plugins lists the plugins loaded)")
+        return
     from rich.console import Console
     from rich.table import Table
 

@@ -384,6 +384,9 @@ def build(
                       "run as usual")
     if hasattr(trainer, "notify"):
         trainer.notify = partial(_say, console)
+    if config.keep_every > config.epochs:
+        _say(console, f"note: --keep-every {config.keep_every} keeps no epoch of "
+                      f"{config.epochs}; only the best and last checkpoints are kept")
     if len(data.val_ids) and not trainer.validates:
         _say(console, f"note: trainer {config.trainer!r} does not validate; the last "
                       f"{len(data.val_ids)} tokens are held out unused")
