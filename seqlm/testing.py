@@ -466,11 +466,20 @@ _RULES = ((RecurrentCell, CELL_RULES), (Sampler, SAMPLER_RULES), (Tokenizer, TOK
           (Trainer, TRAINER_RULES))
 
 
+def interface(cls: type, options: dict[str, Any]) -> None:
+    """What seqlm checks when the class is registered: it subclasses its interface and
+    implements every abstract method (a sampler also says whether it is ``contiguous``)."""
+    base = next(base for base, _ in _RULES if issubclass(cls, base))
+    kind = next(k for k, name in INTERFACES.items() if name == base.__name__)
+    problem = interface_problem(kind, cls)
+    _require(problem is None, "interface", str(problem))
+
+
 def rules_for(cls: type) -> tuple[Rule, ...]:
-    """The rules of the interface ``cls`` implements."""
+    """The rules of the interface ``cls`` implements, :func:`interface` first."""
     for base, rules in _RULES:
         if isinstance(cls, type) and issubclass(cls, base):
-            return rules
+            return (interface, *rules)
     raise TypeError(f"{cls!r} implements none of seqlm's interfaces (RecurrentCell, Sampler, "
                     "Tokenizer, Trainer)")
 
@@ -487,12 +496,9 @@ def apply_rule(rule: Rule, cls: type, options: dict[str, Any]) -> None:
 
 
 def _check_all(cls: type, options: dict[str, Any], base: type) -> None:
-    # What seqlm checks when the class is registered: the interface, every abstract
-    # method, a sampler's ``contiguous``.
-    kind = next(k for k, name in INTERFACES.items() if name == base.__name__)
-    problem = interface_problem(kind, cls)
-    if problem is not None:
-        raise _fail("interface", problem)
+    if not (isinstance(cls, type) and issubclass(cls, base)):  # another interface, or none
+        kind = next(k for k, name in INTERFACES.items() if name == base.__name__)
+        raise _fail("interface", str(interface_problem(kind, cls)))
     for rule in rules_for(cls):
         apply_rule(rule, cls, options)
 

@@ -251,6 +251,13 @@ def test_check_names_the_abstract_methods_a_class_leaves_out():
     with pytest.raises(AssertionError, match="^rule interface failed: .*Unfinished leaves "
                        "abstract methods unimplemented: forward$"):
         check_cell(Unfinished)
+    # As a case of its own too, the first of the class's cases under parametrize_checks.
+    from seqlm.testing import all_checks
+
+    first_id, first = all_checks([Unfinished])[0]
+    assert first_id.endswith("Unfinished-interface")  # a local class: its qualified name
+    with pytest.raises(AssertionError, match="^rule interface failed: .*Unfinished leaves"):
+        first()
 
 
 def test_case_ids_name_the_options_so_two_sets_of_one_class_differ():
