@@ -78,6 +78,9 @@ def test_a_misspelt_cell_gets_the_closest_name(small_text, tmp_path):
     assert result.exit_code == 2
     assert result.output.startswith("Error: --cell 'lstmm' not recognized; did you mean "
                                     "'lstm'? Choose one of: ")
+    upper = CliRunner().invoke(main, ["run", "--cell", "GRU", "--data", str(small_text),
+                                      "--out", str(tmp_path / "x")])
+    assert "--cell 'GRU' not recognized; did you mean 'gru'?" in upper.output
     assert not (tmp_path / "x").exists()
 
 

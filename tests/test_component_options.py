@@ -43,6 +43,17 @@ def test_a_bad_option_is_a_usage_error_before_the_run_folder(tmp_path, small_tex
     assert not out.exists()
 
 
+def test_an_option_repeated_with_the_same_value_is_that_value(tmp_path, small_text):
+    out = tmp_path / "run"
+    done = run_seqlm(["run", "--data", str(small_text), "--out", str(out), *TINY_RUN,
+                      "--cell-opt", "weight_dropout=0.1", "--cell-opt", "weight_dropout=0.1"])
+    assert done.returncode == 0, done.stderr
+    import json
+
+    saved = json.loads((out / "summary.json").read_text())["config"]
+    assert saved["cell_options"] == {"weight_dropout": 0.1}
+
+
 def test_values_get_the_constructors_types(tmp_path, small_text):
     out = tmp_path / "run"
     done = run_seqlm(["run", "--data", str(small_text), "--out", str(out), *TINY_RUN,

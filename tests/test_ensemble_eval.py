@@ -16,7 +16,7 @@ from seqlm.cli import main
 from seqlm.data.corpus import text_tokens
 from seqlm.errors import UsageError
 from seqlm.runs.saved import evaluate_text, load_trained
-from seqlm.training.evaluation import ensemble_loss
+from seqlm.training.evaluation import ensemble_loss, token_losses
 
 SMALL = ["--max-tokens", "2000", "--hidden", "24", "--embedding-dim", "8", "--batch-size",
          "8", "--num-steps", "16", "--epochs", "2", "--optimizer", "adam", "--lr", "0.01",
@@ -89,12 +89,24 @@ def test_the_ensemble_averages_the_members_probabilities_token_for_token(runs, t
     assert report["epoch"] is None
 
 
-def test_an_ensemble_of_a_run_and_its_copy_is_that_run(runs, tmp_path):
+def test_an_ensemble_of_one_model_twice_is_that_model(runs):
+    trained = load_trained(runs["a"])
+    ids = torch.tensor(trained.vocab[text_tokens(runs["text"].read_text(), trained.tokenizer,
+                                                 "letters")])
+    losses = token_losses(trained.model, ids, 8)
+    assert torch.allclose(ensemble_loss([losses, losses]), losses, atol=1e-6)
+
+
+def test_the_same_model_by_another_path_is_refused(runs, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(runs["a"], copy)
-    once = _json(runs["a"], "--held-out")
-    twice = _json(runs["a"], copy, "--held-out")
-    assert twice["perplexity"] == pytest.approx(once["perplexity"], rel=1e-6)
+    for other in (copy, runs["a"] / "best.json"):
+        result = _eval(runs["a"], other, "--held-out")
+        assert result.exit_code == 2
+        assert (f"{other} holds the same weights as {runs['a']} (best); an ensemble would "
+                "count them twice, so give each model once") in " ".join(result.output.split())
+    generated = CliRunner().invoke(main, ["generate", str(runs["a"]), str(copy)])
+    assert generated.exit_code == 2 and "holds the same weights" in generated.output
 
 
 def test_the_same_run_given_twice_is_refused(runs, monkeypatch):
@@ -120,6 +132,10 @@ def test_a_checkpoints_file_is_that_checkpoint_whatever_checkpoint_is_asked(tmp_
     assert last["perplexity"] == pytest.approx(summary["final_val_ppl"], rel=1e-6)
     kept = _json(run / "epoch-4.json", "--held-out")
     assert (kept["checkpoint"], kept["epoch"]) == ("epoch-4", 4)
+    missing = _eval(run / "epoch-3.json", "--held-out")
+    assert missing.exit_code == 1
+    assert (f"no checkpoint at {run / 'epoch-3.json'}; {run} has best.json, checkpoint.json, "
+            "epoch-4.json, epoch-8.json, epoch-12.json") in " ".join(missing.output.split())
     for which in ("last", "both", "all"):
         result = _eval(run / "best.json", "--held-out", "--checkpoint", which)
         assert result.exit_code == 2
@@ -405,7 +421,7 @@ def test_members_take_turns_off_the_cpu_and_go_side_by_side_on_it():
     def where(device: str) -> list[str]:
         members = [SimpleNamespace(model=torch.nn.Linear(2, 2, device=device))
                    for _ in range(3)]
-        return _per_member(members, 2, lambda i, m: threading.current_thread().name)
+        return _per_member(members, 2, lambda i, m, check: threading.current_thread().name)
 
     assert all(name.startswith("seqlm-eval") for name in where("cpu"))
     # A CUDA model is not at hand everywhere; any device but the CPU takes the same path.

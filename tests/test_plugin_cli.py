@@ -153,7 +153,8 @@ def test_load_plugins_empty_loads_builtins_only(cli):
 def test_an_empty_list_says_none_is_installed(cli):
     result = cli("list", "callbacks", SEQLM_LOAD_PLUGINS="")
     assert result.exit_code == 0
-    assert result.stdout == "no callbacks are installed (seqlm plugins lists the plugins loaded)\n"
+    assert result.stdout == ("no callbacks are loaded: SEQLM_LOAD_PLUGINS names the plugins "
+                             "to load\n")
     assert json.loads(cli("list", "callbacks", "--json", SEQLM_LOAD_PLUGINS="").stdout) == []
 
 

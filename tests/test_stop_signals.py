@@ -215,3 +215,19 @@ def test_ctrl_c_during_a_regular_save_waits_for_it_then_stops(tmp_path, monkeypa
     assert exit_code_of(stopped.value) == 143
     assert load_checkpoint(tmp_path)["epoch"] == 5  # written whole before stopping
     assert "Saved the checkpoint of epoch 5" in saver.stop_message()
+
+
+def test_ctrl_c_under_debug_shows_where_and_still_exits_130(monkeypatch, tmp_path):
+    from seqlm.runs import saved
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(saved, "evaluate_text", interrupted)
+    text = tmp_path / "t.txt"
+    text.write_text("some text\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["--debug", "eval", str(tmp_path), "--data", str(text)])
+    assert result.exit_code == 130
+    assert "Traceback" in result.stderr and "in interrupted" in result.stderr
+    assert result.stderr.rstrip().endswith("Interrupted.")
+    assert "Aborted!" not in result.output

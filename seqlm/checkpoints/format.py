@@ -183,8 +183,13 @@ def read_header(json_path: Path) -> dict[str, Any]:
         if not where.is_dir():
             raise CheckpointError(f"{where}: no such folder; give the folder of a seqlm run "
                                   "that saved a checkpoint")
-        raise CheckpointError(f"no checkpoint at {json_path}; give the folder of a run that "
-                              f"saved one ({where} has none)")
+        present = [f"{name}.json" for name in (BEST, LAST, *map(kept_name, kept_epochs(where)))
+                   if (where / f"{name}.json").is_file()]
+        if not present:
+            raise CheckpointError(f"no checkpoint at {json_path}; give the folder of a run "
+                                  f"that saved one ({where} has none)")
+        raise CheckpointError(f"no checkpoint at {json_path}; {where} has "
+                              f"{', '.join(present)}")
     try:
         header = json.loads(json_path.read_bytes().decode("utf-8"))
     except RecursionError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from typing import Any
 
 import click
@@ -112,7 +113,9 @@ class SeqlmGroup(click.Group):
             sys.exit(error.exit_code)
         except KeyboardInterrupt as interrupt:
             if _debug_requested(ctx):
-                raise
+                # Where it stopped, as --debug asks; the exit status stays a stop's, not
+                # click's "Aborted!" and 1.
+                traceback.print_exc()
             from seqlm.training.stopping import exit_code_of, ignore_ctrl_c
 
             # What the command had to save is saved and the process is ending: a second

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
@@ -94,7 +95,10 @@ def list_components(kind: str, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        click.echo(f"no {kind} are installed (seqlm plugins lists the plugins loaded)")
+        limited = os.environ.get("SEQLM_LOAD_PLUGINS") is not None
+        click.echo(f"no {kind} are loaded: SEQLM_LOAD_PLUGINS names the plugins to load"
+                   if limited else
+                   f"no {kind} are installed (seqlm plugins lists the plugins loaded)")
         return
     from rich.console import Console
     from rich.table import Table

@@ -27,7 +27,7 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
         if not sep or not key:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE (for example dropout=0.2)")
         name = key.replace("-", "_")
-        if name in options:  # which one was meant? The last would win unseen.
+        if options.get(name, raw) != raw:  # which one was meant? The last would win unseen.
             raise click.BadParameter(f"{key} is given twice ({options[name]!r} and {raw!r}); "
                                      "give it once")
         options[name] = raw

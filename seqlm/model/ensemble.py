@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -22,16 +22,29 @@ class Ensemble(nn.Module):
     token the members find most likely together. The members must share a vocabulary.
     """
 
-    def __init__(self, members: Sequence[nn.Module]) -> None:
+    def __init__(self, members: Iterable[nn.Module]) -> None:
         super().__init__()
+        members = list(members)
         if not members:
             raise ValueError("an ensemble needs at least one member")
         self.members = nn.ModuleList(members)
 
+    @property
+    def vocab_size(self) -> int | None:
+        """The members' vocabulary size (None where a member does not say)."""
+        return getattr(self.members[0], "vocab_size", None)
+
     def begin_state(self, batch_size: int, device: torch.device | str) -> list[Any]:
         return [member.begin_state(batch_size, device) for member in self.members]
 
-    def forward(self, inputs: torch.Tensor, state: list[Any]) -> tuple[torch.Tensor, list[Any]]:
+    def forward(
+        self, inputs: torch.Tensor, state: list[Any] | None,
+    ) -> tuple[torch.Tensor, list[Any]]:
+        """``(logits, state)``: the log of the members' mean probability of each next
+        token, and each member's new state; ``state=None`` starts each member afresh, as
+        a member given None does."""
+        if state is None:
+            state = [None] * len(self.members)
         log_probs, states = [], []
         for member, member_state in zip(self.members, state, strict=True):
             logits, member_state = member(inputs, member_state)

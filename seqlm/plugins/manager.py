@@ -501,7 +501,7 @@ class Plugins:
         found = self.implementations(kind).get(name)
         if not found:
             names = self.choices(kind)
-            close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.75)
+            close = difflib.get_close_matches(str(name).lower(), names, n=1, cutoff=0.75)
             guess = f"; did you mean {close[0]!r}?" if close else "."
             raise UsageError(f"{FLAGS.get(kind, '--' + kind)} {name!r} not recognized{guess} "
                              f"Choose one of: {', '.join(names) or '(none registered)'} "

@@ -213,8 +213,8 @@ def evaluate_text(
     else:
         ids, unknown = _text_ids(first, data, encoding)
     streams = first.config.batch_size
-    losses = _per_member([t for _, t in members], jobs,
-                         lambda i, trained: token_losses(trained.model, ids, streams))
+    losses = _per_member([t for _, t in members], jobs, lambda i, trained, check: token_losses(
+        trained.model, ids, streams, between=check))
     loss = ensemble_loss(losses).mean().item()
     figures = [{"run": str(d), **_figures(member.mean().item()),
                 "checkpoint": _label(trained.name), "epoch": trained.epoch}
@@ -262,6 +262,14 @@ def _members(
             raise UsageError(f"{d} {problem} {first_dir}; an ensemble averages the runs' "
                              "probabilities of the same tokens, so give runs trained with "
                              "the same --tokenizer and --clean on the same text")
+    # A checkpoint's file beside its run, or a copy of a run: the same model by another
+    # path, which would weigh double as the same folder twice would.
+    for j, (d, trained) in enumerate(members):
+        for other_dir, other in members[:j]:
+            if other_dir != d and _same_weights(trained, other):
+                raise UsageError(f"{d} holds the same weights as {other_dir} "
+                                 f"({_label(other.name)}); an ensemble would count them "
+                                 "twice, so give each model once")
     return members
 
 
@@ -374,23 +382,20 @@ def _dynamic_figures(
     # One bar for all members: the segments every member has read so far.
     read = [0] * len(members)
     lock = threading.Lock()
-    stop = threading.Event()
 
-    def hear(member: int) -> Callable[[int, int], None]:
+    def measure(member: int, trained: TrainedModel,
+                check: Callable[[], None]) -> tuple[torch.Tensor, torch.Tensor]:
         def report(done: int, total: int) -> None:
-            if stop.is_set():  # another member failed, or Ctrl-C: end between segments
-                raise _Stopped
+            check()
             with lock:
                 read[member] = done
                 if progress is not None:
                     progress(sum(read), len(members) * total)
-        return report
 
-    def measure(member: int, trained: TrainedModel) -> tuple[torch.Tensor, torch.Tensor]:
-        return (token_losses(trained.model, ids, settings.streams),
-                dynamic_token_losses(trained.model, ids, settings, hear(member)))
+        return (token_losses(trained.model, ids, settings.streams, between=check),
+                dynamic_token_losses(trained.model, ids, settings, report))
 
-    static, adapted = zip(*_per_member(members, jobs, measure, stop), strict=True)
+    static, adapted = zip(*_per_member(members, jobs, measure), strict=True)
     for figure, losses in zip(figures, adapted, strict=True):
         figure["dynamic_perplexity"] = perplexity(losses.mean().item())
     static_loss = ensemble_loss(list(static)).mean().item()
@@ -411,29 +416,36 @@ class _Stopped(Exception):
 
 
 def _per_member(
-    members: list[TrainedModel], jobs: int, work: Callable[[int, TrainedModel], Any],
-    stop: threading.Event | None = None,
+    members: list[TrainedModel], jobs: int,
+    work: Callable[[int, TrainedModel, Callable[[], None]], Any],
 ) -> list[Any]:
-    """``work(index, member)`` for every member, in order, ``jobs`` at a time.
+    """``work(index, member, check)`` for every member, in order, ``jobs`` at a time.
 
     Threads, not processes: torch's kernels release the interpreter's lock, and each
     member's model is its own, so on a CPU two members read side by side, each op on one
     core, take little more than one alone (a model of one stream is too small to keep two
     cores busy with one op). The results are those of one at a time, member by member.
-    When one fails, or Ctrl-C comes, ``stop`` is set, for the others' ``work`` to end at
-    once rather than read on. On a GPU the members take turns: its kernels already run
-    beside the host, and dynamic evaluation switches cuDNN off and on around each
-    member's reading, a setting of the whole process that threads would trip over.
+    ``work`` calls ``check()`` between steps: once one member fails, or Ctrl-C comes, it
+    raises there, so that the others end at once rather than read on. On a GPU the
+    members take turns: its kernels already run beside the host, and dynamic evaluation
+    switches cuDNN off and on around each member's reading, a setting of the whole
+    process that threads would trip over.
     """
+    stop = threading.Event()
+
+    def check() -> None:
+        if stop.is_set():
+            raise _Stopped
+
     on_cpu = all(next(m.model.parameters()).device.type == "cpu" for m in members)
     if jobs == 1 or len(members) == 1 or not on_cpu:
-        return [work(i, member) for i, member in enumerate(members)]
+        return [work(i, member, check) for i, member in enumerate(members)]
     pool = ThreadPoolExecutor(min(jobs, len(members)), thread_name_prefix="seqlm-eval")
     try:
-        return list(pool.map(work, range(len(members)), members))
+        return list(pool.map(lambda i, member: work(i, member, check), range(len(members)),
+                             members))
     except BaseException:
-        if stop is not None:
-            stop.set()
+        stop.set()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -53,6 +54,7 @@ def token_losses(
     batch_size: int = 32,
     num_steps: int = 256,
     device: torch.device | str | None = None,
+    between: Callable[[], None] | None = None,
 ) -> torch.Tensor:
     """The cross-entropy (nats) of every token predicted, read as :func:`evaluate_loss`
     reads the text, as a 1-D float32 tensor left on the device.
@@ -60,7 +62,8 @@ def token_losses(
     Two models read the same text with the same ``batch_size`` and ``num_steps`` give
     their losses in the same order, token for token, which is what an ensemble needs
     to average their probabilities. A text of fewer than two tokens gives an empty
-    tensor.
+    tensor. ``between``, if given, is called after each chunk of ``num_steps`` (where a
+    caller reading several models at once may stop this one by raising).
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     ids = ids.to(device)
@@ -78,6 +81,8 @@ def token_losses(
             Y = ys[:, start:start + num_steps]
             logits, state = model(X, state)
             chunks.append(F.cross_entropy(logits.float(), Y.T.reshape(-1), reduction="none"))
+            if between is not None:
+                between()
     finally:
         model.train(was_training)
     return torch.cat(chunks)
