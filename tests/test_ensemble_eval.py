@@ -53,7 +53,7 @@ def _eval(*args: str):
 def _json(*args: str) -> dict:
     result = _eval(*args, "--json")
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)  # notes go to stderr, beside the JSON
 
 
 def test_held_out_measures_exactly_what_validation_measured(runs):
@@ -360,6 +360,9 @@ def test_checkpoint_all_of_a_run_that_kept_no_epoch_says_so(runs):
                 result.stderr.split())
     kept = _eval(runs["a"], "--held-out", "--checkpoint", "both")
     assert "kept no epochs" not in kept.stderr  # only where kept epochs were asked for
+    # Its best is its last epoch: one member, and a word why.
+    assert (f"note: {runs['a']}'s best checkpoint is its last (epoch 2), so --checkpoint "
+            "both takes it once") in " ".join(kept.stderr.split())
 
 
 def test_a_folder_given_as_data_is_refused_as_seqlm_run_refuses_it(runs, tmp_path):

@@ -324,6 +324,9 @@ def _checkpoints(
         # the average of an epoch whose own weights the last checkpoint holds.
         if not any(_same_weights(trained, member) for member in models):
             models.append(trained)
+    if which == BOTH and len(models) == 1 and warn is not None:
+        warn(f"note: {run_dir}'s best checkpoint is its last (epoch {models[0].epoch}), so "
+             "--checkpoint both takes it once")
     return models
 
 
