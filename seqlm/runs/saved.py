@@ -242,8 +242,9 @@ def _members(
     warn: Callable[[str], None] | None, verb: str,
 ) -> list[tuple[str | Path, TrainedModel]]:
     """Every model ``which`` names in each of the run folders, with its folder: the
-    members of an ensemble, refused unless they read text alike (``verb``: what the
-    caller does with them, for the error of no folder at all)."""
+    members of an ensemble, each distinct model once, refused unless they read text alike
+    or when two folders hold one model (``verb``: what the caller does with them, for the
+    error of no folder at all)."""
     dirs = [run_dir] if isinstance(run_dir, (str, Path)) else list(run_dir)
     if not dirs:
         raise UsageError(f"give at least one run folder to {verb}")
@@ -254,22 +255,31 @@ def _members(
         raise UsageError(f"the same run is given twice ({twice}); give different run folders")
     if which not in CHECKPOINT_CHOICES:
         raise UsageError(f"checkpoint {which!r} is not one of {', '.join(CHECKPOINT_CHOICES)}")
-    members = [(d, trained) for d in dirs for trained in _checkpoints(d, which, device, warn)]
-    first_dir, first = members[0]
-    for d, trained in members[1:]:
-        problem = _reads_text_otherwise(trained, first)
-        if problem:
-            raise UsageError(f"{d} {problem} {first_dir}; an ensemble averages the runs' "
-                             "probabilities of the same tokens, so give runs trained with "
-                             "the same --tokenizer and --clean on the same text")
-    # A checkpoint's file beside its run, or a copy of a run: the same model by another
-    # path, which would weigh double as the same folder twice would.
-    for j, (d, trained) in enumerate(members):
-        for other_dir, other in members[:j]:
-            if other_dir != d and _same_weights(trained, other):
-                raise UsageError(f"{d} holds the same weights as {other_dir} "
-                                 f"({_label(other.name)}); an ensemble would count them "
+    members: list[tuple[str | Path, TrainedModel]] = []
+    for d in dirs:
+        for trained in _checkpoints(d, which, device, warn):
+            if members:
+                problem = _reads_text_otherwise(trained, members[0][1])
+                if problem:
+                    raise UsageError(f"{d} {problem} {members[0][0]}; an ensemble averages "
+                                     "the runs' probabilities of the same tokens, so give runs "
+                                     "trained with the same --tokenizer and --clean on the "
+                                     "same text")
+            twin = next(((od, o) for od, o in members if _same_weights(trained, o)), None)
+            if twin is None:
+                members.append((d, trained))
+            elif twin[0] != d:
+                # A checkpoint's file beside its run, or a copy of a run: the same model
+                # by another path, which would weigh double as the same folder twice would.
+                raise UsageError(f"{d} holds the same weights as {twin[0]} "
+                                 f"({_label(twin[1].name)}); an ensemble would count them "
                                  "twice, so give each model once")
+            # Else one run's checkpoint again (its best is often its last epoch or a kept
+            # one): one member. Weights, not epochs, are compared: under --average the best
+            # holds the average of an epoch whose own weights the last checkpoint holds.
+        if which == BOTH and sum(od == d for od, _ in members) == 1 and warn is not None:
+            warn(f"note: {d}'s best checkpoint is its last (epoch "
+                 f"{members[-1][1].epoch}), so --checkpoint both takes it once")
     return members
 
 
@@ -304,8 +314,8 @@ def _checkpoints(
     run_dir: str | Path, which: str, device: str, warn: Callable[[str], None] | None,
 ) -> list[TrainedModel]:
     """The run's model at ``which`` checkpoint; for ``both``, at its best and its last,
-    and for ``all`` at those and every epoch ``--keep-every`` kept: members of an
-    ensemble, each distinct model once (the best is often the last or a kept epoch)."""
+    and for ``all`` at those and every epoch ``--keep-every`` kept (the same weights may
+    come twice: :func:`_members` keeps them once)."""
     if which not in (BOTH, ALL):
         return [load_trained(run_dir, which, device, warn)]
     if Path(run_dir).is_file():
@@ -315,19 +325,8 @@ def _checkpoints(
     if which == ALL and not kept and warn is not None:
         warn(f"note: {run_dir} kept no epochs (seqlm run --keep-every N keeps them), so "
              "--checkpoint all takes its best and last checkpoints only")
-    names = ["best", *(kept_name(e) for e in kept), "last"]
-    models: list[TrainedModel] = []
-    for name in names:
-        trained = load_trained(run_dir, name, device, warn)
-        # The same weights twice would only count twice: the best is often the last epoch
-        # or a kept one. Weights, not epochs, are compared: under --average the best holds
-        # the average of an epoch whose own weights the last checkpoint holds.
-        if not any(_same_weights(trained, member) for member in models):
-            models.append(trained)
-    if which == BOTH and len(models) == 1 and warn is not None:
-        warn(f"note: {run_dir}'s best checkpoint is its last (epoch {models[0].epoch}), so "
-             "--checkpoint both takes it once")
-    return models
+    return [load_trained(run_dir, name, device, warn)
+            for name in ["best", *(kept_name(e) for e in kept), "last"]]
 
 
 def _same_weights(a: TrainedModel, b: TrainedModel) -> bool:
