@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -54,5 +54,10 @@ class Ensemble(nn.Module):
                                  "give it models trained on the same vocabulary")
             log_probs.append(F.log_softmax(logits.float(), dim=-1))
             states.append(member_state)
-        mean = torch.logsumexp(torch.stack(log_probs), dim=0) - math.log(len(log_probs))
-        return mean, states
+        return log_mean_exp(log_probs), states
+
+
+def log_mean_exp(log_probs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The log of the mean of the probabilities whose logs are ``log_probs`` (tensors of
+    one shape), element by element, computed without leaving the log domain."""
+    return torch.logsumexp(torch.stack(list(log_probs)), dim=0) - math.log(len(log_probs))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -10,6 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from seqlm.interfaces import State
+from seqlm.model.ensemble import log_mean_exp
 
 #: The shortest stream worth reading side by side with others (see :func:`evaluate_loss`).
 MIN_STREAM_TOKENS = 4096
@@ -96,8 +96,7 @@ def ensemble_loss(losses: list[torch.Tensor]) -> torch.Tensor:
     An average of probabilities, not of losses: a token one member finds likely stays
     likely, so the ensemble is never worse than its members' mean loss.
     """
-    stacked = torch.stack(losses)
-    return -(torch.logsumexp(-stacked, dim=0) - math.log(len(losses)))
+    return -log_mean_exp([-loss for loss in losses])
 
 
 def hold_out(ids: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
