@@ -6,9 +6,9 @@ Usage::
         [--out FILE]
 
 For each ``--jobs`` value it runs ``seqlm eval RUNS --held-out --dynamic --json
---checkpoint C --jobs N`` (with ``--threads 1`` for one job, so that each figure uses
-the same number of cores per member) and records the wall-clock seconds and the
-ensemble's figures, which must agree whatever the number of jobs. The machine and the
+--checkpoint C --jobs N --threads 1`` (as ``benchmarks/ensemble.py`` measures, one
+torch thread per member) and records the wall-clock seconds and the ensemble's
+figures, which must agree whatever the number of jobs. The machine and the
 rows are printed as JSON, and written to ``--out`` if given.
 """
 
@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import time
 from datetime import date
 from pathlib import Path
 
-from ensemble import machine
+from ensemble import evaluate, machine
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -34,15 +31,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     rows = []
     for jobs in args.jobs:
-        command = [sys.executable, "-m", "seqlm", "eval", *args.runs, "--held-out",
-                   "--dynamic", "--json", "--checkpoint", args.checkpoint, "--jobs", str(jobs),
-                   *(["--threads", "1"] if jobs == 1 else [])]
-        started = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        seconds = time.perf_counter() - started
-        if result.returncode != 0:
-            raise SystemExit(f"seqlm eval failed: {result.stderr.strip()}")
-        report = json.loads(result.stdout)
+        report, seconds = evaluate(args.runs, args.checkpoint, True, jobs)
         rows.append({"jobs": jobs, "seconds": round(seconds, 1),
                      "members": len(report["members"]),
                      "perplexity": report["perplexity"],

@@ -466,12 +466,16 @@ _RULES = ((RecurrentCell, CELL_RULES), (Sampler, SAMPLER_RULES), (Tokenizer, TOK
           (Trainer, TRAINER_RULES))
 
 
+def _kind_of(base: type) -> str:
+    """``cell`` for RecurrentCell, and so on: the kind whose interface ``base`` is."""
+    return next(k for k, name in INTERFACES.items() if name == base.__name__)
+
+
 def interface(cls: type, options: dict[str, Any]) -> None:
     """What seqlm checks when the class is registered: it subclasses its interface and
     implements every abstract method (a sampler also says whether it is ``contiguous``)."""
     base = next(base for base, _ in _RULES if issubclass(cls, base))
-    kind = next(k for k, name in INTERFACES.items() if name == base.__name__)
-    problem = interface_problem(kind, cls)
+    problem = interface_problem(_kind_of(base), cls)
     _require(problem is None, "interface", str(problem))
 
 
@@ -497,8 +501,7 @@ def apply_rule(rule: Rule, cls: type, options: dict[str, Any]) -> None:
 
 def _check_all(cls: type, options: dict[str, Any], base: type) -> None:
     if not (isinstance(cls, type) and issubclass(cls, base)):  # another interface, or none
-        kind = next(k for k, name in INTERFACES.items() if name == base.__name__)
-        raise _fail("interface", str(interface_problem(kind, cls)))
+        raise _fail("interface", str(interface_problem(_kind_of(base), cls)))
     for rule in rules_for(cls):
         apply_rule(rule, cls, options)
 

@@ -188,21 +188,35 @@ def test_the_ensemble_benchmark_trains_members_side_by_side_and_measures_them(bo
     assert again.returncode == 2 and "exists; give a new folder" in again.stderr
 
 
-def test_dynamic_mixing_measures_what_seqlm_eval_measures(book_path, tmp_path):
+@pytest.fixture(scope="module")
+def two_runs(book_path, tmp_path_factory) -> list[Path]:
+    """Two tiny runs of 4,000 characters, seeds 0 and 1, members of one ensemble."""
     import seqlm
-    from seqlm.runs.saved import evaluate_text
-    from seqlm.training.dynamic_eval import DynamicSettings
 
-    runs = [tmp_path / "a", tmp_path / "b"]
+    root = tmp_path_factory.mktemp("two-runs")
+    runs = [root / "a", root / "b"]
     for seed, out in enumerate(runs):
         seqlm.run(data=book_path, max_tokens=4000, epochs=3, hidden=16, batch_size=8,
                   num_steps=10, predict=0, seed=seed, out=out)
-    report_path = tmp_path / "mixing.json"
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dynamic_mixing.py"),
-                             *map(str, runs), "--out", str(report_path)],
+    return runs
+
+
+def _benchmark_report(script: str, tmp_path: Path, *args: str) -> dict:
+    """Run ``benchmarks/SCRIPT ARGS --out FILE`` and return the JSON it wrote."""
+    report_path = tmp_path / "report.json"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args,
+                             "--out", str(report_path)],
                             capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr
-    report = json.loads(report_path.read_text())
+    return json.loads(report_path.read_text())
+
+
+def test_dynamic_mixing_measures_what_seqlm_eval_measures(two_runs, tmp_path):
+    from seqlm.runs.saved import evaluate_text
+    from seqlm.training.dynamic_eval import DynamicSettings
+
+    runs = two_runs
+    report = _benchmark_report("dynamic_mixing.py", tmp_path, *map(str, runs))
     assert report["tokens"] == 399  # the last 10% of 4,000 characters, less the first
     assert [(m["run"], m["checkpoint"]) for m in report["members"]] == [
         (str(runs[0]), "best"), (str(runs[0]), "last"), (str(runs[1]), "best"),
@@ -238,19 +252,9 @@ def test_following_weights_and_the_cache_of_dynamic_mixing(monkeypatch):
     assert cache[-20:].max() < 0.05
 
 
-def test_eval_jobs_times_each_number_of_jobs_with_the_same_figures(book_path, tmp_path):
-    import seqlm
-
-    runs = [tmp_path / "a", tmp_path / "b"]
-    for seed, out in enumerate(runs):
-        seqlm.run(data=book_path, max_tokens=3000, epochs=2, hidden=16, batch_size=8,
-                  num_steps=10, predict=0, seed=seed, out=out)
-    report_path = tmp_path / "jobs.json"
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_jobs.py"),
-                             *map(str, runs), "--jobs", "1", "2", "--out", str(report_path)],
-                            capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(report_path.read_text())
+def test_eval_jobs_times_each_number_of_jobs_with_the_same_figures(two_runs, tmp_path):
+    report = _benchmark_report("eval_jobs.py", tmp_path, *map(str, two_runs), "--jobs", "1",
+                               "2")
     one, two = report["rows"]
     assert (one["jobs"], two["jobs"], one["members"]) == (1, 2, 2)
     assert one["dynamic_perplexity"] == pytest.approx(two["dynamic_perplexity"], rel=1e-6)

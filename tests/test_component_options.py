@@ -3,6 +3,7 @@ constructor declares, and refused before the run folder is made when they do not
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 import pytest
@@ -43,26 +44,22 @@ def test_a_bad_option_is_a_usage_error_before_the_run_folder(tmp_path, small_tex
     assert not out.exists()
 
 
-def test_an_option_repeated_with_the_same_value_is_that_value(tmp_path, small_text):
+def _saved_cell_options(tmp_path, small_text, *args: str) -> dict:
+    """The cell options a run with ``args`` recorded in its summary.json."""
     out = tmp_path / "run"
-    done = run_seqlm(["run", "--data", str(small_text), "--out", str(out), *TINY_RUN,
-                      "--cell-opt", "weight_dropout=0.1", "--cell-opt", "weight_dropout=0.1"])
+    done = run_seqlm(["run", "--data", str(small_text), "--out", str(out), *TINY_RUN, *args])
     assert done.returncode == 0, done.stderr
-    import json
+    return json.loads((out / "summary.json").read_text())["config"]["cell_options"]
 
-    saved = json.loads((out / "summary.json").read_text())["config"]
-    assert saved["cell_options"] == {"weight_dropout": 0.1}
+
+def test_an_option_repeated_with_the_same_value_is_that_value(tmp_path, small_text):
+    assert _saved_cell_options(tmp_path, small_text, "--cell-opt", "weight_dropout=0.1",
+                               "--cell-opt", "weight_dropout=0.1") == {"weight_dropout": 0.1}
 
 
 def test_values_get_the_constructors_types(tmp_path, small_text):
-    out = tmp_path / "run"
-    done = run_seqlm(["run", "--data", str(small_text), "--out", str(out), *TINY_RUN,
-                      "--cell-opt", "fused=NO", "--cell-opt", "weight_dropout=0.1"])
-    assert done.returncode == 0, done.stderr
-    import json
-
-    saved = json.loads((out / "summary.json").read_text())["config"]
-    assert saved["cell_options"] == {"fused": False, "weight_dropout": 0.1}
+    assert _saved_cell_options(tmp_path, small_text, "--cell-opt", "fused=NO", "--cell-opt",
+                               "weight_dropout=0.1") == {"fused": False, "weight_dropout": 0.1}
 
 
 class Annotated:
