@@ -13,6 +13,7 @@ from plugin_dists import make_dist, run_seqlm
 from torch import nn
 
 import seqlm
+import seqlm.errors
 from seqlm.cli import main
 from seqlm.data.samplers import SequentialSampler
 from seqlm.interfaces import RecurrentCell
@@ -61,6 +62,14 @@ class OneArgument(MinGRU):
 
 class NeedsAlpha(MinGRU):
     def __init__(self, input_size, hidden_size, num_layers=1, *, alpha: float):
+        super().__init__(input_size, hidden_size, num_layers)
+
+
+class ChecksItsRange(MinGRU):
+    def __init__(self, input_size, hidden_size, num_layers=1, forget_bias: float = 1.0):
+        if not 0 <= forget_bias <= 5:
+            raise seqlm.errors.UsageError(
+                f"forget_bias must be between 0 and 5; got {forget_bias}")
         super().__init__(input_size, hidden_size, num_layers)
 
 
@@ -155,6 +164,9 @@ SCENARIOS = {
         install(plugin(mingru=NeedsAlpha)),
         error_line("run", "--cell", "mingru", *args))[1],
     "unknown-name": lambda install, args: error_line("run", "--cell", "mingru", *args),
+    "own-check": lambda install, args: (
+        install(plugin(mingru=ChecksItsRange)),
+        error_line("run", "--cell", "mingru", "--cell-opt", "forget_bias=9", *args))[1],
     "contract-cell": lambda install, args: (
         install(plugin(mingru=BatchMajor)),
         error_line("run", "--cell", "mingru", *args))[1],

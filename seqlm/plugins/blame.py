@@ -63,6 +63,17 @@ def find_culprit(
     return culprit
 
 
+def sign(error: SeqlmError, culprit: Culprit | None) -> None:
+    """Put ``culprit``'s name in front of a seqlm error that its own code raised (a bad
+    option value it checks itself, say), once: the message stays the plugin's, its type
+    and exit status too, and the user learns which component to read about."""
+    if culprit is None or getattr(error, "signed_by", None) is not None:
+        return
+    error.signed_by = culprit  # type: ignore[attr-defined]
+    if len(error.args) == 1 and isinstance(error.args[0], str):
+        error.args = (f"{culprit.label}: {error.args[0]}",)
+
+
 @contextlib.contextmanager
 def calling(kind: str, name: str, plugins: Plugins) -> Iterator[None]:
     """Put an exception from a direct call into component ``name`` on its plugin.
@@ -73,7 +84,12 @@ def calling(kind: str, name: str, plugins: Plugins) -> Iterator[None]:
     """
     try:
         yield
-    except (SeqlmError, KeyboardInterrupt, SystemExit, GeneratorExit, StopIteration):
+    except SeqlmError as error:
+        # Raised in the component's own code (not in seqlm's, which it may have called).
+        sign(error, find_culprit(error, plugins, skip=2,
+                                 prefer=plugins.component_culprit(kind, name)))
+        raise
+    except (KeyboardInterrupt, SystemExit, GeneratorExit, StopIteration):
         raise  # StopIteration: the end of a sampler's batches, for the caller to judge
     except Exception as error:
         # The first two frames are this function's and the caller's ``with`` block.
@@ -97,7 +113,10 @@ def blaming_plugins(plugins: Plugins) -> Iterator[None]:
     """Turn an exception whose innermost owner is a plugin into a :class:`PluginError`."""
     try:
         yield
-    except (SeqlmError, KeyboardInterrupt, SystemExit, GeneratorExit):
+    except SeqlmError as error:
+        sign(error, find_culprit(error, plugins))
+        raise
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
     except Exception as error:
         culprit = find_culprit(error, plugins)

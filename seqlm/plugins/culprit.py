@@ -43,13 +43,17 @@ class Culprit:
         """``DIST VERSION``."""
         return " ".join(filter(None, (self.distribution, self.version)))
 
+    @property
+    def label(self) -> str:
+        """``cell 'NAME' from DIST VERSION``: who this is, as messages name it."""
+        return f"{self.kind} {self.name!r} from {self.origin or 'a plugin registered in code'}"
+
     def message(self, error: BaseException) -> str:
         """The one-line message that puts ``error`` on this component."""
         text = one_line(str(error), 300)
-        origin = self.origin or "a plugin registered in code"
         report = (f"report it to {self.distribution}" if self.distribution
                   else "fix it where it was registered")
-        return (f"{self.kind} {self.name!r} from {origin} raised {type(error).__name__}: "
+        return (f"{self.label} raised {type(error).__name__}: "
                 f"{text}{cause_hint(error)}. This is a fault of that plugin, not of seqlm: see "
                 f"{contract_link(self.kind)}, or run with --debug for the traceback and "
                 f"{report}")
