@@ -123,3 +123,32 @@ def test_recipe_text_escapes_strings_and_leaves_out_run_specific_settings():
     parsed = tomllib.loads(text)
     assert parsed == {"prefix": 'a "quoted"\\ line\n\x7f',
                       "cell-opt": {"odd key": [1, 2.5, True]}}
+
+
+def test_a_typed_component_option_adds_to_the_recipes_table(book_path, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text("cell-opt = { weight_dropout = 0.2, locked_dropout = true }\n")
+    out = tmp_path / "r"
+    result = CliRunner().invoke(main, ["run", "--config", str(recipe), "--data",
+                                       str(book_path), *SMALL, "--out", str(out),
+                                       "--cell-opt", "locked_dropout=false"])
+    assert result.exit_code == 0, result.output
+    # The typed key wins; the recipe's other key stays.
+    assert _config(out)["cell_options"] == {"weight_dropout": 0.2, "locked_dropout": False}
+
+
+@pytest.mark.parametrize("typed, given", [
+    ([], '--config {recipe}: cell-opt weight_dropout = "high": '),
+    (["--cell-opt", "weight_dropout=x"], "--cell-opt weight_dropout=x: "),
+])
+def test_a_bad_option_is_named_where_it_was_given(typed, given, book_path, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('cell-opt = { weight_dropout = "high" }\n')
+    result = CliRunner().invoke(main, ["run", "--config", str(recipe), "--data",
+                                       str(book_path), *SMALL, "--out", str(tmp_path / "r"),
+                                       *typed])
+    assert result.exit_code == 2
+    assert result.output.startswith(
+        "Error: " + given.format(recipe=recipe) + "option 'weight_dropout' of cell 'lstm' "
+        "expects a finite number"), result.output
+    assert not (tmp_path / "r").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,26 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
                                      "give it once")
         options[name] = raw
     return options
+
+
+@contextlib.contextmanager
+def _options_named_where_given(
+    recipe: str | None, from_recipe: dict[str, Any], typed: dict[str, Any]
+) -> Iterator[None]:
+    """A bad component option that came from the recipe is named as the recipe's key,
+    not as a ``--cell-opt`` the user never typed."""
+    from seqlm.plugins.options import OptionError
+
+    try:
+        yield
+    except OptionError as error:
+        table = f"{error.kind}_options"
+        if error.key in from_recipe.get(table, {}) and error.key not in typed.get(table, {}):
+            from seqlm.config.recipes import toml_value
+
+            error.given = (f"--config {recipe}: {error.kind}-opt {error.key} = "
+                           f"{toml_value(error.value)}")
+        raise
 
 
 @main.command()
@@ -172,13 +194,15 @@ def run(recipe: str | None, **options: Any) -> None:
     if options["resume"] is not None and recipe is not None:
         raise UsageError("--config cannot be used with --resume: the checkpoint fixes "
                          "the settings; drop --config")
+    from_recipe: dict[str, Any] = {}
     if recipe is not None:
-        from seqlm.config.recipes import load_recipe
+        from seqlm.config.recipes import load_recipe, with_recipe
 
-        options = {**options, **load_recipe(recipe), **typed}
+        from_recipe = load_recipe(recipe)
+        options = with_recipe(options, from_recipe, typed)
     # SIGTERM (kill, systemd, Slurm) and SIGHUP stop the run as Ctrl-C does: with a
     # checkpoint to resume from.
-    with stop_on_signals():
+    with stop_on_signals(), _options_named_where_given(recipe, from_recipe, typed):
         if options["resume"] is not None:
             # Only what was typed counts: the checkpoint supplies every other setting.
             result = run_training(console=console, **typed)

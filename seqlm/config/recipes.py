@@ -3,8 +3,8 @@
 A recipe holds the settings of :class:`~seqlm.config.RunConfig` as top-level keys,
 spelt as the options are (``batch-size``) or as the fields are (``batch_size``);
 ``cell-opt``, ``tokenizer-opt``, ``sampler-opt`` and ``trainer-opt`` are tables. Options
-typed on the command line override the recipe's. A relative ``data`` path is read from
-the recipe's folder.
+typed on the command line override the recipe's, key by key within those tables. A
+relative ``data`` path is read from the recipe's folder.
 """
 
 from __future__ import annotations
@@ -81,14 +81,32 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
             wanted = " or ".join(dict.fromkeys(_TOML_TYPES.get(t, t.__name__) for t in types
                                                if not (t is int and float in types)))
             raise UsageError(f"--config {path}: {key!r} must be {wanted}, got "
-                             f"{_toml_value(value) if _toml_type(value) else repr(value)}")
+                             f"{toml_value(value) if _toml_type(value) else repr(value)}")
         settings[name] = value
     if isinstance(settings.get("data"), str):
         settings["data"] = str((path.parent / settings["data"]).resolve())
     return settings
 
 
-def _toml_value(value: Any) -> str:
+def with_recipe(
+    defaults: dict[str, Any], recipe: dict[str, Any], typed: dict[str, Any]
+) -> dict[str, Any]:
+    """The settings of a run: ``defaults``, then the ``recipe``'s, then those ``typed`` on
+    the command line.
+
+    A component's options are merged key by key: ``--cell-opt locked_dropout=true`` adds
+    to the recipe's ``cell-opt`` table rather than replacing it, so a recipe's
+    ``weight_dropout`` is not lost unseen.
+    """
+    settings = {**defaults, **recipe, **typed}
+    for table in ALIASES.values():
+        if table in recipe and table in typed:
+            settings[table] = {**recipe[table], **typed[table]}
+    return settings
+
+
+def toml_value(value: Any) -> str:
+    """``value`` as TOML writes it (``"text"``, ``[1, 2]``, ``{ a = 1 }``)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -101,9 +119,9 @@ def _toml_value(value: Any) -> str:
         # JSON's string escapes are TOML's; DEL must be escaped in TOML too.
         return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        items = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        items = ", ".join(f"{_toml_key(k)} = {toml_value(v)}" for k, v in value.items())
         return "{ " + items + " }" if items else "{}"
     raise UsageError(f"cannot write a {type(value).__name__} ({value!r}) into a recipe")
 
@@ -124,5 +142,5 @@ def recipe_text(settings: dict[str, Any], title: str = "") -> str:
         if name in NOT_IN_RECIPES or value is None:
             continue
         key = {v: k for k, v in ALIASES.items()}.get(name, name).replace("_", "-")
-        lines.append(f"{key} = {_toml_value(value)}")
+        lines.append(f"{key} = {toml_value(value)}")
     return "\n".join(lines) + "\n"

@@ -34,6 +34,22 @@ _FIXED_FLAGS = {"lr": "--lr", "clip": "--clip", "epochs": "--epochs", "device": 
                 "input_size": "--embedding-dim (the vocabulary sets it otherwise)"}
 
 
+class OptionError(UsageError):
+    """A bad component option, said as where it was given and what is wrong with it.
+
+    ``given`` is ``--KIND-opt KEY=VALUE`` unless whoever read the option from elsewhere
+    (a recipe's table, say) says so instead.
+    """
+
+    def __init__(self, kind: str, key: str, value: Any, problem: str) -> None:
+        super().__init__(problem)
+        self.kind, self.key, self.value, self.problem = kind, key, value, problem
+        self.given = f"--{kind}-opt {key}={_shown(value)}"
+
+    def __str__(self) -> str:
+        return f"{self.given}: {self.problem}"
+
+
 def convert_options(
     kind: str,
     name: str,
@@ -57,11 +73,11 @@ def convert_options(
         if key in fixed:
             own = _FIXED_FLAGS.get(key)
             hint = f"; use {own}" if own else ""
-            raise UsageError(f"--{kind}-opt {key}={_shown(value)}: seqlm passes {key} to every "
-                             f"{kind} itself, so it cannot be a --{kind}-opt{hint}")
+            raise OptionError(kind, key, value, f"seqlm passes {key} to every {kind} itself, "
+                              f"so it cannot be a --{kind}-opt{hint}")
         if key in flags:
-            raise UsageError(f"--{kind}-opt {key}={_shown(value)}: {key} is set with "
-                             f"{flags[key]}, not --{kind}-opt; use {flags[key]}")
+            raise OptionError(kind, key, value, f"{key} is set with {flags[key]}, not "
+                              f"--{kind}-opt; use {flags[key]}")
     check_options(kind, name, cls, options, fixed=fixed, flags=flags, origin=origin)
     params = _parameters(cls)
     hints = _type_hints(cls)
@@ -80,8 +96,8 @@ def convert_options(
         try:
             converted[key] = convert_value(value, expected)
         except ValueError:
-            raise UsageError(f"--{kind}-opt {key}={_shown(value)}: option {key!r} of {kind} "
-                             f"{name!r}{origin} expects {describe_type(expected)}") from None
+            raise OptionError(kind, key, value, f"option {key!r} of {kind} {name!r}{origin} "
+                              f"expects {describe_type(expected)}") from None
     return converted
 
 
