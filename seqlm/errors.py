@@ -58,6 +58,10 @@ class CheckpointError(SeqlmError):
     """A checkpoint is missing, unreadable, corrupt, or from an incompatible version."""
 
 
+class NotARunError(UsageError, CheckpointError):
+    """A path given as a run that names no run folder (exit status 2, a usage error)."""
+
+
 class OutputError(SeqlmError):
     """A file of the run folder could not be written (a full disk, say); names the file."""
 

@@ -214,3 +214,34 @@ def test_bad_cell_option_values_are_usage_errors(tmp_path):
         assert message in result.output
         assert "Traceback" not in result.output
         assert not (tmp_path / cell).exists()
+
+
+@pytest.mark.parametrize("command", [["eval", "--held-out"], ["generate"], ["config"],
+                                     ["compare", "{run}"]])
+@pytest.mark.parametrize("given, pattern", [
+    ("{folder}", r"has none\)|is not a seqlm run folder"),
+    ("{tmp}/nope", r"nope: no such folder"),
+    ("{afile}", r"is a file, not a run folder|is not a seqlm run folder"),
+])
+def test_a_path_that_is_no_run_is_a_usage_error_for_every_command(
+    command, given, pattern, files, tmp_path
+):
+    run = tmp_path / "run"
+    assert invoke("run", *TINY, "--data", str(files["small"]), "--out", str(run)).exit_code == 0
+    names = {name: str(path) for name, path in files.items()} | {"tmp": str(tmp_path),
+                                                                   "run": str(run)}
+    result = invoke(*command[:1], *(a.format(**names) for a in command[1:]),
+                    given.format(**names))
+    assert re.search(pattern, error_line(result))
+    assert result.exit_code == 2, result.output
+
+
+def test_a_run_that_saved_no_checkpoint_is_not_a_usage_error(files, tmp_path):
+    run = tmp_path / "run"
+    assert invoke("run", *TINY, "--data", str(files["small"]), "--out", str(run)).exit_code == 0
+    for checkpoint in run.glob("*.json"):
+        if checkpoint.name in ("checkpoint.json", "best.json"):
+            checkpoint.unlink()
+    result = invoke("generate", str(run))
+    assert "has none)" in error_line(result)
+    assert result.exit_code == 1

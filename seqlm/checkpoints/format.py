@@ -26,7 +26,8 @@ from typing import Any
 
 import torch
 
-from seqlm.errors import CheckpointError, first_line
+from seqlm.errors import CheckpointError, NotARunError, first_line
+from seqlm.storage.runfiles import MANIFEST
 from seqlm.storage.safewrite import replace_atomically
 
 FORMAT = "seqlm-checkpoint"
@@ -181,13 +182,16 @@ def read_header(json_path: Path) -> dict[str, Any]:
     if not json_path.is_file():
         where = json_path.parent
         if not where.is_dir():
-            raise CheckpointError(f"{where}: no such folder; give the folder of a seqlm run "
-                                  "that saved a checkpoint")
+            raise NotARunError(f"{where}: no such folder; give the folder of a seqlm run "
+                               "that saved a checkpoint")
         present = [f"{name}.json" for name in (BEST, LAST, *map(kept_name, kept_epochs(where)))
                    if (where / f"{name}.json").is_file()]
         if not present:
-            raise CheckpointError(f"no checkpoint at {json_path}; give the folder of a run "
-                                  f"that saved one ({where} has none)")
+            # A run stopped before its first checkpoint is a run (exit status 1); any
+            # other folder is the wrong argument (2).
+            error = CheckpointError if (where / MANIFEST).is_file() else NotARunError
+            raise error(f"no checkpoint at {json_path}; give the folder of a run that saved "
+                        f"one ({where} has none)")
         raise CheckpointError(f"no checkpoint at {json_path}; {where} has "
                               f"{', '.join(present)}")
     try:
@@ -197,8 +201,8 @@ def read_header(json_path: Path) -> dict[str, Any]:
                               "restore it, or train again") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         if json_path.suffix != ".json":  # a file given where a run folder was meant
-            raise CheckpointError(f"{json_path} is a file, not a run folder; give the folder "
-                                  "of a seqlm run (or its checkpoint.json)") from None
+            raise NotARunError(f"{json_path} is a file, not a run folder; give the folder "
+                               "of a seqlm run (or its checkpoint.json)") from None
         raise CheckpointError(
             f"{json_path} is not a readable checkpoint (corrupt or truncated: {exc}); use "
             "another checkpoint, or train again"
