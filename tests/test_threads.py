@@ -43,3 +43,20 @@ def test_generate_and_eval_take_threads_too(command, book_path, tmp_path):
     assert negative.exit_code == 2
     assert "--threads must be a whole number, 0 or more, got -1" in negative.output
     assert torch.get_num_threads() == 2
+
+
+def test_jobs_times_threads_is_held_to_the_same_limit(book_path, tmp_path):
+    from click.testing import CliRunner
+
+    from seqlm.cli import main
+    from seqlm.config.bounds import max_threads
+
+    seqlm.run(data=book_path, out=tmp_path / "r", epochs=1, **SMALL)
+    limit = max_threads()
+    # Each thread count alone is allowed; the jobs together would pass the limit.
+    args = ["eval", str(tmp_path / "r"), str(tmp_path / "r"), "--held-out", "--jobs", "2",
+            "--threads", str(limit // 2 + 1)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert (f"--jobs 2 with --threads {limit // 2 + 1} would run {2 * (limit // 2 + 1)} "
+            f"threads, more than {limit}") in result.output

@@ -18,7 +18,7 @@ from seqlm.config import (
     DYNAMIC_STEPS,
     DYNAMIC_STREAMS,
 )
-from seqlm.config.bounds import check_finite
+from seqlm.config.bounds import check_finite, check_threads
 from seqlm.config.choices import CHECKPOINT_CHOICES
 from seqlm.errors import UsageError
 
@@ -114,6 +114,7 @@ def eval_command(run_dirs: tuple[str, ...], data: str | None, held_out: bool, en
     from seqlm.runs.saved import evaluate_text
     from seqlm.training.dynamic_eval import DynamicSettings
 
+    check_threads(threads, jobs)
     # Members side by side, each op on one core: torch's default of a thread per core
     # would have them fight over the cores.
     use_threads(1 if jobs > 1 and threads == 0 else threads)

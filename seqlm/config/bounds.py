@@ -30,8 +30,9 @@ def max_threads() -> int:
     return 4 * (os.cpu_count() or 1)
 
 
-def check_threads(threads: int) -> None:
-    """``--threads`` must be from 0 (torch's default) to :func:`max_threads`."""
+def check_threads(threads: int, jobs: int = 1) -> None:
+    """``--threads`` must be from 0 (torch's default) to :func:`max_threads`, and so must
+    the threads of ``jobs`` models measured side by side, each with ``threads``."""
     limit = max_threads()
     if isinstance(threads, int) and threads < 0:
         raise UsageError(f"--threads must be a whole number, 0 or more, got {threads}")
@@ -39,6 +40,10 @@ def check_threads(threads: int) -> None:
         raise UsageError(f"--threads {threads} is more than {limit} (4 per CPU core of this "
                          "machine): more threads than cores only slow torch down, and "
                          "thousands crash it; use 0 for torch's default")
+    if isinstance(threads, int) and jobs > 1 and threads * jobs > limit:
+        raise UsageError(f"--jobs {jobs} with --threads {threads} would run {threads * jobs} "
+                         f"threads, more than {limit} (4 per CPU core of this machine); "
+                         "lower --threads, or give 0 for one thread per job")
 
 
 def check_model_size(hidden: int, embedding_dim: int, num_layers: int) -> None:
