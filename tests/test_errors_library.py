@@ -106,10 +106,19 @@ def test_prefix_with_no_known_token_is_refused() -> None:
         check_prefix("zorblax", word, _vocab("the time machine", word), "letters")
 
 
-def test_prefix_with_no_tokens_is_refused() -> None:
+def test_a_blank_prefix_is_refused_as_seqlm_run_refuses_it() -> None:
     word = WordTokenizer()
-    with pytest.raises(UsageError, match="gives no tokens"):
+    with pytest.raises(UsageError, match="--prefix is empty; give some text"):
         check_prefix("   ", word, _vocab("the time machine", word), "none")
+
+
+def test_prefix_with_no_tokens_is_refused() -> None:
+    class Digits(WordTokenizer):
+        def tokenize(self, lines):
+            return [[w for w in line.split() if w.isdigit()] for line in lines]
+
+    with pytest.raises(UsageError, match="--prefix 'the time' gives no tokens"):
+        check_prefix("the time", Digits(), _vocab("1 2 3", Digits()), "none")
 
 
 # -- the run folder ----------------------------------------------------------------------

@@ -62,9 +62,12 @@ def test_a_prefix_of_no_known_token_is_refused_as_seqlm_run_refuses_it(run_dir):
             "'3'); use words or characters from the text") in " ".join(result.output.split())
 
 
-def test_empty_prefix_is_a_usage_error(run_dir):
-    result = CliRunner().invoke(main, ["generate", str(run_dir), "--prefix", ""])
-    assert result.exit_code == 2 and "--prefix" in result.output
+@pytest.mark.parametrize("prefix", ["", "   "])
+def test_empty_prefix_is_the_usage_error_seqlm_run_gives(run_dir, prefix):
+    result = CliRunner().invoke(main, ["generate", str(run_dir), "--prefix", prefix])
+    assert result.exit_code == 2
+    assert result.output == ("Error: --prefix is empty; give some text for the model to "
+                             "continue, for example --prefix 'time traveller'\n")
 
 
 def _draws(logits, n=3000, **kwargs):

@@ -23,7 +23,7 @@ from seqlm.config.choices import (
     check_choice,
     check_graph_setting,
 )
-from seqlm.data.text import check_encoding
+from seqlm.data.text import check_encoding, check_prefix_text
 from seqlm.errors import UsageError
 from seqlm.model.limits import check_generate_length
 
@@ -166,9 +166,7 @@ class RunConfig:
         check_device_name(self.device)
         if self.lr is not None and not math.isfinite(self.lr):
             raise UsageError(f"--lr must be a finite number greater than 0, got {self.lr!r}")
-        if not self.prefix.strip():
-            raise UsageError("--prefix is empty; give some text for the model to continue, "
-                             "for example --prefix 'time traveller'")
+        check_prefix_text(self.prefix)
         check_seed(self.seed)
         check_epochs(self.epochs)
         check_graph_setting(self.cuda_graph)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from seqlm.data.text import clean_letters
+from seqlm.data.text import check_prefix_text, clean_letters
 from seqlm.data.vocab import Vocab
 from seqlm.errors import DataError, UsageError
 from seqlm.interfaces import Sampler, Tokenizer
@@ -79,6 +79,7 @@ def check_prefix(prefix: str, tokenizer: Tokenizer, vocab: Vocab, clean: str) ->
     No tokens at all, or none the vocabulary knows, is a :class:`UsageError`: the sample
     would be noise. Some unknown tokens (read as ``<unk>``) only give a warning.
     """
+    check_prefix_text(prefix)
     tokens = tokenizer.tokenize([prefix])[0]
     if not tokens:
         raise UsageError(f"--prefix {prefix!r} gives no tokens; give some text to continue")

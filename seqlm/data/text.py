@@ -81,6 +81,14 @@ def check_encoding(encoding: str) -> None:
                          "try utf-8, latin-1 or cp1252")
 
 
+def check_prefix_text(prefix: str) -> None:
+    """A ``--prefix`` must hold some text besides white space: there is nothing else to
+    continue (``seqlm run`` and ``seqlm generate`` say so alike)."""
+    if not prefix.strip():
+        raise UsageError("--prefix is empty; give some text for the model to continue, "
+                         "for example --prefix 'time traveller'")
+
+
 def clean_lines(text: str, clean: str = "letters") -> list[str]:
     """Split ``text`` into lines, clean each, and drop the lines left empty.
 

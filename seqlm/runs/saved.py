@@ -147,8 +147,7 @@ def generate_text(
         prefix = first.config.prefix
     # As seqlm run checks its --prefix: none of its tokens known is an error (the text
     # would be noise), some unknown a note, with the cleaning's hint where it applies.
-    note = check_prefix(prefix, first.tokenizer, first.vocab,
-                        first.config.clean) if prefix else None
+    note = check_prefix(prefix, first.tokenizer, first.vocab, first.config.clean)
     if note and warn is not None:
         warn(f"warning: {note}")
     # Drawn on the model's device, so no token travels to the host until the end; a
