@@ -438,3 +438,17 @@ def test_keep_every_beyond_the_last_epoch_says_it_keeps_none(tmp_path, book_path
     assert ("note: --keep-every 5 keeps no epoch of 2; only the best and last checkpoints "
             "are kept") in " ".join(result.output.split())
     assert not list((tmp_path / "r").glob("epoch-*"))
+
+
+def test_a_checkpoint_file_with_another_checkpoint_spelt_out_is_refused(runs):
+    from seqlm.runs.saved import load_trained
+
+    last = runs["a"] / "checkpoint.json"
+    assert load_trained(last).epoch == load_trained(runs["a"], "last").epoch  # the file itself
+    result = CliRunner().invoke(main, ["eval", str(last), "--held-out", "--checkpoint", "best"])
+    assert result.exit_code == 2
+    assert "is one checkpoint's file; give its run folder to choose --checkpoint best" in (
+        result.output)
+    best = CliRunner().invoke(main, ["eval", str(runs["a"] / "best.json"), "--held-out",
+                                     "--checkpoint", "best"])
+    assert best.exit_code == 0, best.output

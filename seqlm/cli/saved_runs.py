@@ -25,8 +25,10 @@ from seqlm.errors import UsageError
 _WHICH_HELP = ("best: lowest validation loss (the last one if the run held out no text); "
                "last: where training stopped")
 _WHICH = click.option(
-    "--checkpoint", "which", type=click.Choice(CHECKPOINT_CHOICES), default="best",
-    show_default=True, help=f"{_WHICH_HELP}; both: the two, as two members of an ensemble; "
+    # No default value: a checkpoint's own file is measured as itself unless a
+    # --checkpoint it is not was asked for.
+    "--checkpoint", "which", type=click.Choice(CHECKPOINT_CHOICES), default=None,
+    show_default="best", help=f"{_WHICH_HELP}; both: the two, as two members of an ensemble; "
     "all: those and every epoch that seqlm run --keep-every kept.")
 _DEVICE = click.option("--device", default="cpu", show_default=True,
                        help="auto, cpu, cuda, cuda:N or mps.")
@@ -50,7 +52,7 @@ _DEVICE = click.option("--device", default="cpu", show_default=True,
 @_DEVICE
 @THREADS_OPTION
 def generate(run_dirs: tuple[str, ...], prefix: str | None, length: int, temperature: float,
-             top_k: int, greedy: bool, seed: int | None, which: str, device: str,
+             top_k: int, greedy: bool, seed: int | None, which: str | None, device: str,
              threads: int) -> None:
     """Continue --prefix with a trained model from the run folder DIR.
 
@@ -101,7 +103,8 @@ def generate(run_dirs: tuple[str, ...], prefix: str | None, length: int, tempera
               "at least 4,096 tokens): 1 reads it in order, so every segment gains from "
               "all before it; more are faster on a long text.")
 def eval_command(run_dirs: tuple[str, ...], data: str | None, held_out: bool, encoding: str,
-                 which: str, device: str, threads: int, as_json: bool, dynamic: bool,
+                 which: str | None, device: str, threads: int, as_json: bool,
+                 dynamic: bool,
                  dynamic_lr: float | None, dynamic_decay: float, dynamic_steps: int,
                  dynamic_rms: bool, jobs: int, dynamic_streams: int) -> None:
     """Perplexity and bits per token of a trained model (in DIR) on the text in --data, or

@@ -61,24 +61,26 @@ class TrainedModel:
 
 
 def load_trained(
-    run_dir: str | Path, which: str = "best", device: str = "cpu",
+    run_dir: str | Path, which: str | None = None, device: str = "cpu",
     warn: Callable[[str], None] | None = None,
 ) -> TrainedModel:
-    """Rebuild the model saved in ``run_dir``: ``which`` is ``best``, ``last``, or
-    ``epoch-N`` for an epoch that ``--keep-every`` kept.
+    """Rebuild the model saved in ``run_dir``: ``which`` is ``best`` (None: the default),
+    ``last``, or ``epoch-N`` for an epoch that ``--keep-every`` kept.
 
     ``best`` falls back to the last checkpoint when the run kept no best one (it held
-    out no text). Weights load on the CPU first, whatever device wrote them, then move
-    to ``device``. A component whose plugin is missing is an error naming the package to
-    install; ``warn`` hears of a different installed version.
+    out no text). ``run_dir`` may be a checkpoint's own file (``best.json``, ...): it is
+    that checkpoint, and a ``which`` that names another is an error. Weights load on the
+    CPU first, whatever device wrote them, then move to ``device``. A component whose
+    plugin is missing is an error naming the package to install; ``warn`` hears of a
+    different installed version.
     """
     check_device_name(device)
-    name = {"last": LAST, "best": BEST}.get(which, which)  # or a kept epoch's, epoch-N
+    name = {"last": LAST, "best": BEST, None: BEST}.get(which, which)  # or epoch-N
     if Path(run_dir).is_file():
         # A checkpoint's own file (a run's checkpoint.json, best.json or epoch-N.json) is
         # the checkpoint, whatever it is called; which one is chosen within a run folder.
         stem = Path(run_dir).stem
-        if which != "best" and name != stem:
+        if which is not None and name != stem:
             raise UsageError(f"{run_dir} is one checkpoint's file; give its run folder to "
                              f"choose --checkpoint {which}")
         name = stem
@@ -111,7 +113,7 @@ def generate_text(
     prefix: str | None,
     length: int,
     *,
-    which: str = "best",
+    which: str | None = None,
     device: str = "cpu",
     temperature: float = 1.0,
     top_k: int = 0,
@@ -164,7 +166,7 @@ def evaluate_text(
     data: str | Path | None = None,
     *,
     held_out: bool = False,
-    which: str = "best",
+    which: str | None = None,
     device: str = "cpu",
     encoding: str = "utf-8",
     warn: Callable[[str], None] | None = None,
@@ -225,7 +227,7 @@ def evaluate_text(
         "tokenizer": first.config.tokenizer,
         # Which checkpoint a lone model came from (best falls back to last where a run
         # held out nothing); an ensemble's members say so each.
-        "checkpoint": figures[0]["checkpoint"] if len(members) == 1 else which,
+        "checkpoint": figures[0]["checkpoint"] if len(members) == 1 else which or "best",
         "epoch": first.epoch if len(members) == 1 else None,
         "held_out": held_out,
         "members": figures,
@@ -237,7 +239,7 @@ def evaluate_text(
 
 
 def _members(
-    run_dir: str | Path | Sequence[str | Path], which: str, device: str,
+    run_dir: str | Path | Sequence[str | Path], which: str | None, device: str,
     warn: Callable[[str], None] | None, verb: str,
 ) -> list[tuple[str | Path, TrainedModel]]:
     """Every model ``which`` names in each of the run folders, with its folder: the
@@ -252,7 +254,7 @@ def _members(
         # Counted twice, a run would weigh double in the mean, unasked.
         twice = next(d for d, r in zip(dirs, resolved, strict=True) if resolved.count(r) > 1)
         raise UsageError(f"the same run is given twice ({twice}); give different run folders")
-    if which not in CHECKPOINT_CHOICES:
+    if which is not None and which not in CHECKPOINT_CHOICES:
         raise UsageError(f"checkpoint {which!r} is not one of {', '.join(CHECKPOINT_CHOICES)}")
     members: list[tuple[str | Path, TrainedModel]] = []
     for d in dirs:
@@ -310,7 +312,8 @@ def _label(name: str) -> str:
 
 
 def _checkpoints(
-    run_dir: str | Path, which: str, device: str, warn: Callable[[str], None] | None,
+    run_dir: str | Path, which: str | None, device: str,
+    warn: Callable[[str], None] | None,
 ) -> list[TrainedModel]:
     """The run's model at ``which`` checkpoint; for ``both``, at its best and its last,
     and for ``all`` at those and every epoch ``--keep-every`` kept (the same weights may
