@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -157,3 +158,29 @@ def test_plain_lines_come_at_least_every_so_often_unless_log_every_is_set(
     shown = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("epoch ")]
     assert shown[:len(rows)] == rows
     assert len(shown) == (20 if not log_every else 2)
+
+
+class FolderLogger(Callback):
+    """Writes one file per epoch into a folder of its own in the run folder."""
+
+    def __init__(self, run):
+        self.folder = run.out_dir / "events"
+
+    def on_epoch_end(self, trainer, metrics):
+        self.folder.mkdir(exist_ok=True)
+        (self.folder / f"epoch-{metrics.epoch}.txt").write_text("logged\n")
+
+
+def test_the_last_line_names_the_folders_the_loggers_wrote(add_logger, small_text, tmp_path):
+    add_logger("folders", FolderLogger)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes").mkdir()  # the user's, older than the run
+    os.utime(out / "notes", (1, 1))
+    result = CliRunner().invoke(main, ["run", "--data", str(small_text), "--out", str(out),
+                                       "--log", "folders", *TINY_RUN])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "loggers (folders) wrote to events/"
+    plain = CliRunner().invoke(main, ["run", "--data", str(small_text), "--out",
+                                      str(tmp_path / "plain"), *TINY_RUN])
+    assert plain.output.splitlines()[-1].startswith("outputs in ")

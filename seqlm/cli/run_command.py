@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,7 @@ def run(recipe: str | None, **options: Any) -> None:
         options = with_recipe(options, from_recipe, typed)
     # SIGTERM (kill, systemd, Slurm) and SIGHUP stop the run as Ctrl-C does: with a
     # checkpoint to resume from.
+    started = time.time() - 2  # a file system may keep times to the second or two
     with stop_on_signals(), _options_named_where_given(recipe, from_recipe, typed):
         if options["resume"] is not None:
             # Only what was typed counts: the checkpoint supplies every other setting.
@@ -227,6 +229,23 @@ def run(recipe: str | None, **options: Any) -> None:
         say("the best checkpoint holds the averaged weights")
     say(f"sample: {result.sample}")
     say(f"outputs in {result.out_dir}/ ({', '.join(_outputs(result.out_dir))})")
+    logged = _logger_folders(result.out_dir, started) if s["config"].get("log") else []
+    if logged:
+        say(f"loggers ({', '.join(s['config']['log'])}) wrote to {', '.join(logged)}")
+
+
+def _logger_folders(out_dir: Path, since: float) -> list[str]:
+    """The folders of the run folder written to since ``since``: the loggers' own (seqlm
+    writes files only), named so that the user knows where to point TensorBoard and
+    the like. A folder of the user's that the run did not touch is left out."""
+    found = []
+    for entry in sorted(out_dir.iterdir()):
+        try:
+            if entry.is_dir() and not entry.is_symlink() and entry.stat().st_mtime >= since:
+                found.append(f"{entry.name}/")
+        except OSError:
+            continue  # gone or unreadable: nothing to point at
+    return found
 
 
 def _outputs(out_dir: Path) -> list[str]:
