@@ -102,7 +102,9 @@ def cell_shapes(cls: type, options: dict[str, Any]) -> None:
     _, inputs = _inputs(cell)
     with torch.no_grad():
         result = cell(inputs, begin)
-    problem = forward_problem(cell, result, begin, STEPS, BATCH)
+    # Float inputs set the dtype; token ids (a cell that takes them) the default one.
+    dtype = inputs.dtype if inputs.is_floating_point() else torch.get_default_dtype()
+    problem = forward_problem(cell, result, begin, STEPS, BATCH, dtype)
     _require(problem is None, "cell_shapes", str(problem))
 
 

@@ -8,6 +8,7 @@ import torch
 from test_door_check import (
     BatchMajor,
     Doubled,
+    Float64Outputs,
     ModuleInit,
     NaNOutputs,
     NoSuper,
@@ -70,6 +71,8 @@ def test_good_plugin_classes_pass():
     # Before the rules that compare outputs, which nan would fail for another reason.
     (NaNOutputs, "rule cell_shapes failed: expected finite outputs, got nan or infinity in "
      "90 of 90 values"),
+    (Float64Outputs, "rule cell_shapes failed: expected outputs of dtype torch.float32 (the "
+     "model's), got torch.float64"),
     (ModuleInit, "rule cell_builds failed: self.input_size is None, expected 7; call "
      "super().__init__() first in __init__"),
     (NoSuper, "rule cell_builds failed: NoSuper raised AttributeError: cannot assign "

@@ -96,6 +96,12 @@ class NaNOutputs(Tanh):
         return outputs * float("nan"), state
 
 
+class Float64Outputs(Tanh):
+    def forward(self, inputs, state):
+        outputs, state = self.steps(inputs, state)
+        return outputs.double(), state
+
+
 class ModuleInit(Tanh):
     """Skips RecurrentCell's __init__, so it declares no sizes."""
 
@@ -145,6 +151,21 @@ class ShortLaterShuffled(ShortLater):
 class NoSuperSampler(SequentialSampler):
     def __init__(self, batch_size, num_steps):
         self.rows = batch_size  # Sampler.__init__ never ran: no self.batch_size
+
+
+class Counting(SequentialSampler):
+    """Counts its epochs, as a sampler that changes with each epoch would."""
+
+    seen: list[int] = []
+
+    def __init__(self, batch_size, num_steps):
+        super().__init__(batch_size, num_steps)
+        self.epoch = 0
+
+    def __call__(self, corpus):
+        self.epoch += 1
+        Counting.seen.append(self.epoch)
+        yield from super().__call__(corpus)
 
 
 class Nothing(SequentialSampler):
@@ -207,7 +228,7 @@ class NumberTokenizer(Tokenizer):
 CELLS = {"torch-way": TorchWay, "batch-major": BatchMajor, "one-argument": OneArgument,
          "outputs-only": OutputsOnly, "doubled": Doubled, "last-step": LastStep,
          "no-super": NoSuper, "required": Required, "module-init": ModuleInit,
-         "nan-outputs": NaNOutputs,
+         "nan-outputs": NaNOutputs, "float64-outputs": Float64Outputs,
          "later-failure": LaterFailure}
 SAMPLERS = {"transposed": _sampler(lambda X, Y: (X.T, Y.T)),
             "fewer-rows": _sampler(lambda X, Y: (X[:-1], Y[:-1])),
@@ -215,7 +236,7 @@ SAMPLERS = {"transposed": _sampler(lambda X, Y: (X.T, Y.T)),
             "flat": _sampler(lambda X, Y: (X.reshape(-1), Y.reshape(-1))),
             "triple": _sampler(lambda X, Y: (X, Y, X)),
             "unshifted": _sampler(lambda X, Y: (X, X)),
-            "nothing": Nothing, "raises": Raises, "short-later": ShortLater,
+            "nothing": Nothing, "counting": Counting, "raises": Raises, "short-later": ShortLater,
             "short-later-shuffled": ShortLaterShuffled, "no-super": NoSuperSampler}
 
 
@@ -274,6 +295,8 @@ def _run(tmp_path, small_text, *args):
     (["--cell", "nan-outputs"], 2, f"cell 'nan-outputs' {ORIGIN} broke its contract: expected "
      "finite outputs, got nan or infinity in 160 of 160 values; see "
      "docs/plugins/contracts.md#recurrentcell"),
+    (["--cell", "float64-outputs"], 2, f"cell 'float64-outputs' {ORIGIN} broke its contract: "
+     "expected outputs of dtype torch.float32 (the model's), got torch.float64"),
     (["--cell", "required"], 2, f"cell 'required' {ORIGIN} requires option 'alpha'"),
     (["--cell", "module-init"], 2, f"cell 'module-init' {ORIGIN} broke its contract: expected "
      "self.input_size to be a positive int, got nothing; call super().__init__() first"),
@@ -379,6 +402,15 @@ def test_the_check_leaves_the_random_generators_as_they_were():
         torch.rand(5)
         random.random()
     assert torch.equal(before[0], torch.get_rng_state()) and before[1] == random.getstate()
+
+
+def test_the_run_samples_its_first_epoch_as_without_the_check(tmp_path, small_text):
+    Counting.seen.clear()
+    result, _ = _run(tmp_path, small_text, "--sampler", "counting")
+    assert result.exit_code == 0, result.output
+    # The check drew from a copy: the run's own sampler saw epochs 1, 2, ... from its start.
+    assert Counting.seen[-2:] == [1, 2]
+    assert Counting.seen.count(1) == 2
 
 
 def test_seqlms_own_bugs_stay_unexpected(tmp_path, small_text, monkeypatch):

@@ -13,6 +13,7 @@ token, as training draws them (:class:`CheckedSampler`).
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import random
 from collections.abc import Callable, Iterator
@@ -127,9 +128,11 @@ class CheckedSampler(Sampler):
 
 
 def forward_problem(
-    cell: RecurrentCell, result: Any, begin: State, num_steps: int, batch_size: int
+    cell: RecurrentCell, result: Any, begin: State, num_steps: int, batch_size: int,
+    dtype: torch.dtype | None = None,
 ) -> str | None:
-    """What is wrong with what ``cell.forward`` returned, or None."""
+    """What is wrong with what ``cell.forward`` returned, or None; ``dtype``, where
+    given, is the one the outputs must have: the output layer's, which takes them."""
     if not isinstance(result, tuple) or len(result) != 2:
         size = f" of {len(result)} items" if isinstance(result, (tuple, list)) else ""
         return f"expected forward to return (outputs, state), got a {type(result).__name__}{size}"
@@ -148,6 +151,9 @@ def forward_problem(
             hint = " (the last step only: return the outputs of every step)"
         return (f"expected outputs shaped (num_steps, batch, output_size) = {want}, "
                 f"got {got}{hint}")
+    if dtype is not None and outputs.dtype != dtype:
+        return (f"expected outputs of dtype {dtype} (the model's), got {outputs.dtype}; "
+                "compute in the dtype of the cell's weights and inputs")
     if describe_structure(state) != describe_structure(begin):
         return (f"expected a state structured like begin_state's {describe_structure(begin)}, "
                 f"got {describe_structure(state)}")
@@ -244,7 +250,8 @@ def check_forward(
         inputs = model.cell_inputs(X.T)
         with torch.no_grad(), guard():
             result = cell(inputs, begin)
-        problem = forward_problem(cell, result, begin, num_steps, batch_size)
+        problem = forward_problem(cell, result, begin, num_steps, batch_size,
+                                  model.head.weight.dtype)
     if problem:
         raise refuse(label, "cell", problem)
 
@@ -310,6 +317,16 @@ def component_label(kind: str, name: str, plugins: Plugins) -> str:
     return f"{kind} {name!r}{plugins.origin(kind, name) or ' (built in)'}"
 
 
+def _spare(sampler: Sampler) -> Sampler:
+    """A copy of ``sampler`` for the check, so that the run's own starts its first epoch
+    as it would without the check (a sampler may count its calls, or change with each
+    epoch); the sampler itself where it cannot be copied."""
+    try:
+        return copy.deepcopy(sampler)
+    except Exception:  # the sampler's own __deepcopy__ or members: the check goes on
+        return sampler
+
+
 def check_before_training(
     model: Any, sampler: Sampler, corpus: torch.Tensor, vocab_size: int,
     names: dict[str, str], plugins: Plugins,
@@ -320,7 +337,8 @@ def check_before_training(
         return lambda: calling(kind, names[kind], plugins)
 
     with rng_kept():
-        X, _ = first_batch(sampler, corpus, component_label("sampler", names["sampler"], plugins),
-                           vocab_size, guard=guard("sampler"))
+        X, _ = first_batch(_spare(sampler), corpus,
+                           component_label("sampler", names["sampler"], plugins), vocab_size,
+                           guard=guard("sampler"))
         check_forward(model, X, component_label("cell", names["cell"], plugins),
                       guard=guard("cell"))
