@@ -13,6 +13,7 @@ from seqlm.cli import main
 from seqlm.data.samplers import SequentialSampler
 from seqlm.errors import UsageError
 from seqlm.interfaces import RecurrentCell, Sampler, Tokenizer
+from seqlm.training.trainer import DefaultTrainer
 
 ORIGIN = "from seqlm-mistakes 0.1.0"
 TINY = ["--epochs", "2", "--hidden", "8", "--batch-size", "4", "--num-steps", "5",
@@ -240,6 +241,13 @@ SAMPLERS = {"transposed": _sampler(lambda X, Y: (X.T, Y.T)),
             "short-later-shuffled": ShortLaterShuffled, "no-super": NoSuperSampler}
 
 
+class ListOptimizer(DefaultTrainer):
+    """Returns its parameters where DefaultTrainer's code wants an optimizer."""
+
+    def make_optimizer(self, model):
+        return list(model.parameters())
+
+
 class Mistakes:
     @seqlm.hookimpl
     def register_cells(self, register):
@@ -250,6 +258,10 @@ class Mistakes:
     def register_samplers(self, register):
         for name, cls in SAMPLERS.items():
             register(name, cls)
+
+    @seqlm.hookimpl
+    def register_trainers(self, register):
+        register("list-optimizer", ListOptimizer)
 
     @seqlm.hookimpl
     def register_tokenizers(self, register):
@@ -345,6 +357,18 @@ def test_an_exception_in_training_is_put_on_the_plugin(tmp_path, small_text):
     assert result.exit_code == 1
     assert (f"Error: cell 'later-failure' {ORIGIN} raised RuntimeError: the cell ran out of "
             "ideas. This is a fault of that plugin") in result.output
+
+
+def test_an_exception_in_code_a_plugin_inherits_is_put_on_the_plugin(tmp_path, small_text):
+    result, _ = _run(tmp_path, small_text, "--trainer", "list-optimizer")
+    assert result.exit_code == 1
+    line = " ".join(result.output.split())
+    assert (f"Error: trainer 'list-optimizer' {ORIGIN} raised AttributeError in "
+            "DefaultTrainer.") in line
+    assert ("which it inherits from seqlm: 'list' object has no attribute 'param_groups'. "
+            "Check what it overrides (make_optimizer) against "
+            "docs/plugins/contracts.md#trainer") in line
+    assert "unexpected" not in line
 
 
 @pytest.mark.parametrize("sampler", ["short-later", "short-later-shuffled"])

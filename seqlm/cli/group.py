@@ -147,10 +147,12 @@ class SeqlmGroup(click.Group):
                 raise
             # Code of a plugin (a command, or a component used by a built-in command)
             # is the plugin's fault, not seqlm's.
-            from seqlm.plugins.blame import find_culprit
+            from seqlm.plugins.blame import find_culprit, inherited_blame
 
-            culprit = find_culprit(error, get_plugins(), command=ctx.invoked_subcommand)
-            message = describe_unexpected(error) if culprit is None else culprit.message(error)
+            plugins = get_plugins()
+            culprit = find_culprit(error, plugins, command=ctx.invoked_subcommand)
+            message = (culprit.message(error) if culprit is not None
+                       else inherited_blame(error, plugins) or describe_unexpected(error))
             click.echo(f"Error: {message}", err=True)
             sys.exit(1)
 

@@ -63,6 +63,41 @@ def find_culprit(
     return culprit
 
 
+def inherited_blame(error: BaseException, plugins: Plugins, skip: int = 0) -> str | None:
+    """The message that puts ``error`` on a plugin's component when seqlm's own code
+    raised it inside a method the component inherits from a seqlm class (a
+    ``DefaultTrainer`` subclass whose ``make_optimizer`` returned a list, say), or None.
+
+    The innermost seqlm frame whose ``self`` is a registered third-party class decides;
+    its overrides of seqlm's methods are named as the likely cause.
+    """
+    for frame in reversed(_frames(error.__traceback__)[skip:]):
+        if frame.f_globals.get("__name__", "").partition(".")[0] != "seqlm":
+            continue
+        owner = frame.f_locals.get("self")
+        culprit = plugins.instance_culprit(owner)
+        if culprit is not None:
+            code = frame.f_code
+            where = getattr(code, "co_qualname", code.co_name)  # Python 3.10: no qualname
+            return culprit.inherited_message(error, where, _overrides(type(owner), plugins))
+    return None
+
+
+def _overrides(cls: type, plugins: Plugins) -> list[str]:
+    """The methods of seqlm's base classes that the plugin's classes in ``cls``'s MRO
+    define again."""
+    def ours(klass: type) -> bool:
+        return klass.__module__.partition(".")[0] == "seqlm"
+
+    def theirs(klass: type) -> bool:
+        return plugins.culprit_for(klass.__module__) is not None
+
+    mine = {name for klass in cls.__mro__ if theirs(klass) for name in vars(klass)}
+    base = {name for klass in cls.__mro__ if ours(klass) for name in vars(klass)
+            if callable(getattr(klass, name, None)) and not name.startswith("__")}
+    return sorted(mine & base)
+
+
 def sign(error: SeqlmError, culprit: Culprit | None) -> None:
     """Put ``culprit``'s name in front of a seqlm error that its own code raised (a bad
     option value it checks itself, say), once: the message stays the plugin's, its type
@@ -104,7 +139,10 @@ def calling(kind: str, name: str, plugins: Plugins) -> Iterator[None]:
             # __init__ sets: the component skipped that call.
             culprit = called
         if culprit is None:
-            raise
+            inherited = inherited_blame(error, plugins, skip=2)
+            if inherited is None:
+                raise
+            raise PluginError(inherited) from error
         raise PluginError(culprit.message(error)) from error
 
 
@@ -121,5 +159,8 @@ def blaming_plugins(plugins: Plugins) -> Iterator[None]:
     except Exception as error:
         culprit = find_culprit(error, plugins)
         if culprit is None:
-            raise
+            inherited = inherited_blame(error, plugins)
+            if inherited is None:
+                raise
+            raise PluginError(inherited) from error
         raise PluginError(culprit.message(error)) from error

@@ -48,6 +48,17 @@ class Culprit:
         """``cell 'NAME' from DIST VERSION``: who this is, as messages name it."""
         return f"{self.kind} {self.name!r} from {self.origin or 'a plugin registered in code'}"
 
+    def inherited_message(self, error: BaseException, where: str, overrides: list[str]) -> str:
+        """The one-line message for ``error`` raised in seqlm's code that this component
+        inherits (``where``, such as ``DefaultTrainer.fit``): most likely one of its
+        ``overrides`` gave that code something it cannot use."""
+        text = one_line(str(error), 300)
+        suspects = (f"Check what it overrides ({', '.join(overrides)})" if overrides
+                    else "Check what it sets up for that code")
+        return (f"{self.label} raised {type(error).__name__} in {where}, which it inherits "
+                f"from seqlm: {text}. {suspects} against {contract_link(self.kind)}, or run "
+                "with --debug for the traceback")
+
     def message(self, error: BaseException) -> str:
         """The one-line message that puts ``error`` on this component."""
         text = one_line(str(error), 300)
