@@ -9,6 +9,7 @@ from test_door_check import (
     BatchMajor,
     Doubled,
     Float64Outputs,
+    FunctionInState,
     ModuleInit,
     NaNOutputs,
     NoSuper,
@@ -236,6 +237,13 @@ def test_a_trainer_that_skips_callbacks_fails():
 
     with pytest.raises(AssertionError, match="rule trainer_fit failed: callbacks were called"):
         check_trainer(Silent)
+
+
+def test_a_trainer_state_no_checkpoint_can_hold_fails_the_round_trip():
+    with pytest.raises(AssertionError, match="rule trainer_state_round_trip failed: "
+                       "state_dict\\(\\) holds a function at hook, which a checkpoint "
+                       "cannot store"):
+        check_trainer(FunctionInState)
 
 
 def test_check_refuses_a_class_of_another_interface():

@@ -248,6 +248,13 @@ class ListOptimizer(DefaultTrainer):
         return list(model.parameters())
 
 
+class FunctionInState(DefaultTrainer):
+    """Keeps a function in its state, which no checkpoint can hold."""
+
+    def state_dict(self):
+        return {**super().state_dict(), "hook": lambda: None}
+
+
 class Mistakes:
     @seqlm.hookimpl
     def register_cells(self, register):
@@ -262,6 +269,7 @@ class Mistakes:
     @seqlm.hookimpl
     def register_trainers(self, register):
         register("list-optimizer", ListOptimizer)
+        register("function-in-state", FunctionInState)
 
     @seqlm.hookimpl
     def register_tokenizers(self, register):
@@ -369,6 +377,15 @@ def test_an_exception_in_code_a_plugin_inherits_is_put_on_the_plugin(tmp_path, s
             "Check what it overrides (make_optimizer) against "
             "docs/plugins/contracts.md#trainer") in line
     assert "unexpected" not in line
+
+
+def test_a_trainer_state_no_checkpoint_can_hold_is_the_trainers(tmp_path, small_text):
+    result, _ = _run(tmp_path, small_text, "--trainer", "function-in-state")
+    assert result.exit_code == 2, result.output
+    assert (f"Error: trainer 'function-in-state' {ORIGIN} broke its contract: state_dict() "
+            "holds a function at hook, which a checkpoint cannot store; keep tensors, "
+            "numbers, strings, None, and lists and dicts of them; see "
+            "docs/plugins/contracts.md#trainer") in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize("sampler", ["short-later", "short-later-shuffled"])

@@ -60,6 +60,18 @@ _TENSOR = "__tensor__"
 _ITEMS = "__items__"  # a dict whose keys are not all strings (an optimizer's state)
 
 
+class UnstorableError(TypeError):
+    """A value a checkpoint cannot hold, with where it is (``trainer.hook``, say)."""
+
+    def __init__(self, type_name: str, key: str) -> None:
+        super().__init__(f"cannot store a {type_name} at {key or 'top level'} in a checkpoint")
+        self.type_name, self.key = type_name, key
+
+
+#: What a checkpoint holds, as a message says it.
+STORABLE = "tensors, numbers, strings, None, and lists and dicts of them"
+
+
 def pack(obj: Any, tensors: dict[str, torch.Tensor], key: str = "") -> Any:
     """Turn a nested structure into JSON-ready data, moving its tensors into ``tensors``."""
     if isinstance(obj, torch.Tensor):
@@ -74,7 +86,7 @@ def pack(obj: Any, tensors: dict[str, torch.Tensor], key: str = "") -> Any:
         return [pack(v, tensors, f"{key}.{i}") for i, v in enumerate(obj)]
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
-    raise TypeError(f"cannot store a {type(obj).__name__} at {key or 'top level'} in a checkpoint")
+    raise UnstorableError(type(obj).__name__, key)
 
 
 def unpack(data: Any, tensors: dict[str, torch.Tensor]) -> Any:

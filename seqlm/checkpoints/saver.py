@@ -18,8 +18,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from seqlm.checkpoints.format import BEST, LAST, kept_name, read_header, save_checkpoint
-from seqlm.errors import TrainingError
+from seqlm.checkpoints.format import (
+    BEST,
+    LAST,
+    STORABLE,
+    UnstorableError,
+    kept_name,
+    pack,
+    read_header,
+    save_checkpoint,
+)
+from seqlm.errors import TrainingError, refuse
 from seqlm.interfaces import Callback, Trainer
 from seqlm.metrics import EpochMetrics
 from seqlm.storage.runfiles import record_written
@@ -69,8 +78,11 @@ class CheckpointCallback(Callback):
         describe: Callable[[], dict[str, Any]],
         every: int = 0,
         keep_every: int = 0,
+        trainer_label: str = "the trainer",
     ) -> None:
         self.directory = Path(directory)
+        #: Who answers for the trainer's state_dict (``trainer 'NAME' from DIST VERSION``).
+        self.trainer_label = trainer_label
         self.model = model
         self.describe = describe
         self.every = every
@@ -91,6 +103,20 @@ class CheckpointCallback(Callback):
         state["trainer"] = trainer.state_dict()
         return state
 
+    def _unstorable(self, state: dict[str, Any]) -> Exception:
+        """The error for a state a checkpoint cannot hold: where the trainer's state_dict
+        holds it, that trainer's broken contract, with the key."""
+        try:
+            pack(state, {})
+        except UnstorableError as error:
+            if error.key.startswith("trainer."):
+                return refuse(self.trainer_label, "trainer",
+                              f"state_dict() holds a {error.type_name} at "
+                              f"{error.key.removeprefix('trainer.')}, which a checkpoint "
+                              f"cannot store; keep {STORABLE}")
+            return error
+        return TypeError("cannot store the state in a checkpoint")
+
     def on_train_start(self, trainer: Trainer) -> None:
         self.saved_epoch = trainer.start_epoch or None
         for m in trainer.history:
@@ -99,7 +125,11 @@ class CheckpointCallback(Callback):
                 self.best_loss = loss
 
     def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
-        self.snapshot = cpu_copy(self._state(trainer, metrics.epoch))
+        state = self._state(trainer, metrics.epoch)
+        try:
+            self.snapshot = cpu_copy(state)
+        except TypeError:
+            raise self._unstorable(state) from None
         loss = metrics.selected_val_loss
         if loss is not None and loss < self.best_loss:
             self.best_loss = loss

@@ -465,7 +465,9 @@ def _savers(
     text_sha256 = text_checksum(config.data) if config.data is not None else None
     fixed = describe_run(config, data.corpus.vocab, data.tokenizer, components, text_sha256)
     saver = CheckpointCallback(out_dir, built.model, lambda: dict(fixed),
-                               every=config.checkpoint_every, keep_every=config.keep_every)
+                               every=config.checkpoint_every, keep_every=config.keep_every,
+                               trainer_label=component_label("trainer", config.trainer,
+                                                             get_plugins()))
     if resumed is not None:  # until an epoch ends, the checkpoint resumed from stands
         saver.saved_epoch = int(resumed["epoch"]) or None
     return saver, StatusRecorder(out_dir, fixed["config"])
