@@ -143,6 +143,31 @@ def test_sampling_in_a_logger_does_not_change_the_run(add_logger, small_text, tm
     assert [m.train_loss for m in logged.history] == [m.train_loss for m in plain.history]
 
 
+class Drawing(Callback):
+    """Draws random numbers at every epoch's end, as a logger that subsamples might."""
+
+    def __init__(self, run):
+        pass
+
+    def on_epoch_end(self, trainer, metrics):
+        import random
+
+        import torch
+
+        torch.rand(10)
+        random.random()
+
+
+def test_a_logger_that_draws_random_numbers_does_not_change_the_run(
+    add_logger, small_text, tmp_path
+):
+    add_logger("drawing", Drawing)
+    options = dict(TINY, data=small_text, sampler="random", dropout=0.3, embedding_dim=4)
+    plain = seqlm.run(out=tmp_path / "plain", **options)
+    logged = seqlm.run(out=tmp_path / "logged", log=["drawing"], **options)
+    assert [m.train_loss for m in logged.history] == [m.train_loss for m in plain.history]
+
+
 @pytest.mark.parametrize("log_every, rows", [
     ([], ["1/20", "2/20", "3/20"]),  # automatic: every 2 epochs, and when a line is due
     (["--log-every", "10"], ["10/20", "20/20"]),  # the user's interval is kept as given

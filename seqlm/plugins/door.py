@@ -200,9 +200,11 @@ def state_problem(state: Any) -> str | None:
 
 @contextlib.contextmanager
 def rng_kept() -> Iterator[None]:
-    """Put torch's and Python's random number generators back as they were."""
+    """Put torch's and Python's random number generators back as they were: the CPU's,
+    and the current GPU's where CUDA is in use (a sampler draws on the corpus's device)."""
     python = random.getstate()
-    with torch.random.fork_rng(devices=[]):
+    devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
         yield
     random.setstate(python)
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from seqlm.errors import PluginError
 from seqlm.interfaces import Callback, RunInfo
+from seqlm.plugins.door import rng_kept
 
 if TYPE_CHECKING:
     from seqlm.interfaces import Trainer
@@ -80,7 +81,8 @@ def _raise_plugin_errors() -> bool:
 
 
 class GuardedLogger(Callback):
-    """Calls a plugin's callback, turning it off with one message if it raises."""
+    """Calls a plugin's callback, turning it off with one message if it raises, with the
+    random number generators put back as they were after each call."""
 
     def __init__(
         self, callback: Callback, logger: NamedLogger, warn: Callable[[str], None]
@@ -94,7 +96,9 @@ class GuardedLogger(Callback):
         if self.off:
             return
         try:
-            getattr(self.callback, method)(*args)
+            # A logger that draws random numbers must not change the run it watches.
+            with rng_kept():
+                getattr(self.callback, method)(*args)
         except Exception as exc:  # plugin code may raise anything
             self.off = True
             message = (f"logger {self.logger.name!r} of plugin {self.logger.plugin} failed in "
