@@ -106,6 +106,25 @@ def test_prefix_with_no_known_token_is_refused() -> None:
         check_prefix("zorblax", word, _vocab("the time machine", word), "letters")
 
 
+class KnowsLowerCase(CharTokenizer):
+    """Reads what it did not learn (capitals here) as <unk> itself, as a learned
+    tokenizer (byte-pair encoding, say) does."""
+
+    def tokenize(self, lines):
+        return [[c if c.islower() or c == " " else "<unk>" for c in line] for line in lines]
+
+
+def test_unk_from_the_tokenizer_itself_counts_as_unknown() -> None:
+    lower = KnowsLowerCase()
+    vocab = _vocab("the time machine", lower)
+    assert "<unk>" in vocab  # as every vocabulary has it: not a sign the text knew it
+    assert check_prefix("The time", lower, vocab, "none") == (
+        "--prefix 'The time': the tokenizer reads part of it as <unk>")
+    with pytest.raises(UsageError, match=r"none of its tokens occurs in the training text "
+                       r"\(the tokenizer reads all of it as <unk>\)"):
+        check_prefix("TT", lower, vocab, "none")
+
+
 def test_a_blank_prefix_is_refused_as_seqlm_run_refuses_it() -> None:
     word = WordTokenizer()
     with pytest.raises(UsageError, match="--prefix is empty; give some text"):

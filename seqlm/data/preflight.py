@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from seqlm.data.text import check_prefix_text, clean_letters
-from seqlm.data.vocab import Vocab
+from seqlm.data.vocab import UNK, Vocab
 from seqlm.errors import DataError, UsageError
 from seqlm.interfaces import Sampler, Tokenizer
 
@@ -83,16 +83,22 @@ def check_prefix(prefix: str, tokenizer: Tokenizer, vocab: Vocab, clean: str) ->
     tokens = tokenizer.tokenize([prefix])[0]
     if not tokens:
         raise UsageError(f"--prefix {prefix!r} gives no tokens; give some text to continue")
-    unknown = sorted({t for t in tokens if t not in vocab})
+    # A tokenizer may give <unk> itself (one that learned its units, for text it cannot
+    # split): that part of the prefix is as unknown as a token missing from the vocabulary.
+    unknown = sorted({t for t in tokens if t not in vocab or t == UNK})
     if not unknown:
         return None
-    shown = ", ".join(repr(t) for t in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
+    named = [t for t in unknown if t != UNK]
+    shown = ", ".join(repr(t) for t in named[:8]) + (" ..." if len(named) > 8 else "")
     hint = ""
     if clean == "letters" and clean_letters(prefix) not in (prefix, ""):
         hint = (f"; the text was cleaned to lower-case letters and spaces (--clean letters), "
                 f"so try --prefix {clean_letters(prefix)!r}")
     if len(unknown) == len(set(tokens)):
+        what = shown if named else f"the tokenizer reads all of it as {UNK}"
         raise UsageError(f"--prefix {prefix!r}: none of its tokens occurs in the training "
-                         f"text ({shown}){hint or '; use words or characters from the text'}")
-    return (f"--prefix {prefix!r}: {shown} not in the training text, read as <unk>"
-            f"{hint}")
+                         f"text ({what}){hint or '; use words or characters from the text'}")
+    parts = [f"{shown} not in the training text, read as {UNK}"] if named else []
+    if UNK in unknown:
+        parts.append(f"the tokenizer reads part of it as {UNK}")
+    return f"--prefix {prefix!r}: {' and '.join(parts)}{hint}"
