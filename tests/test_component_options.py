@@ -3,14 +3,17 @@ constructor declares, and refused before the run folder is made when they do not
 
 from __future__ import annotations
 
+import enum
+import importlib.util
 import json
 from typing import Literal
 
 import pytest
-from plugin_dists import TINY_RUN, run_seqlm
+from plugin_dists import CELL_SOURCE, TINY_RUN, make_dist, run_seqlm, unique
 
+from seqlm.config.recipes import load_recipe
 from seqlm.errors import UsageError
-from seqlm.plugins.options import convert_options, convert_value
+from seqlm.plugins.options import convert_options, convert_value, same_options
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -201,3 +204,156 @@ def test_a_tuple_option_reaches_the_cell_in_a_run(tmp_path, small_text):
     # Annotated: each element a float; unannotated: the type of its default, a tuple.
     assert seen and all(s == ((0.5, 2.0), (3, "x")) for s in seen)
     assert [type(v) for v in seen[0][0]] == [float, float]
+
+
+#: A plugin cell whose module defers its annotations and imports numpy only for type
+#: checkers, so that ``np.ndarray`` never resolves at run time.
+DEFERRED_CELL = "from __future__ import annotations\n" + CELL_SOURCE + """
+from typing import TYPE_CHECKING, Optional
+
+import seqlm
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+class DeferredCell(TanhCell):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 scale: float = 1, table: np.ndarray | None = None,
+                 limit: Optional[int] = None, cap: int | None = None):
+        super().__init__(input_size, hidden_size, num_layers, scale=0.01 * scale)
+
+
+@seqlm.hookimpl
+def register_cells(register):
+    register("deferred-test", DeferredCell)
+"""
+
+CELL_ARGUMENTS = ("input_size", "hidden_size", "num_layers")
+
+
+@pytest.fixture(scope="module")
+def deferred(tmp_path_factory):
+    """A plugin folder (for ``run_seqlm``) with the cell ``deferred-test``, and the class."""
+    root = tmp_path_factory.mktemp("deferred")
+    module = unique("deferred")
+    make_dist(root, "seqlm-deferred", {module: DEFERRED_CELL}, {"deferred": module})
+    spec = importlib.util.spec_from_file_location(module, root / f"{module}.py")
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return root, loaded.DeferredCell
+
+
+@pytest.mark.parametrize("key, text, want", [
+    ("scale", "0.5", 0.5), ("scale", "2", 2.0), ("limit", "3", 3), ("cap", "4", 4),
+    ("limit", "none", None), ("cap", "none", None), ("table", "null", None),
+    ("table", "[1, 2]", [1, 2]),
+])
+def test_an_annotation_that_does_not_resolve_leaves_the_others_their_types(deferred, key,
+                                                                            text, want):
+    got = convert_options("cell", "deferred-test", deferred[1], {key: text},
+                          fixed=CELL_ARGUMENTS)[key]
+    assert got == want and type(got) is type(want)
+
+
+def test_a_cell_with_an_annotation_that_does_not_resolve_gets_its_float(deferred, tmp_path,
+                                                                        small_text):
+    out = tmp_path / "run"
+    done = run_seqlm(["run", "--cell", "deferred-test", "--data", str(small_text), "--out",
+                      str(out), *TINY_RUN, "--cell-opt", "scale=2"], deferred[0])
+    assert done.returncode == 0, done.stderr
+    saved = json.loads((out / "summary.json").read_text())["config"]["cell_options"]
+    assert saved == {"scale": 2.0} and type(saved["scale"]) is float
+
+
+def test_resuming_with_none_as_typed_before_is_accepted(deferred, tmp_path, small_text):
+    out = tmp_path / "run"
+    first = run_seqlm(["run", "--cell", "deferred-test", "--data", str(small_text), "--out",
+                       str(out), *TINY_RUN, "--cell-opt", "limit=none", "--cell-opt",
+                       "cap=None"], deferred[0])
+    assert first.returncode == 0, first.stderr
+    again = run_seqlm(["run", "--resume", str(out), "--epochs", "3", "--cell-opt",
+                       "limit=none", "--cell-opt", "cap=NULL"], deferred[0])
+    assert again.returncode == 0, again.stderr
+    other = run_seqlm(["run", "--resume", str(out), "--epochs", "4", "--cell-opt", "limit=3",
+                       "--cell-opt", "cap=none"], deferred[0])
+    assert other.returncode == 2 and "--cell-opt cannot change when resuming" in other.stderr
+
+
+@pytest.mark.parametrize("saved, given, same", [
+    ({"maybe": None}, {"maybe": "none"}, True), ({"maybe": None}, {"maybe": "Null"}, True),
+    ({"maybe": None}, {"maybe": "4"}, False), ({"maybe": 4}, {"maybe": "none"}, False),
+    ({"rate": 0.5}, {"rate": "0.50"}, True), ({"loose": None}, {"loose": "null"}, True),
+])
+def test_saved_options_compare_as_the_run_converts_them(saved, given, same):
+    assert same_options(saved, given, Annotated) is same
+    assert same_options(saved, given) is same  # by the saved values' own types
+
+
+def test_none_for_an_option_without_annotation_is_text_when_compared_by_the_constructor():
+    # Read as JSON, ``none`` stays the text "none": only ``null`` gave the saved None.
+    assert not same_options({"loose": None}, {"loose": "none"}, Annotated)
+    assert same_options({"loose": "none"}, {"loose": "none"}, Annotated)
+
+
+def test_a_saved_tuple_read_back_as_a_list_is_the_same_by_its_annotation():
+    saved = {"rates": [1.0, 0.5], "pair": [2, "x"], "sizes": None}
+    given = {"rates": "[1, 0.5]", "pair": '[2, "x"]', "sizes": "none"}
+    assert same_options(saved, given, Collections)
+    assert not same_options({**saved, "pair": [3, "x"]}, given, Collections)
+
+
+class Color(enum.Enum):
+    RED = 1
+    GREEN = 2
+    BLUE = 3
+
+
+class Shade(str, enum.Enum):
+    LIGHT = "l"
+    DARK = "d"
+
+
+class Coloured:
+    def __init__(self, color: Color = Color.RED, shade: Shade | None = None,
+                 guessed=Color.GREEN) -> None: ...
+
+
+@pytest.mark.parametrize("key, value, want", [
+    ("color", "blue", Color.BLUE), ("color", "BLUE", Color.BLUE), ("color", " Green ",
+                                                                     Color.GREEN),
+    ("color", "2", Color.GREEN), ("color", 3, Color.BLUE), ("color", Color.RED, Color.RED),
+    ("shade", "dark", Shade.DARK), ("shade", "l", Shade.LIGHT), ("shade", "none", None),
+    ("guessed", "red", Color.RED),
+])
+def test_an_enum_option_converts_by_name_or_value_to_the_member(key, value, want):
+    assert convert_options("cell", "c", Coloured, {key: value})[key] is want
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("color", "purple", "one of red, green, blue"), ("color", "4", "one of red, green, blue"),
+    ("color", True, "one of red, green, blue"), ("color", 1.5, "one of red, green, blue"),
+    ("shade", "x", "one of light, dark or none"),
+])
+def test_an_enum_option_of_no_member_lists_the_choices(key, value, words):
+    with pytest.raises(UsageError) as error:
+        convert_options("cell", "c", Coloured, {key: value})
+    message = str(error.value)
+    assert f"option {key!r} of cell 'c' expects {words}" in message
+    assert len(message.splitlines()) == 1
+
+
+def test_an_enum_option_from_a_recipe_converts_from_text_or_a_number(tmp_path):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('[cell-opt]\ncolor = 2\nshade = "Light"\n', encoding="utf-8")
+    options = load_recipe(recipe)["cell_options"]
+    assert convert_options("cell", "c", Coloured, options) == {"color": Color.GREEN,
+                                                                "shade": Shade.LIGHT}
+    recipe.write_text("[cell-opt]\ncolor = 7\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="expects one of red, green, blue"):
+        convert_options("cell", "c", Coloured, load_recipe(recipe)["cell_options"])
+
+
+def test_converting_an_enum_option_twice_gives_the_member():
+    once = convert_options("cell", "c", Coloured, {"color": "blue", "shade": "d"})
+    assert convert_options("cell", "c", Coloured, once) == once

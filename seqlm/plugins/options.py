@@ -2,17 +2,20 @@
 and converted before anything is built.
 
 A value typed on the command line is text. Each option gets the type that the
-constructor's annotation gives, or else the type of its default; ``true``/``false``,
-``yes``/``no`` and ``1``/``0`` (any case) are booleans. An option with neither
-annotation nor default is read as JSON where it parses (``3``, ``0.5``, ``"text"``), else
-kept as text. A list, tuple or object is given as JSON, and its elements are converted
-as the annotation's parameters say (``list[int]``, ``dict[str, float]``). A value that
-does not fit is a one-line usage error naming the option, the value and the type
-expected, given before the run folder is made.
+constructor's annotation gives, or else the type of its default; each annotation is
+resolved on its own, so one that names what the module imports only for type checkers
+leaves the others their types. ``true``/``false``, ``yes``/``no`` and ``1``/``0`` (any
+case) are booleans; an :class:`enum.Enum` takes a member's name (any case) or its value.
+An option with neither annotation nor default is read as JSON where it parses (``3``,
+``0.5``, ``"text"``), else kept as text. A list, tuple or object is given as JSON, and
+its elements are converted as the annotation's parameters say (``list[int]``,
+``dict[str, float]``). A value that does not fit is a one-line usage error naming the
+option, the value and the type expected, given before the run folder is made.
 """
 
 from __future__ import annotations
 
+import enum
 import inspect
 import json
 import math
@@ -89,10 +92,7 @@ def convert_options(
                          f"default; pass --{kind}-opt {missing[0]}=VALUE")
     converted: dict[str, Any] = {}
     for key, value in options.items():
-        param = params.get(key)
-        expected = hints.get(key, inspect.Parameter.empty) if param is not None else None
-        if param is not None and expected is inspect.Parameter.empty:
-            expected = _type_of_default(param.default)
+        expected = _expected_type(params.get(key), hints)
         try:
             converted[key] = convert_value(value, expected)
         except ValueError:
@@ -120,6 +120,8 @@ def convert_value(value: Any, expected: Any) -> Any:
                 continue
         raise ValueError(value)
     origin = typing.get_origin(expected) or expected
+    if _is_enum(origin):  # before int and str: an IntEnum or a StrEnum is one of those too
+        return _to_member(value, origin)
     if origin is typing.Literal:
         for choice in args:
             try:
@@ -163,17 +165,40 @@ def _convert_items(parsed: list | tuple | dict, origin: type, args: tuple[Any, .
     return tuple(items) if origin is tuple else items
 
 
-def same_options(saved: Mapping[str, Any], given: Mapping[str, Any]) -> bool:
-    """Whether options ``given`` (text, as typed) are the ``saved`` (converted) ones."""
+def same_options(
+    saved: Mapping[str, Any], given: Mapping[str, Any], cls: type | None = None
+) -> bool:
+    """Whether options ``given`` (text, as typed) are the ``saved`` (converted) ones.
+
+    With ``cls``, both sides are converted as its constructor's annotations say, as the
+    run converts them (a saved tuple read back from JSON is a list). Without it, each
+    given value is read as the type of the saved one, and a saved None is what the run
+    made of ``none`` or ``null`` (any case).
+    """
     if set(saved) != set(given):
         return False
+    params = _parameters(cls) if cls is not None else {}
+    hints = _type_hints(cls) if cls is not None else {}
     for key, old in saved.items():
         try:
-            if convert_value(given[key], _type_of_default(old)) != old:
+            if cls is not None and key in params:
+                expected = _expected_type(params[key], hints)
+                if convert_value(given[key], expected) != convert_value(old, expected):
+                    return False
+            elif not _same_as_saved(given[key], old):
                 return False
         except ValueError:
             return False
     return True
+
+
+def _same_as_saved(value: Any, old: Any) -> bool:
+    """Whether ``value`` is the saved ``old``, read as the type ``old`` has."""
+    if old is None:
+        # Only none or null (or a None from Python) can have given a None: ``none`` for
+        # an ``X | None`` annotation, ``null`` read as JSON.
+        return value is None or (isinstance(value, str) and value.strip().lower() in _NONE)
+    return convert_value(value, _type_of_default(old)) == old
 
 
 def describe_type(expected: Any) -> str:
@@ -186,6 +211,8 @@ def describe_type(expected: Any) -> str:
     args = typing.get_args(expected)
     if origin is typing.Literal:
         return "one of " + ", ".join(str(c) for c in args)
+    if _is_enum(origin):
+        return "one of " + ", ".join(name.lower() for name in origin.__members__)
     if origin in (list, tuple) and args:
         if origin is tuple and args[-1] is not Ellipsis:
             return (f"a JSON list of {len(args)}: "
@@ -210,19 +237,72 @@ def _parameters(cls: type) -> Mapping[str, inspect.Parameter]:
 
 
 def _type_hints(cls: type) -> dict[str, Any]:
-    init = cls.__init__
-    try:
-        return typing.get_type_hints(init)
-    except Exception:  # an annotation that does not resolve (a name of the plugin's own)
+    """The annotations of ``cls``'s constructor that resolve, each resolved on its own.
+
+    One that does not (a name imported only under ``TYPE_CHECKING``, say) is left out,
+    and its option is then typed as if it had no annotation: resolving all at once would
+    lose every option's type to that one.
+    """
+    init = inspect.unwrap(cls.__init__)
+    annotations = getattr(init, "__annotations__", None)
+    if not isinstance(annotations, Mapping):
         return {}
+    namespace = getattr(init, "__globals__", {})
+    hints: dict[str, Any] = {}
+    for name, annotation in annotations.items():
+        holder = types.SimpleNamespace(__annotations__={name: annotation})
+        try:
+            hints.update(typing.get_type_hints(holder, globalns=namespace))
+        except Exception:  # anything an annotation's own code may raise
+            continue
+    return hints
+
+
+def _expected_type(param: inspect.Parameter | None, hints: Mapping[str, Any]) -> Any:
+    """The type an option converts to: its parameter's annotation, else the type of its
+    default; None for an option the constructor does not name (``**kwargs``)."""
+    if param is None:
+        return None
+    expected = hints.get(param.name, inspect.Parameter.empty)
+    return _type_of_default(param.default) if expected is inspect.Parameter.empty else expected
 
 
 def _type_of_default(default: Any) -> Any:
     if default is inspect.Parameter.empty or default is None:
         return None
-    if isinstance(default, (bool, int, float, str, list, tuple, dict)):
+    if isinstance(default, (bool, int, float, str, list, tuple, dict, enum.Enum)):
         return type(default)
     return None
+
+
+def _is_enum(origin: Any) -> bool:
+    return isinstance(origin, type) and issubclass(origin, enum.Enum)
+
+
+def _to_member(value: Any, choices: type[enum.Enum]) -> enum.Enum:
+    """The member of ``choices`` that ``value`` names (any case) or whose value it is (as
+    text, or as the value itself from a recipe or from Python)."""
+    if isinstance(value, choices):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        members = choices.__members__
+        if text in members:  # the exact name first: names may differ only in case
+            return members[text]
+        for name, member in members.items():
+            if name.lower() == text.lower():
+                return member
+    for member in choices:
+        if _is_value_of(value, member.value):
+            return member
+    raise ValueError(value)
+
+
+def _is_value_of(value: Any, wanted: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip() == str(wanted)
+    # True is 1 to Python, but a boolean does not stand for a number here.
+    return isinstance(value, bool) == isinstance(wanted, bool) and value == wanted
 
 
 def _is_union(expected: Any) -> bool:
