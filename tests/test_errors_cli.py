@@ -245,3 +245,14 @@ def test_a_run_that_saved_no_checkpoint_is_not_a_usage_error(files, tmp_path):
     result = invoke("generate", str(run))
     assert "has none)" in error_line(result)
     assert result.exit_code == 1
+
+
+@pytest.mark.parametrize("option", ["--out", "--data", "--resume"])
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(option, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("mine\n")
+    result = invoke("run", *TINY, option, "", "--force")
+    assert error_line(result) == f"Error: --{option[2:]} is empty; give a path, or leave " \
+        f"{option} out"
+    assert result.exit_code == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

@@ -167,6 +167,7 @@ class RunConfig:
         if self.lr is not None and not math.isfinite(self.lr):
             raise UsageError(f"--lr must be a finite number greater than 0, got {self.lr!r}")
         check_prefix_text(self.prefix)
+        self.check_paths()
         check_seed(self.seed)
         check_epochs(self.epochs)
         check_graph_setting(self.cuda_graph)
@@ -193,6 +194,15 @@ class RunConfig:
     def learning_rate(self) -> float:
         """``lr``, or the chosen optimizer's usual rate when ``lr`` is None."""
         return self.lr if self.lr is not None else OPTIMIZER_LR.get(self.optimizer, 1.0)
+
+    def check_paths(self) -> None:
+        """``data``, ``out`` and ``resume`` are unset or name something: an empty one (an
+        unset shell variable in ``--out $DIR``) would mean the current folder, and a run
+        would write its files among the user's."""
+        for name in ("data", "out", "resume"):
+            value = getattr(self, name)
+            if isinstance(value, str) and not value.strip():
+                raise UsageError(f"--{name} is empty; give a path, or leave --{name} out")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings (paths as strings)."""

@@ -193,6 +193,7 @@ def settle(
         hint = f"; did you mean {close[0]!r}?" if close else "; see seqlm.RunConfig"
         raise UsageError(f"{unknown[0]!r} is not a setting of seqlm.run{hint}")
     config = replace(config or RunConfig(), **overrides)
+    config.check_paths()  # before a checkpoint is looked for in an empty --resume
     resumed: dict[str, Any] | None = None
     if config.resume is not None:
         resumed = load_run_checkpoint(config.resume, LAST)
