@@ -357,3 +357,49 @@ def test_an_enum_option_from_a_recipe_converts_from_text_or_a_number(tmp_path):
 def test_converting_an_enum_option_twice_gives_the_member():
     once = convert_options("cell", "c", Coloured, {"color": "blue", "shade": "d"})
     assert convert_options("cell", "c", Coloured, once) == once
+
+
+class Mode(enum.Enum):
+    PLAIN = 1
+    DOUBLED = 2
+
+
+def test_a_run_with_an_enum_option_saves_it_by_name_and_resumes_and_generates(
+    small_text, tmp_path
+):
+    from click.testing import CliRunner
+    from test_door_check import Tanh
+
+    import seqlm
+    from seqlm.cli import main
+
+    seen = []
+
+    class Moded(Tanh):
+        def __init__(self, input_size, hidden_size, num_layers=1, mode: Mode = Mode.PLAIN):
+            super().__init__(input_size, hidden_size, num_layers)
+            seen.append(mode)
+
+    class Plugin:
+        @seqlm.hookimpl
+        def register_cells(self, register):
+            register("moded", Moded)
+
+    plugins = seqlm.get_plugins()
+    plugins.add(Plugin(), "moded-plugin")
+    try:
+        out = tmp_path / "run"
+        first = CliRunner().invoke(main, ["run", "--cell", "moded", "--cell-opt", "mode=doubled",
+                                          "--data", str(small_text), "--out", str(out),
+                                          *TINY_RUN])
+        assert first.exit_code == 0, first.output
+        saved = json.loads((out / "summary.json").read_text())["config"]["cell_options"]
+        assert saved == {"mode": "DOUBLED"}
+        again = CliRunner().invoke(main, ["run", "--resume", str(out), "--epochs", "3",
+                                          "--cell-opt", "mode=DOUBLED"])
+        assert again.exit_code == 0, again.output
+        generated = CliRunner().invoke(main, ["generate", str(out), "--length", "5"])
+        assert generated.exit_code == 0, generated.output
+        assert seen and set(seen) == {Mode.DOUBLED}  # the member, every time it was built
+    finally:
+        plugins.remove("moded-plugin")

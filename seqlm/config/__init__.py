@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -43,6 +44,22 @@ DYNAMIC_STREAMS = 1
 #: The text ``seqlm run`` continues after training unless told ``--prefix``; on a text
 #: that has none of its tokens the run continues the text's own opening instead.
 DEFAULT_PREFIX = "time traveller"
+
+
+#: The settings that hold a component's options.
+OPTION_TABLES = ("tokenizer_options", "sampler_options", "cell_options", "trainer_options")
+
+
+def _json_ready(value: Any) -> Any:
+    """A component option as JSON keeps it: an Enum member as its name (which converts
+    back to the member when the run is resumed or loaded), tuples as lists."""
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return value
 
 
 @dataclass
@@ -211,6 +228,8 @@ class RunConfig:
             if data[key] is not None:
                 data[key] = str(data[key])
         data["log"] = list(data["log"])
+        for key in OPTION_TABLES:
+            data[key] = _json_ready(data[key])
         return data
 
     @classmethod
