@@ -452,3 +452,13 @@ def test_a_checkpoint_file_with_another_checkpoint_spelt_out_is_refused(runs):
     best = CliRunner().invoke(main, ["eval", str(runs["a"] / "best.json"), "--held-out",
                                      "--checkpoint", "best"])
     assert best.exit_code == 0, best.output
+
+
+def test_unknown_tokens_are_counted_among_the_tokens_measured(runs, tmp_path):
+    text = tmp_path / "odd.txt"
+    text.write_text("\u20ac" * 5 + "the", encoding="utf-8")  # a euro sign is no token of it
+    result = CliRunner().invoke(main, ["eval", str(runs["raw"]), "--data", str(text), "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    # Eight tokens, seven of them predicted (all but the first): four of those unknown.
+    assert (figures["tokens"], figures["unknown_tokens"]) == (7, 4)

@@ -30,7 +30,7 @@ from seqlm.config.bounds import check_device_name, check_seed
 from seqlm.config.choices import ALL, BOTH, CHECKPOINT_CHOICES
 from seqlm.config.recipes import recipe_text
 from seqlm.data.preflight import check_prefix
-from seqlm.data.vocab import Vocab
+from seqlm.data.vocab import UNK, Vocab
 from seqlm.errors import CheckpointError, DataError, UsageError
 from seqlm.interfaces import Tokenizer
 from seqlm.metrics import bits_per_token, perplexity
@@ -357,7 +357,9 @@ def _reads_text_otherwise(trained: TrainedModel, first: TrainedModel) -> str | N
 
 
 def _text_ids(trained: TrainedModel, data: str | Path, encoding: str) -> tuple[torch.Tensor, int]:
-    """Token ids of the text in ``data`` as the run reads it, and how many are unknown."""
+    """Token ids of the text in ``data`` as the run reads it, and how many of the tokens
+    measured (each after the first) are unknown: missing from the vocabulary, or read as
+    ``<unk>`` by the tokenizer itself."""
     from seqlm.data.corpus import text_tokens
     from seqlm.data.text import read_text
 
@@ -371,7 +373,7 @@ def _text_ids(trained: TrainedModel, data: str | Path, encoding: str) -> tuple[t
     if len(tokens) < 2:
         raise DataError(f"--data {data}: fewer than two tokens after --clean "
                         f"{trained.config.clean}; give a longer text")
-    unknown = sum(1 for t in tokens if t not in trained.vocab)
+    unknown = sum(1 for t in tokens[1:] if t == UNK or t not in trained.vocab)
     return torch.tensor(trained.vocab[tokens], dtype=torch.long), unknown
 
 
