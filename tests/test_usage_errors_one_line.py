@@ -18,6 +18,10 @@ from seqlm.cli import main
     (["eval"], "Error: Missing argument 'DIR...'. (see seqlm eval --help)"),
     (["nosuch"], "Error: No such command 'nosuch'. (see seqlm --help)"),
     (["--bogus"], "Error: No such option '--bogus'. (see seqlm --help)"),
+    (["run", "--epochs"], "Error: Option '--epochs' requires an argument. "
+     "(see seqlm run --help)"),
+    (["list"], "Error: Missing argument 'KIND'. Choose from: tokenizers, samplers, cells, "
+     "trainers, callbacks (see seqlm list --help)"),
 ])
 def test_a_usage_error_click_finds_is_one_line_with_exit_status_2(args, expected):
     result = CliRunner().invoke(main, args, prog_name="seqlm")
@@ -29,3 +33,10 @@ def test_a_usage_error_click_finds_is_one_line_with_exit_status_2(args, expected
 def test_help_still_shows_the_usage():
     result = CliRunner().invoke(main, ["generate", "--help"], prog_name="seqlm")
     assert result.exit_code == 0 and result.output.startswith("Usage: seqlm generate")
+
+
+def test_seqlm_alone_shows_the_help_and_succeeds():
+    result = CliRunner().invoke(main, [], prog_name="seqlm")
+    assert result.exit_code == 0
+    assert result.output.startswith("Usage: seqlm [OPTIONS] COMMAND")
+    assert "Error" not in result.output

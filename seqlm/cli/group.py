@@ -47,16 +47,24 @@ class OneLineUsageError(click.UsageError):
     """A usage error that click found (a bad value, a missing argument), shown on one line
     with where to read the usage, instead of click's usage block above it."""
 
+    #: The command whose help to point to where click's error has no context (an option
+    #: missing its value is found by a parser that knows none).
+    where: str | None = None
+
     @classmethod
-    def of(cls, error: click.UsageError) -> OneLineUsageError:
-        """``error``'s message (click's wording) as a one-line error."""
-        if isinstance(error, cls):
-            return error
-        return cls(error.format_message(), error.ctx)
+    def of(cls, error: click.UsageError, where: str | None = None) -> OneLineUsageError:
+        """``error``'s message (click's wording) as a one-line error; ``where`` is the
+        command path to name when the error does not carry its context."""
+        if not isinstance(error, cls):
+            error = cls(error.format_message(), error.ctx)
+        if error.ctx is None and error.where is None:
+            error.where = where
+        return error
 
     def show(self, file: Any = None) -> None:
-        where = self.ctx.command_path if self.ctx is not None else "seqlm"
-        click.echo(f"Error: {self.format_message()} (see {where} --help)", file=file,
+        where = self.ctx.command_path if self.ctx is not None else self.where or "seqlm"
+        # click lists some choices one per line: the error stays one line.
+        click.echo(f"Error: {one_line(self.format_message())} (see {where} --help)", file=file,
                    err=file is None)
 
 
@@ -73,7 +81,11 @@ class SeqlmGroup(click.Group):
     builtin_commands: frozenset[str] = frozenset()
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        """Also accept ``--debug`` after the command (``seqlm run ... --debug``)."""
+        """Also accept ``--debug`` after the command (``seqlm run ... --debug``); with no
+        arguments at all, show the help (and exit 0) rather than an error."""
+        if not args:
+            click.echo(ctx.get_help())
+            ctx.exit(0)
         try:
             return super().parse_args(ctx, self._hoist_debug(ctx, args))
         except click.UsageError as error:
@@ -139,7 +151,9 @@ class SeqlmGroup(click.Group):
                 os.dup2(devnull, sys.stderr.fileno())
             sys.exit(141)  # as a shell reports a process ended by SIGPIPE
         except click.UsageError as error:
-            raise OneLineUsageError.of(error) from error
+            sub = ctx.invoked_subcommand
+            raise OneLineUsageError.of(
+                error, f"{ctx.command_path} {sub}" if sub else None) from error
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except Exception as error:
