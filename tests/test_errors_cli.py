@@ -256,3 +256,18 @@ def test_an_empty_path_is_refused_not_read_as_the_current_folder(option, tmp_pat
         f"{option} out"
     assert result.exit_code == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_resuming_a_run_stopped_before_its_first_checkpoint_says_to_start_it_again(
+    files, tmp_path
+):
+    run = tmp_path / "run"
+    assert invoke("run", *TINY, "--data", str(files["small"]), "--out", str(run)).exit_code == 0
+    for checkpoint in ("checkpoint.json", "best.json"):
+        (run / checkpoint).unlink(missing_ok=True)
+    result = invoke("run", "--resume", str(run))
+    assert error_line(result) == (
+        f"Error: --resume {run}: the run stopped before its first checkpoint, so there is "
+        f"nothing to resume; start it again with seqlm run --out {run} --force and its "
+        "settings")
+    assert result.exit_code == 1

@@ -35,7 +35,15 @@ from seqlm.data.preflight import check_corpus_fits, check_prefix, opening_prefix
 from seqlm.data.text import clean_lines
 from seqlm.data.textsum import check_same_text, text_checksum
 from seqlm.data.vocab import Vocab
-from seqlm.errors import DataError, OutputError, TrainingError, UsageError, refuse
+from seqlm.errors import (
+    CheckpointError,
+    DataError,
+    NotARunError,
+    OutputError,
+    TrainingError,
+    UsageError,
+    refuse,
+)
 from seqlm.interfaces import Callback, RunInfo, Sampler, Tokenizer, Trainer
 from seqlm.metrics import EpochMetrics
 from seqlm.model.generation import generate
@@ -196,10 +204,26 @@ def settle(
     config.check_paths()  # before a checkpoint is looked for in an empty --resume
     resumed: dict[str, Any] | None = None
     if config.resume is not None:
-        resumed = load_run_checkpoint(config.resume, LAST)
+        resumed = _checkpoint_to_resume(config.resume)
         config = _resumed_config(resumed, config.resume, overrides)
     config.validate()
     return config, resumed
+
+
+def _checkpoint_to_resume(resume: str | Path) -> dict[str, Any]:
+    """The checkpoint ``--resume`` continues; a run stopped before it saved one (Ctrl-C
+    during the first epoch) has none, and is started again instead."""
+    try:
+        return load_run_checkpoint(resume, LAST)
+    except NotARunError:
+        raise
+    except CheckpointError:
+        if checkpoint_path(resume, LAST).is_file():
+            raise  # there, but unreadable: that error says how
+        raise CheckpointError(
+            f"--resume {resume}: the run stopped before its first checkpoint, so there is "
+            f"nothing to resume; start it again with seqlm run --out {resume} --force and "
+            "its settings") from None
 
 
 def _resumed_config(
