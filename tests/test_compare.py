@@ -148,3 +148,40 @@ def test_compare_needs_two_different_runs(two_runs, tmp_path, args, message):
     runs = [two_runs[0]] * args
     result = compare(*runs, "-o", tmp_path / "c.png")
     assert result.exit_code == 2 and message in result.stderr
+
+
+def test_a_folder_of_foreign_files_or_a_file_is_refused_as_no_run(two_runs, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "summary.json").write_text('{"x": 1}')
+    result = compare(two_runs[0], mine, "-o", tmp_path / "c.png")
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: {mine} is not a seqlm run folder (its summary.json is "
+                             "not seqlm's); give a folder made by seqlm run (seqlm runs lists "
+                             "them)\n")
+    afile = two_runs[1] / "metrics.jsonl"
+    result = compare(two_runs[0], afile, "-o", tmp_path / "c.png")
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: {afile} is a file, not a run folder; give a folder made "
+                             "by seqlm run (seqlm runs lists them)\n")
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_a_killed_run_is_compared_at_its_last_checkpoint(two_runs, tmp_path):
+    from seqlm.runs.status import StatusRecorder, read_status
+
+    killed = tmp_path / "killed"
+    shutil.copytree(two_runs[1], killed)
+    with (killed / "metrics.jsonl").open("a") as f:  # an epoch after the last checkpoint
+        row = json.loads((killed / "metrics.jsonl").read_text().splitlines()[-1])
+        f.write(json.dumps(dict(row, epoch=4, val_loss=0.1)) + "\n")
+    StatusRecorder(killed, read_status(two_runs[1])["config"]).write("running")
+    result = compare(two_runs[0], killed, "-o", tmp_path / "c.png", "--json")
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.stdout)["runs"][1]
+    assert (run["status"], run["epochs"]) == ("failed", 3) and run["best_epoch"] <= 3
+    assert "1 epoch(s) after its checkpoint of epoch 3 were not saved" in result.stderr
+    (killed / "checkpoint.json").unlink()
+    result = compare(two_runs[0], killed, "-o", tmp_path / "c.png")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert f"{killed} ended before it saved a checkpoint (its 4 epoch(s)" in result.stderr

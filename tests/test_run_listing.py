@@ -153,3 +153,82 @@ def test_an_error_after_training_is_recorded_as_failed_with_its_message(
     assert status["status"] == "failed"
     assert status["error"] == "RuntimeError: the sampler of tokens broke"
     assert listed([str(tmp_path)])["late"]["status"] == "failed"
+
+
+def _killed_copy(source, target, later_epochs):
+    """A copy of a run as ``kill -9`` leaves it: rows in metrics.jsonl after the last
+    checkpoint (better ones, to catch a best that no checkpoint holds), status running."""
+    shutil.copytree(source, target)
+    rows = [json.loads(line) for line in (target / "metrics.jsonl").read_text().splitlines()]
+    for _ in range(later_epochs):
+        row = dict(rows[-1], epoch=rows[-1]["epoch"] + 1, val_loss=rows[-1]["val_loss"] / 2)
+        rows.append(row)
+    (target / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (target / "summary.json").unlink()  # a killed run writes none
+    StatusRecorder(target, read_status(source)["config"]).write("running")
+
+
+def test_a_killed_run_shows_only_the_epochs_its_checkpoint_saved(runs_dir, tmp_path):
+    killed = tmp_path / "killed"
+    _killed_copy(runs_dir / "a-lstm", killed, later_epochs=3)
+    result = CliRunner().invoke(main, ["runs", str(killed), "--json"])
+    row = json.loads(result.stdout)[0]
+    saved = json.loads((killed / "checkpoint.json").read_text())["state"]["epoch"]
+    best = json.loads((killed / "best.json").read_text())["state"]["epoch"]
+    assert row["status"] == "failed" and row["epochs"] == saved == 2
+    assert row["best_epoch"] == best and row["unsaved_epochs"] == 3
+    assert result.stderr == (f"note: killed: 3 epoch(s) after its checkpoint of epoch 2 were "
+                             f"not saved and are left out; seqlm run --resume {killed} "
+                             "continues from epoch 2\n")
+
+
+def test_a_run_still_running_keeps_its_live_rows(runs_dir, tmp_path):
+    live = tmp_path / "live"
+    _killed_copy(runs_dir / "a-lstm", live, later_epochs=3)
+    with hold_run_folder(live):
+        result = CliRunner().invoke(main, ["runs", str(live), "--json"])
+    row = json.loads(result.stdout)[0]
+    assert (row["status"], row["epochs"], row["best_epoch"]) == ("running", 5, 5)
+    assert row["unsaved_epochs"] == 0 and result.stderr == ""
+
+
+def test_a_run_that_ended_before_its_first_checkpoint_shows_no_epoch(runs_dir, tmp_path):
+    early = tmp_path / "early"
+    _killed_copy(runs_dir / "a-lstm", early, later_epochs=0)
+    for name in ("checkpoint.json", "best.json"):
+        (early / name).unlink()
+    result = CliRunner().invoke(main, ["runs", str(early), "--json"])
+    row = json.loads(result.stdout)[0]
+    assert row["epochs"] == 0 and row["best_val_ppl"] is None and row["unsaved_epochs"] == 2
+    assert "its 2 epoch(s) in metrics.jsonl were never saved in a checkpoint" in result.stderr
+
+
+def test_a_damaged_status_json_is_named_as_such(runs_dir, tmp_path):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(runs_dir / "a-lstm", damaged)
+    (damaged / "status.json").write_text("{\n")
+    result = CliRunner().invoke(main, ["runs", str(damaged)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ("note: damaged: status.json is unreadable (damaged); status "
+                             "read from its other files\n")
+    assert listed([str(damaged)])["damaged"]["status"] == "finished"
+
+
+def test_a_folder_whose_files_are_not_seqlms_is_no_run(runs_dir, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "summary.json").write_text('{"x": 1}')
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "metrics.jsonl").write_text('{"accuracy": 0.9}\n')
+    shutil.copytree(runs_dir / "a-lstm", tmp_path / "run")
+    assert list(listed([str(tmp_path)])) == ["run"]
+
+
+def test_an_older_run_without_a_record_of_its_files_is_still_a_run(runs_dir, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(runs_dir / "a-lstm", old)
+    for name in ("status.json", ".seqlm-files.json"):
+        (old / name).unlink()
+    assert listed([str(tmp_path)])["old"]["epochs"] == 2
+    for name in ("summary.json", "checkpoint.json"):
+        (old / name).unlink()  # metrics.jsonl alone still reads as seqlm's
+    assert listed([str(tmp_path)])["old"]["epochs"] == 2

@@ -34,6 +34,10 @@ def load_runs(paths: Sequence[str | Path]) -> list[RunRecord]:
         raise UsageError("the same run is given twice; give different run folders")
     records = [read_run(Path(p)) for p in paths]
     for record in records:
+        if not record.history and record.unsaved:
+            raise UsageError(f"{record.path} ended before it saved a checkpoint (its "
+                             f"{record.unsaved} epoch(s) in metrics.jsonl were never "
+                             "saved); compare runs that saved at least one epoch")
         if not record.history:
             why = (" (made by an older seqlm, whose metrics.jsonl it lacks)"
                    if record.older else "")

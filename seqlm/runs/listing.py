@@ -1,9 +1,15 @@
 """Reading run folders back: what ``seqlm runs`` lists and ``seqlm compare`` draws.
 
 A run folder is recognised by the files ``seqlm run`` writes there: ``status.json`` (from
-this version on), ``metrics.jsonl``, ``checkpoint.json`` and ``summary.json``. A folder
-with some of those but no ``status.json`` was made by an older seqlm; it is still read,
-with its status worked out from its files where they tell.
+this version on), ``metrics.jsonl``, ``checkpoint.json`` and ``summary.json``, when they
+are seqlm's: recorded in the folder's ``.seqlm-files.json``, or holding seqlm's fields (a
+run of an older seqlm, which kept no such record). A folder with some of those but no
+``status.json`` was made by an older seqlm; it is still read, with its status worked out
+from its files where they tell.
+
+A run that is no longer running shows only the epochs its ``checkpoint.json`` holds:
+later rows of ``metrics.jsonl`` (a process killed between two checkpoints) describe no
+model that was saved, and ``seqlm run --resume`` drops them.
 """
 
 from __future__ import annotations
@@ -16,10 +22,15 @@ from typing import Any
 
 from seqlm.errors import UsageError
 from seqlm.metrics import EpochMetrics
-from seqlm.runs.status import STATUS_NAME, current_status, read_status
+from seqlm.runs.status import FORMAT as STATUS_FORMAT
+from seqlm.runs.status import STATUS_NAME, current_status, lock_is_held, read_status
+from seqlm.storage.runfiles import read_manifest
 
-#: Files whose presence makes a folder a run folder.
+#: Files whose presence makes a folder a run folder, when they are seqlm's.
 RUN_FILES = (STATUS_NAME, "metrics.jsonl", "checkpoint.json", "summary.json")
+#: The format field of ``checkpoint.json``, as :mod:`seqlm.checkpoints.format` writes it
+#: (not imported from there: that module loads torch, which listing runs never needs).
+CHECKPOINT_FORMAT = "seqlm-checkpoint"
 
 
 @dataclass
@@ -36,6 +47,8 @@ class RunRecord:
     note: str | None = None
     #: Made by a seqlm that wrote no status.json; the status is read from its files.
     older: bool = False
+    #: Epochs of metrics.jsonl after the last checkpoint of a run that ended: left out.
+    unsaved: int = 0
 
     @property
     def name(self) -> str:
@@ -81,6 +94,7 @@ class RunRecord:
             "best_val_ppl": best.val_ppl if best else None,
             "best_val_bits_per_token": best.val_bits if best else None,
             "best_epoch": best.epoch if best else None,
+            "unsaved_epochs": self.unsaved,
             "note": self.note,
         }
 
@@ -91,13 +105,67 @@ def _count(n: int) -> str:
 
 def is_run_folder(path: Path) -> bool:
     """Whether ``path`` is a folder that ``seqlm run`` wrote to."""
-    return path.is_dir() and any((path / name).is_file() for name in RUN_FILES)
+    return path.is_dir() and bool(_seqlm_files(path))
+
+
+def _present(path: Path) -> list[str]:
+    """The names of :data:`RUN_FILES` that ``path`` holds as files."""
+    return [name for name in RUN_FILES if (path / name).is_file()]
+
+
+def _seqlm_files(path: Path) -> list[str]:
+    """The run files of ``path`` that seqlm wrote: recorded in its manifest (however they
+    read now: a damaged ``status.json`` is still the run's), or holding seqlm's fields."""
+    recorded = read_manifest(path)
+    return [name for name in _present(path)
+            if name in recorded or _holds_seqlm_fields(path / name)]
+
+
+def _holds_seqlm_fields(path: Path) -> bool:
+    """Whether the run file at ``path`` reads as seqlm writes it: a file of the user's that
+    happens to be called summary.json does not make a folder a run."""
+    if path.name == "metrics.jsonl":
+        return _first_row_is_seqlm(path)
+    data = _read_json(path)
+    if data is None:
+        return False
+    if path.name == STATUS_NAME:
+        return data.get("format") == STATUS_FORMAT
+    if path.name == "checkpoint.json":
+        return data.get("format") == CHECKPOINT_FORMAT
+    # summary.json: every seqlm wrote these two since the first.
+    return isinstance(data.get("config"), dict) and "final_train_ppl" in data
+
+
+def _first_row_is_seqlm(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8") as f:
+            line = next((line for line in f if line.strip()), "")
+        EpochMetrics.from_dict(json.loads(line))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return True
+
+
+def _not_a_run(path: Path) -> str:
+    """The one-line error for a path given as a run that is not one."""
+    fix = "give a folder made by seqlm run (seqlm runs lists them)"
+    if path.is_file():
+        return f"{path} is a file, not a run folder; {fix}"
+    if not path.is_dir():
+        return f"{path} is not a folder; {fix}"
+    present = _present(path)
+    if present:
+        verb = "is" if len(present) == 1 else "are"
+        return (f"{path} is not a seqlm run folder (its {', '.join(present)} {verb} not "
+                f"seqlm's); {fix}")
+    return f"{path} is not a seqlm run folder (it has none of {', '.join(RUN_FILES)}); {fix}"
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -130,9 +198,7 @@ def read_run(path: Path) -> RunRecord:
     if not path.exists():
         raise UsageError(f"{path}: no such folder; give a run folder (seqlm runs lists them)")
     if not is_run_folder(path):
-        raise UsageError(f"{path} is not a seqlm run folder (it has none of "
-                         f"{', '.join(RUN_FILES)}); give a folder made by seqlm run "
-                         "(seqlm runs lists them)")
+        raise UsageError(_not_a_run(path))
     status = read_status(path)
     summary = _read_json(path / "summary.json")
     checkpoint = _read_json(path / "checkpoint.json")
@@ -143,20 +209,67 @@ def read_run(path: Path) -> RunRecord:
         state = current_status(path, status)
         created = str(status.get("created", _date(path)))
     else:
-        # Made before runs recorded their status: the summary is written only by a run
-        # that finished; without it the folder cannot tell how the run ended.
         config = ((summary or {}).get("config")
-                  or ((checkpoint or {}).get("state") or {}).get("config") or {})
-        state = "finished" if summary is not None else "unknown"
+                  or _state(checkpoint).get("config") or {})
+        state = _status_from_files(path, summary)
         created = _date(path)
-        notes.append(f"made by an older seqlm (no {STATUS_NAME}); status read from its files")
+        notes.append(f"{STATUS_NAME} is unreadable (damaged); status read from its other files"
+                     if (path / STATUS_NAME).exists() else
+                     f"made by an older seqlm (no {STATUS_NAME}); status read from its files")
     if bad:
         notes.append(f"{bad} unreadable row(s) in metrics.jsonl skipped")
+    unsaved = 0
+    if state not in ("running", "finished"):
+        saved = _saved_epoch(path, checkpoint, recorded=status is not None)
+        if saved is not None:
+            history, unsaved = _up_to(history, saved)
+            if unsaved:
+                notes.append(_unsaved_note(path, saved, unsaved))
     parameters = (summary or {}).get("parameters")
     return RunRecord(path=path, status=state, created=created,
                      config=config if isinstance(config, dict) else {}, history=history,
                      parameters=parameters if isinstance(parameters, int) else None,
-                     note="; ".join(notes) or None, older=status is None)
+                     note="; ".join(notes) or None, older=not (path / STATUS_NAME).exists(),
+                     unsaved=unsaved)
+
+
+def _state(checkpoint: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``state`` of a checkpoint's JSON; empty where it has none."""
+    state = (checkpoint or {}).get("state")
+    return state if isinstance(state, dict) else {}
+
+
+def _status_from_files(path: Path, summary: dict[str, Any] | None) -> str:
+    """The status of a run without a readable status.json: running while a process holds
+    its lock; else finished if it wrote its summary (only a run that finished does), else
+    unknown, as the folder cannot tell how the run ended."""
+    if lock_is_held(path):
+        return "running"
+    return "finished" if summary is not None else "unknown"
+
+
+def _saved_epoch(path: Path, checkpoint: dict[str, Any] | None, recorded: bool) -> int | None:
+    """The epoch that ``checkpoint.json`` holds; 0 for a run (with a status record) that
+    saved none; None where that cannot be told (an unreadable checkpoint, or an older
+    seqlm's run, which may have kept none)."""
+    if checkpoint is None:
+        return 0 if recorded and not (path / "checkpoint.json").exists() else None
+    epoch = _state(checkpoint).get("epoch")
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+
+
+def _up_to(history: list[EpochMetrics], epoch: int) -> tuple[list[EpochMetrics], int]:
+    """The rows up to ``epoch``, and how many came after it."""
+    kept = [m for m in history if m.epoch <= epoch]
+    return kept, len(history) - len(kept)
+
+
+def _unsaved_note(path: Path, saved: int, unsaved: int) -> str:
+    if saved == 0:
+        return (f"its {unsaved} epoch(s) in metrics.jsonl were never saved in a checkpoint "
+                "and are left out; start the run again (seqlm run --resume needs one)")
+    return (f"{unsaved} epoch(s) after its checkpoint of epoch {saved} were not saved and are "
+            f"left out; seqlm run --resume {path} continues from epoch {saved}")
 
 
 def find_runs(folder: Path) -> list[RunRecord]:
