@@ -271,3 +271,12 @@ def test_resuming_a_run_stopped_before_its_first_checkpoint_says_to_start_it_aga
         f"nothing to resume; start it again with seqlm run --out {run} --force and its "
         "settings")
     assert result.exit_code == 1
+
+
+def test_warnings_and_notes_of_a_run_go_to_stderr(files, tmp_path):
+    result = invoke("run", *TINY, "--data", str(files["small"]), "--out", str(tmp_path / "r"),
+                    "--prefix", "The time", "--keep-every", "5")
+    assert result.exit_code == 0, result.output
+    assert "warning: --prefix 'The time'" in result.stderr
+    assert "note: --keep-every 5 keeps no epoch" in result.stderr
+    assert "warning:" not in result.stdout and "note:" not in result.stdout

@@ -17,6 +17,7 @@ import contextlib
 import difflib
 import json
 import random
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from functools import partial
@@ -187,6 +188,17 @@ def _say(console: Console, line: str) -> None:
     console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
+def _warn(console: Console, line: str) -> None:
+    """A warning or note: on stderr, where ``console`` writes to stdout (the CLI's), so
+    that ``seqlm run ... > log`` and pipes keep them apart from the results; a quiet
+    console keeps them quiet, and another console (a caller's) gets them as given."""
+    if console.quiet:
+        return
+    if console.file is sys.stdout:
+        console = pipe_aware_console(stderr=True)
+    _say(console, line)
+
+
 def settle(
     config: RunConfig | None, overrides: dict[str, Any]
 ) -> tuple[RunConfig, dict[str, Any] | None]:
@@ -270,7 +282,7 @@ def resolve_components(
     recorded = (resumed or {}).get("components") or {}
     tokenizer, sampler, cell, trainer = (
         resolve(plugins, kind, getattr(config, kind), recorded.get(kind),
-                partial(_say, console))
+                partial(_warn, console))
         for kind in KINDS)
     config = replace(
         config,
@@ -360,7 +372,7 @@ def _settle_prefix(
                    f"text; continuing {opening!r} instead (choose with --prefix)")
         config = replace(config, prefix=opening)
     if warning:
-        _say(console, f"warning: {warning}")
+        _warn(console, f"warning: {warning}")
     return config
 
 
@@ -394,7 +406,7 @@ def build(
     unlocked = unlocked_layers_note(components.cell,
                                     component_label("cell", config.cell, plugins), config)
     if unlocked:
-        _say(console, unlocked)
+        _warn(console, unlocked)
     with calling("trainer", config.trainer, plugins):
         trainer = components.trainer(lr=config.learning_rate, clip=config.clip,
                                      epochs=config.epochs, device=device,
@@ -405,15 +417,15 @@ def build(
     # The door read the first batch; every batch is checked as training draws it.
     sampler = CheckedSampler(sampler, component_label("sampler", config.sampler, plugins))
     if config.cuda_graph is True and device.type != "cuda":
-        _say(console, f"note: --cuda-graph applies to CUDA only; on {device.type} the steps "
+        _warn(console, f"note: --cuda-graph applies to CUDA only; on {device.type} the steps "
                       "run as usual")
     if hasattr(trainer, "notify"):
-        trainer.notify = partial(_say, console)
+        trainer.notify = partial(_warn, console)
     if config.keep_every > config.epochs:
-        _say(console, f"note: --keep-every {config.keep_every} keeps no epoch of "
+        _warn(console, f"note: --keep-every {config.keep_every} keeps no epoch of "
                       f"{config.epochs}; only the best and last checkpoints are kept")
     if len(data.val_ids) and not trainer.validates:
-        _say(console, f"note: trainer {config.trainer!r} does not validate; the last "
+        _warn(console, f"note: trainer {config.trainer!r} does not validate; the last "
                       f"{len(data.val_ids)} tokens are held out unused")
     if resumed is not None:
         with calling("trainer", config.trainer, plugins):
