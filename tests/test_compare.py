@@ -185,3 +185,43 @@ def test_a_killed_run_is_compared_at_its_last_checkpoint(two_runs, tmp_path):
     result = compare(two_runs[0], killed, "-o", tmp_path / "c.png")
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert f"{killed} ended before it saved a checkpoint (its 4 epoch(s)" in result.stderr
+
+
+def _diverged_copy(source, target):
+    """A copy of a run whose every perplexity overflowed to inf."""
+    shutil.copytree(source, target)
+    rows = [json.loads(line) for line in (target / "metrics.jsonl").read_text().splitlines()]
+    rows = [dict(row, train_loss=800.0, val_loss=900.0) for row in rows]
+    (target / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def strict(text):
+    """``text`` parsed as strict JSON: Infinity and NaN are no JSON."""
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_infinite_perplexities_are_strict_json_alike_in_runs_compare_and_eval(
+        two_runs, tmp_path, monkeypatch):
+    import warnings
+
+    for name in ("inf1", "inf2"):
+        _diverged_copy(two_runs[0], tmp_path / name)
+    result = CliRunner().invoke(main, ["runs", str(tmp_path), "--json"])
+    assert [r["final_train_ppl"] for r in strict(result.stdout)] == ["Infinity"] * 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = compare(tmp_path / "inf1", tmp_path / "inf2", "-o", tmp_path / "c.png",
+                         "--json")
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert [r["best_val_ppl"] for r in strict(result.stdout)["runs"]] == ["Infinity"] * 2
+
+    def diverged(*args, **kwargs):
+        return {"perplexity": float("inf"), "bits_per_token": 1298.4}
+
+    monkeypatch.setattr("seqlm.runs.saved.evaluate_text", diverged)
+    result = CliRunner().invoke(main, ["eval", str(two_runs[0]), "--held-out", "--json"])
+    assert strict(result.stdout)["perplexity"] == "Infinity"

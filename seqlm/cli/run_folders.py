@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from seqlm.cli.group import main
+from seqlm.runs.strict_json import dumps
 
 
 @main.command()
@@ -30,7 +30,7 @@ def runs(folder: str, as_json: bool) -> None:
         records = find_runs(path)
         empty = f"No runs in {folder} (a run folder holds status.json or metrics.jsonl)."
     if as_json:
-        click.echo(json.dumps([r.to_dict() for r in records], indent=2))
+        click.echo(dumps([r.to_dict() for r in records]))
     elif not records:
         click.echo(empty, err=True)
     else:
@@ -70,7 +70,7 @@ def compare(run_dirs: tuple[str, ...], output: str, as_json: bool) -> None:
     result["plot"] = str(path)
     _notes(records)
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        click.echo(dumps(result))
         return
     from rich.console import Console
 

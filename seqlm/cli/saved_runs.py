@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from collections.abc import Callable, Iterator
 
@@ -146,7 +145,9 @@ def eval_command(run_dirs: tuple[str, ...], data: str | None, held_out: bool, en
                          f"{result['dynamic']['perplexity']}) with --dynamic-lr "
                          f"{result['dynamic']['lr']:g}; give a smaller --dynamic-lr")
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        from seqlm.runs.strict_json import dumps
+
+        click.echo(dumps(result))  # strict JSON: an infinite figure as a string
         return
     unknown = (f", {result['unknown_tokens']:,} of them unknown to the vocabulary (read as "
                "<unk>)" if result["unknown_tokens"] else "")

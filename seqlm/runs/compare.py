@@ -13,6 +13,7 @@ from typing import Any
 
 from seqlm.errors import UsageError
 from seqlm.runs.listing import RunRecord, read_run
+from seqlm.runs.plot import wants_log_scale
 from seqlm.storage.runfiles import MANIFEST, is_seqlm_name
 from seqlm.storage.safewrite import temporary_beside
 
@@ -117,9 +118,8 @@ def plot_runs(records: Sequence[RunRecord], names: Sequence[str], path: Path) ->
         ax.set_xlabel("Epoch")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_ylabel("Perplexity")
-        values = [v for line in ax.get_lines() for v in line.get_ydata() if v > 0]
-        if values and max(values) / min(values) > 20:
-            ax.set_yscale("log")  # curves spanning decades are readable only on a log scale
+        if wants_log_scale(v for line in ax.get_lines() for v in line.get_ydata()):
+            ax.set_yscale("log")
         ax.set_title(f"{len(records)} runs: solid training, dashed validation")
         ax.grid(linestyle="--", alpha=0.7)
         ax.legend(fontsize="small")

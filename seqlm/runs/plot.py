@@ -9,8 +9,9 @@ generates its sample (:class:`PlotInBackground`), waiting for the file before it
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,17 @@ def start_imports() -> None:
             _imports.start()
 
 
+def wants_log_scale(values: Iterable[float]) -> bool:
+    """Whether perplexities span more than a factor of 20, and so are readable only on a
+    log scale (a memorising run near 1, its validation near 100).
+
+    Only finite, positive values count: an infinite perplexity (a diverged epoch) is drawn
+    nowhere, and dividing by it would only warn.
+    """
+    drawn = [v for v in values if v > 0 and math.isfinite(v)]
+    return bool(drawn) and max(drawn) / min(drawn) > 20
+
+
 def plot_perplexity(history: Sequence[EpochMetrics], path: Path, title: str = "") -> Path:
     """Draw training (and, when measured, validation) perplexity per epoch as a PNG.
 
@@ -59,10 +71,7 @@ def plot_perplexity(history: Sequence[EpochMetrics], path: Path, title: str = ""
                 label="validation")
     ax.set_xlabel("Epoch")
     ax.set_ylabel("Perplexity")
-    values = [v for line in ax.get_lines() for v in line.get_ydata() if v > 0]
-    if values and max(values) / min(values) > 20:
-        # Perplexities spanning decades (a memorising run near 1, its validation
-        # near 100) are only readable on a log scale.
+    if wants_log_scale(v for line in ax.get_lines() for v in line.get_ydata()):
         ax.set_yscale("log")
     if title:
         ax.set_title(title)
