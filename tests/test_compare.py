@@ -225,3 +225,19 @@ def test_infinite_perplexities_are_strict_json_alike_in_runs_compare_and_eval(
     monkeypatch.setattr("seqlm.runs.saved.evaluate_text", diverged)
     result = CliRunner().invoke(main, ["eval", str(two_runs[0]), "--held-out", "--json"])
     assert strict(result.stdout)["perplexity"] == "Infinity"
+
+
+def test_runs_of_different_tokenizations_get_a_note_and_show_max_tokens(two_runs, tmp_path):
+    text = two_runs[0].parent.parent / "small.txt"
+    words = tmp_path / "words"
+    seqlm.run(cell="lstm", hidden=8, epochs=1, data=text, out=words, tokenizer="word",
+              **dict(TINY, max_tokens=300))
+    result = compare(two_runs[0], words, "-o", tmp_path / "c.png", "--json")
+    assert result.exit_code == 0, result.output
+    settings = json.loads(result.stdout)["differing_settings"]
+    assert "tokenizer" in settings and "max_tokens" in settings
+    assert result.stderr == ("note: the runs split their text into different tokens "
+                             "(tokenizer: char, word): per-token figures (perplexity, bits per "
+                             "token) of different tokenizations are not comparable; bits per "
+                             "character of the same text would be\n")
+    assert compare(*two_runs, "-o", tmp_path / "c.png").stderr == ""  # same tokens: no note

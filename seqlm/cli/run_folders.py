@@ -60,7 +60,14 @@ def compare(run_dirs: tuple[str, ...], output: str, as_json: bool) -> None:
     """
     from pathlib import Path
 
-    from seqlm.runs.compare import check_output, comparison, comparison_table, load_runs, plot_runs
+    from seqlm.runs.compare import (
+        check_output,
+        comparison,
+        comparison_table,
+        load_runs,
+        plot_runs,
+        tokenization_note,
+    )
 
     path = Path(output)
     check_output(path)
@@ -69,6 +76,9 @@ def compare(run_dirs: tuple[str, ...], output: str, as_json: bool) -> None:
     plot_runs(records, [row["label"] for row in result["runs"]], path)
     result["plot"] = str(path)
     _notes(records)
+    note = tokenization_note(records)
+    if note:
+        click.echo(f"note: {note}", err=True)
     if as_json:
         click.echo(dumps(result))
         return

@@ -21,6 +21,9 @@ from seqlm.storage.safewrite import temporary_beside
 BOOKKEEPING = ("out", "force", "resume", "log", "log_every", "checkpoint_every", "keep_every",
                "predict", "prefix", "threads")
 
+#: Settings that decide what a token is: runs that differ in one count in different units.
+TOKENIZATION = ("tokenizer", "tokenizer_options", "clean")
+
 #: Picture formats ``-o`` may name (matplotlib picks the format from the suffix).
 FORMATS = {".png": b"\x89PNG\r\n\x1a\n", ".svg": b"<?xml", ".pdf": b"%PDF"}
 
@@ -71,6 +74,25 @@ def labels(records: Sequence[RunRecord], keys: Sequence[str]) -> list[str]:
         found = [f"{r.name}: {text}" if text != r.name else text
                  for r, text in zip(records, found, strict=True)]
     return found
+
+
+def tokenization_note(records: Sequence[RunRecord]) -> str | None:
+    """A one-line note where the runs split text into different tokens, else None.
+
+    A perplexity is per token, so a word-level run's and a character-level run's figures
+    measure different things; only a figure per character of the same text would compare
+    them, and the runs' folders do not hold one.
+    """
+    differ = [key for key in TOKENIZATION
+              if len({_show(r.config.get(key)) for r in records}) > 1]
+    if not differ:
+        return None
+    settings = "; ".join(
+        f"{key}: {', '.join(dict.fromkeys(_show(r.config.get(key)) for r in records))}"
+        for key in differ)
+    return (f"the runs split their text into different tokens ({settings}): per-token "
+            "figures (perplexity, bits per token) of different tokenizations are not "
+            "comparable; bits per character of the same text would be")
 
 
 def check_output(path: Path) -> None:
