@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 
 def one_line(text: str, limit: int | None = None) -> str:
     """``text`` on one line (every run of whitespace, newlines included, becomes one
@@ -34,6 +37,26 @@ class UsageError(SeqlmError):
     """A bad option, argument or choice (exit status 2, like click's own usage errors)."""
 
     exit_code = 2
+
+
+class OptionError(UsageError):
+    """A bad component option (``--cell-opt KEY=VALUE`` and friends): what is wrong with
+    it, after where it was given.
+
+    ``given`` is ``--KIND-opt KEY=VALUE`` unless ``flagged`` is false (the problem names
+    the option itself), and whoever read the option from elsewhere (a recipe's table) may
+    set it to say so instead.
+    """
+
+    def __init__(self, kind: str, key: str, value: Any, problem: str,
+                 flagged: bool = True) -> None:
+        super().__init__(problem)
+        self.kind, self.key, self.value, self.problem = kind, key, value, problem
+        shown = value if isinstance(value, str) else json.dumps(value, default=str)
+        self.given: str | None = f"--{kind}-opt {key}={shown}" if flagged else None
+
+    def __str__(self) -> str:
+        return f"{self.given}: {self.problem}" if self.given else self.problem
 
 
 class DataError(SeqlmError):

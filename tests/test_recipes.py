@@ -93,6 +93,13 @@ def test_a_relative_data_path_is_read_from_the_recipes_folder(book_path, tmp_pat
      "'max_tokens' and 'max-tokens' are the same setting; keep one"),
     ("out = \"runs/x\"\n", "'out' names one run"),
     ("hidden = = 3\n", "is not valid TOML"),
+    ("hiden = 12\n", "did you mean 'hidden'?"),
+    ("batch_sise = 12\n", "did you mean 'batch-size'?"),
+    # Values that only the run's own checks refuse name the recipe's key, not a flag.
+    ("hidden = -5\n", ": hidden must be a whole number of at least 1, got -5"),
+    ("clean = \"Letters\"\n", ": clean 'Letters' not recognized"),
+    ("cuda-graph = \"yes\"\n", ": cuda-graph must be 'auto', true or false"),
+    ("[cell-opt]\nfoo = 1\n", ": cell-opt foo = 1: cell 'lstm' does not accept option 'foo'"),
 ])
 def test_a_bad_recipe_is_a_one_line_usage_error(body, message, tmp_path):
     recipe = tmp_path / "bad.toml"
@@ -101,6 +108,7 @@ def test_a_bad_recipe_is_a_one_line_usage_error(body, message, tmp_path):
                                        "--out", str(tmp_path / "r")])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+    assert result.output.startswith(f"Error: --config {recipe}")
     assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
 
@@ -152,3 +160,12 @@ def test_a_bad_option_is_named_where_it_was_given(typed, given, book_path, tmp_p
         "Error: " + given.format(recipe=recipe) + "option 'weight_dropout' of cell 'lstm' "
         "expects a finite number"), result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_a_bad_value_typed_over_the_recipe_keeps_its_flag(book_path, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text("hidden = 12\n")
+    result = CliRunner().invoke(main, ["run", "--config", str(recipe), "--hidden", "-5",
+                                       "--data", str(book_path), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: --hidden must be a whole number of at least 1")

@@ -38,22 +38,18 @@ def _parse_option(ctx: click.Context, param: click.Parameter, values: tuple[str,
 
 
 @contextlib.contextmanager
-def _options_named_where_given(
+def _recipe_named_where_it_gave(
     recipe: str | None, from_recipe: dict[str, Any], typed: dict[str, Any]
 ) -> Iterator[None]:
-    """A bad component option that came from the recipe is named as the recipe's key,
-    not as a ``--cell-opt`` the user never typed."""
-    from seqlm.plugins.options import OptionError
-
+    """A bad setting that came from the recipe is named as the recipe's key, not as a
+    flag the user never typed (see :func:`seqlm.config.recipes.name_the_recipe`)."""
     try:
         yield
-    except OptionError as error:
-        table = f"{error.kind}_options"
-        if error.key in from_recipe.get(table, {}) and error.key not in typed.get(table, {}):
-            from seqlm.config.recipes import toml_value
+    except UsageError as error:
+        if recipe is not None:
+            from seqlm.config.recipes import name_the_recipe
 
-            error.given = (f"--config {recipe}: {error.kind}-opt {error.key} = "
-                           f"{toml_value(error.value)}")
+            name_the_recipe(error, recipe, from_recipe, typed)
         raise
 
 
@@ -204,7 +200,7 @@ def run(recipe: str | None, **options: Any) -> None:
     # SIGTERM (kill, systemd, Slurm) and SIGHUP stop the run as Ctrl-C does: with a
     # checkpoint to resume from.
     started = time.time() - 2  # a file system may keep times to the second or two
-    with stop_on_signals(), _options_named_where_given(recipe, from_recipe, typed):
+    with stop_on_signals(), _recipe_named_where_it_gave(recipe, from_recipe, typed):
         if options["resume"] is not None:
             # Only what was typed counts: the checkpoint supplies every other setting.
             result = run_training(console=console, **typed)

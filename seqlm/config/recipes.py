@@ -9,15 +9,17 @@ relative ``data`` path is read from the recipe's folder.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
+import re
 import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from seqlm.config import RunConfig, setting_types
-from seqlm.errors import UsageError
+from seqlm.errors import OptionError, UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -73,8 +75,11 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
             raise UsageError(f"--config {path}: {key!r} names one run and cannot be in a "
                              f"recipe; give --{name.replace('_', '-')} on the command line")
         if name not in known:
+            spellings = {_recipe_key(k) for k in known if k not in NOT_IN_RECIPES}
+            close = difflib.get_close_matches(key.replace("_", "-").lower(), spellings, n=1)
+            fix = f"did you mean {close[0]!r}?" if close else "remove it or fix its spelling"
             raise UsageError(f"--config {path}: {key!r} is not a setting of seqlm run "
-                             "(see seqlm run --help); remove it or fix its spelling")
+                             f"(see seqlm run --help); {fix}")
         types = _expected_types(name)
         # bool is an int in Python, but true is no number of epochs.
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
@@ -86,6 +91,11 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     if isinstance(settings.get("data"), str):
         settings["data"] = str((path.parent / settings["data"]).resolve())
     return settings
+
+
+def _recipe_key(name: str) -> str:
+    """How a recipe spells setting ``name``: as its option (``batch-size``, ``cell-opt``)."""
+    return {v: k for k, v in ALIASES.items()}.get(name, name).replace("_", "-")
 
 
 def with_recipe(
@@ -103,6 +113,28 @@ def with_recipe(
         if table in recipe and table in typed:
             settings[table] = {**recipe[table], **typed[table]}
     return settings
+
+
+def name_the_recipe(
+    error: UsageError, recipe: str | Path, from_recipe: dict[str, Any], typed: dict[str, Any]
+) -> None:
+    """Make ``error`` say that the setting it is about came from ``recipe``, where it did
+    (and the command line did not override it): ``--config r.toml: hidden must be ...``
+    rather than ``--hidden must be ...``, a flag the user never typed."""
+    if isinstance(error, OptionError):
+        table = f"{error.kind}_options"
+        if error.key in from_recipe.get(table, {}) and error.key not in typed.get(table, {}):
+            error.given = (f"--config {recipe}: {error.kind}-opt {error.key} = "
+                           f"{toml_value(error.value)}")
+        return
+    text = str(error)
+    named = re.match(r"(?:--)?([a-z][a-z0-9]*(?:[-_][a-z0-9]+)*)\b", text)
+    if named is None or not error.args or error.args[0] != text:
+        return
+    setting = named.group(1).replace("-", "_")
+    if setting in from_recipe and setting not in typed:
+        key = setting.replace("_", "-")
+        error.args = (f"--config {recipe}: {key}{text[named.end():]}", *error.args[1:])
 
 
 def toml_value(value: Any) -> str:
@@ -141,6 +173,5 @@ def recipe_text(settings: dict[str, Any], title: str = "") -> str:
         value = settings.get(name)
         if name in NOT_IN_RECIPES or value is None:
             continue
-        key = {v: k for k, v in ALIASES.items()}.get(name, name).replace("_", "-")
-        lines.append(f"{key} = {toml_value(value)}")
+        lines.append(f"{_recipe_key(name)} = {toml_value(value)}")
     return "\n".join(lines) + "\n"

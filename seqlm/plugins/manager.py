@@ -36,7 +36,14 @@ from typing import Any
 import pluggy
 
 from seqlm import hookspecs
-from seqlm.errors import TROUBLESHOOTING, PluginError, UsageError, contract_link, one_line
+from seqlm.errors import (
+    TROUBLESHOOTING,
+    OptionError,
+    PluginError,
+    UsageError,
+    contract_link,
+    one_line,
+)
 from seqlm.plugins.culprit import Culprit
 
 GROUP = "seqlm"
@@ -207,8 +214,9 @@ def check_options(
         known = [k for k, p in params.items()
                  if k not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         what = (flags or {}).get(unknown[0], f"option {unknown[0]!r}")
-        raise UsageError(f"{kind} {name!r}{origin} does not accept {what}; its options: "
-                         f"{', '.join(known) or '(none)'}")
+        raise OptionError(kind, unknown[0], options[unknown[0]],
+                          f"{kind} {name!r}{origin} does not accept {what}; its options: "
+                          f"{', '.join(known) or '(none)'}", flagged=False)
 
 
 def _misnamed_arguments(plugin: Any, hooks: Iterable[str]) -> str | None:

@@ -24,7 +24,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from seqlm.errors import UsageError
+from seqlm.errors import OptionError, UsageError
 from seqlm.plugins.manager import check_options
 
 _TRUE = ("true", "yes", "1")
@@ -35,22 +35,6 @@ _FIXED_FLAGS = {"lr": "--lr", "clip": "--clip", "epochs": "--epochs", "device": 
                 "batch_size": "--batch-size", "num_steps": "--num-steps",
                 "hidden_size": "--hidden", "num_layers": "--num-layers",
                 "input_size": "--embedding-dim (the vocabulary sets it otherwise)"}
-
-
-class OptionError(UsageError):
-    """A bad component option, said as where it was given and what is wrong with it.
-
-    ``given`` is ``--KIND-opt KEY=VALUE`` unless whoever read the option from elsewhere
-    (a recipe's table, say) says so instead.
-    """
-
-    def __init__(self, kind: str, key: str, value: Any, problem: str) -> None:
-        super().__init__(problem)
-        self.kind, self.key, self.value, self.problem = kind, key, value, problem
-        self.given = f"--{kind}-opt {key}={_shown(value)}"
-
-    def __str__(self) -> str:
-        return f"{self.given}: {self.problem}"
 
 
 def convert_options(
