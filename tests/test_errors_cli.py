@@ -280,3 +280,19 @@ def test_warnings_and_notes_of_a_run_go_to_stderr(files, tmp_path):
     assert "warning: --prefix 'The time'" in result.stderr
     assert "note: --keep-every 5 keeps no epoch" in result.stderr
     assert "warning:" not in result.stdout and "note:" not in result.stdout
+
+
+def test_a_warm_up_as_long_as_the_run_is_noted(files, tmp_path):
+    result = invoke("run", *TINY, "--data", str(files["small"]), "--out", str(tmp_path / "r"),
+                    "--warmup-epochs", "1")
+    assert result.exit_code == 0, result.output
+    assert ("note: --warmup-epochs 1 is not shorter than --epochs 1, so the learning rate "
+            "never reaches --lr") in result.stderr
+
+
+def test_eval_refuses_an_unknown_encoding_even_with_held_out(files, tmp_path):
+    run = tmp_path / "run"
+    assert invoke("run", *TINY, "--data", str(files["small"]), "--out", str(run)).exit_code == 0
+    result = invoke("eval", str(run), "--held-out", "--encoding", "klingon")
+    assert "--encoding 'klingon': unknown text encoding" in error_line(result)
+    assert result.exit_code == 2

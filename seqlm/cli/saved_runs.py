@@ -19,6 +19,7 @@ from seqlm.config import (
 )
 from seqlm.config.bounds import check_finite, check_threads
 from seqlm.config.choices import CHECKPOINT_CHOICES
+from seqlm.data.text import check_encoding
 from seqlm.errors import UsageError
 
 _WHICH_HELP = ("best: lowest validation loss (the last one if the run held out no text); "
@@ -117,6 +118,7 @@ def eval_command(run_dirs: tuple[str, ...], data: str | None, held_out: bool, en
     from seqlm.training.dynamic_eval import DynamicSettings
 
     check_threads(threads, jobs)
+    check_encoding(encoding)  # even with --held-out, which reads no file: a typo is a typo
     # Members side by side, each op on one core: torch's default of a thread per core
     # would have them fight over the cores.
     use_threads(1 if jobs > 1 and threads == 0 else threads)

@@ -424,6 +424,9 @@ def build(
     if config.keep_every > config.epochs:
         _warn(console, f"note: --keep-every {config.keep_every} keeps no epoch of "
                       f"{config.epochs}; only the best and last checkpoints are kept")
+    if config.warmup_epochs >= config.epochs:
+        _warn(console, f"note: --warmup-epochs {config.warmup_epochs} is not shorter than "
+                      f"--epochs {config.epochs}, so the learning rate never reaches --lr")
     if len(data.val_ids) and not trainer.validates:
         _warn(console, f"note: trainer {config.trainer!r} does not validate; the last "
                       f"{len(data.val_ids)} tokens are held out unused")
