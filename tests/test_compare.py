@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -81,7 +82,7 @@ def test_runs_with_the_same_settings_are_labelled_by_folder(two_runs, tmp_path):
 @pytest.mark.parametrize("output, message", [
     ("missing/c.png", "does not exist; create it first"),
     ("c.txt", "name a picture ending in .png, .svg, .pdf"),
-    ("notes.png", "exists and is not a .png picture"),
+    ("notes.png", "exists and is not a picture seqlm compare made; give another -o"),
     ("folder.png", "is a folder"),
 ])
 def test_compare_writes_only_a_picture_where_asked(two_runs, tmp_path, output, message):
@@ -241,3 +242,52 @@ def test_runs_of_different_tokenizations_get_a_note_and_show_max_tokens(two_runs
                              "token) of different tokenizations are not comparable; bits per "
                              "character of the same text would be\n")
     assert compare(*two_runs, "-o", tmp_path / "c.png").stderr == ""  # same tokens: no note
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg", ".pdf"])
+def test_only_a_picture_seqlm_compare_made_is_replaced(two_runs, tmp_path, suffix):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    holiday = tmp_path / f"holiday{suffix}"
+    fig, ax = plt.subplots()
+    ax.plot([1, 2], [3, 1])
+    fig.savefig(holiday)
+    plt.close(fig)
+    before = holiday.read_bytes()
+    result = compare(*two_runs, "-o", holiday)
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: -o {holiday}: exists and is not a picture seqlm compare "
+                             "made; give another -o (seqlm compare replaces only its own "
+                             "pictures)\n")
+    assert holiday.read_bytes() == before
+    ours = tmp_path / f"compare{suffix}"
+    for _ in range(2):  # written, then replaced: it carries seqlm compare's mark
+        result = compare(*two_runs, "-o", ours)
+        assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([holiday.name, ours.name])
+
+
+def test_a_folder_that_cannot_be_written_names_the_picture_asked_for(
+        two_runs, tmp_path, monkeypatch):
+    import tempfile
+
+    real = tempfile.mkstemp
+    locked = tmp_path / "locked"
+    locked.mkdir()
+
+    def read_only(*args, **kwargs):  # as in a read-only folder, also for root
+        folder = Path(kwargs.get("dir") or ".")
+        if folder == locked:
+            name = folder / f"{kwargs.get('prefix', '')}rkbj3tx6{kwargs.get('suffix', '')}"
+            raise PermissionError(13, "Permission denied", str(name))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    result = compare(*two_runs, "-o", locked / "compare.png")
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: could not write {locked / 'compare.png'} (Permission "
+                             "denied); free some disk space or check the folder's "
+                             "permissions\n")

@@ -50,8 +50,8 @@ def _notes(records: list[Any]) -> None:
 @main.command()
 @click.argument("run_dirs", metavar="RUN RUN...", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", default="compare.png", show_default=True, type=click.Path(),
-              help="Picture of the runs' curves (.png, .svg or .pdf); only an existing "
-              "picture is ever replaced.")
+              help="Picture of the runs' curves (.png, .svg or .pdf); an existing file "
+              "is replaced only if seqlm compare made it.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def compare(run_dirs: tuple[str, ...], output: str, as_json: bool) -> None:
     """Compare runs: their curves in one picture, their figures in a table.

@@ -7,6 +7,7 @@ hidden=64``), so the picture says what changed without a legend of every setting
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from seqlm.errors import UsageError
 from seqlm.runs.listing import RunRecord, read_run
 from seqlm.runs.plot import wants_log_scale
 from seqlm.storage.runfiles import MANIFEST, is_seqlm_name
-from seqlm.storage.safewrite import temporary_beside
+from seqlm.storage.safewrite import write_atomic
 
 #: Settings that say where and how a run was kept, not what was trained; never compared.
 BOOKKEEPING = ("out", "force", "resume", "log", "log_every", "checkpoint_every", "keep_every",
@@ -24,8 +25,17 @@ BOOKKEEPING = ("out", "force", "resume", "log", "log_every", "checkpoint_every",
 #: Settings that decide what a token is: runs that differ in one count in different units.
 TOKENIZATION = ("tokenizer", "tokenizer_options", "clean")
 
-#: Picture formats ``-o`` may name (matplotlib picks the format from the suffix).
-FORMATS = {".png": b"\x89PNG\r\n\x1a\n", ".svg": b"<?xml", ".pdf": b"%PDF"}
+#: The mark seqlm compare leaves in the metadata of the pictures it writes: a file is
+#: replaced only if it carries it, so that a picture of the user's is never overwritten.
+MARK = "seqlm compare"
+#: Picture formats ``-o`` may name, with the metadata entry that carries the mark in each.
+FORMATS = {".png": "Software", ".svg": "Creator", ".pdf": "Creator"}
+#: How much of a picture is read to find the mark: matplotlib writes it near the start of
+#: a PNG or SVG file, and near the end of a PDF file.
+_MARK_WITHIN = 1 << 16
+#: The mark in matplotlib's SVG metadata (Dublin Core: dc:creator's agent).
+_SVG_MARK = re.compile(rb"<dc:creator>\s*<cc:Agent>\s*<dc:title>" + re.escape(MARK.encode())
+                       + rb"</dc:title>")
 
 
 def load_runs(paths: Sequence[str | Path]) -> list[RunRecord]:
@@ -107,15 +117,46 @@ def check_output(path: Path) -> None:
     if is_seqlm_name(path.name) and (path.parent / MANIFEST).exists():
         raise UsageError(f"-o {path}: is one of the files a run writes in its own folder; "
                          "choose another name, or a folder outside the run")
-    if path.exists():
-        try:
-            with open(path, "rb") as f:
-                head = f.read(8)
-        except OSError as exc:
-            raise UsageError(f"-o {path}: cannot be read ({exc.strerror})") from None
-        if not head.startswith(FORMATS[path.suffix.lower()]):
-            raise UsageError(f"-o {path}: exists and is not a {path.suffix} picture; "
-                             "choose another name (only a picture is ever replaced)")
+    if path.exists() and not made_by_compare(path):
+        raise UsageError(f"-o {path}: exists and is not a picture seqlm compare made; give "
+                         "another -o (seqlm compare replaces only its own pictures)")
+
+
+def made_by_compare(path: Path) -> bool:
+    """Whether the picture at ``path`` carries the mark seqlm compare writes (:data:`MARK`).
+
+    Raises :class:`UsageError` if it cannot be read.
+    """
+    suffix = path.suffix.lower()
+    try:
+        with open(path, "rb") as f:
+            if suffix == ".pdf":  # the document's information comes last
+                f.seek(max(0, f.seek(0, os.SEEK_END) - _MARK_WITHIN))
+            data = f.read(_MARK_WITHIN)
+    except OSError as exc:
+        raise UsageError(f"-o {path}: cannot be read ({exc.strerror}); give another -o") from None
+    if suffix == ".png":
+        return _png_text(data, FORMATS[".png"].encode()) == MARK.encode()
+    if suffix == ".svg":
+        return _SVG_MARK.search(data) is not None
+    return f"/{FORMATS['.pdf']} ({MARK})".encode() in data
+
+
+def _png_text(data: bytes, key: bytes) -> bytes | None:
+    """The value of the PNG text chunk ``key`` among the chunks before the image data."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    at = 8
+    while at + 8 <= len(data):
+        length, kind = int.from_bytes(data[at:at + 4], "big"), data[at + 4:at + 8]
+        if kind in (b"IDAT", b"IEND"):
+            break
+        if kind == b"tEXt":
+            name, _, value = data[at + 8:at + 8 + length].partition(b"\0")
+            if name == key:
+                return value
+        at += 12 + length  # length, kind, data and checksum
+    return None
 
 
 def plot_runs(records: Sequence[RunRecord], names: Sequence[str], path: Path) -> Path:
@@ -146,15 +187,11 @@ def plot_runs(records: Sequence[RunRecord], names: Sequence[str], path: Path) ->
         ax.grid(linestyle="--", alpha=0.7)
         ax.legend(fontsize="small")
         fig.tight_layout()
-        # Written beside the target and renamed, so a failure leaves no half picture.
-        fd, tmp = temporary_beside(path, suffix=path.suffix)
-        os.close(fd)
-        try:
-            fig.savefig(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # Written beside the target and renamed, so a failure leaves no half picture; a
+        # failure names the picture asked for, not the temporary file.
+        suffix = path.suffix.lower()
+        write_atomic(path, lambda f: fig.savefig(f, format=suffix[1:],
+                                                 metadata={FORMATS[suffix]: MARK}))
     finally:
         plt.close(fig)
     return path
