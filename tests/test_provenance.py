@@ -134,3 +134,44 @@ def test_an_installed_plugin_that_is_not_loaded_is_not_told_to_install_itself():
     assert message.startswith("cell 'gone' came from pluggy 0.1; pluggy ")
     assert message.endswith("is installed but its plugin is not loaded (SEQLM_LOAD_PLUGINS "
                             "leaves it out, or it failed to load): see seqlm plugins")
+
+
+class PeepholeWithGain(Peephole):
+    """The same cell in a later release, with one more parameter."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1):
+        super().__init__(input_size, hidden_size, num_layers)
+        self.gain = nn.Parameter(torch.ones(hidden_size))
+
+
+class LaterExtras:
+    @seqlm.hookimpl
+    def register_cells(self, register):
+        register("peephole-lstm", PeepholeWithGain)
+
+
+def test_weights_that_another_plugin_version_cannot_take_blame_the_version(
+    installed, tmp_path, small_text
+):
+    installed("0.1.0")
+    out = tmp_path / "run"
+    trained = CliRunner().invoke(main, ["run", "--cell", "peephole-lstm", "--data",
+                                        str(small_text), "--out", str(out), *TINY])
+    assert trained.exit_code == 0, trained.output
+    installed(None)
+    plugins = seqlm.get_plugins()
+    plugins.add(LaterExtras(), "extras-later", distribution="seqlm-extras", version="0.2.0",
+                display="extras")
+    try:
+        for args in (["generate", str(out)], ["eval", str(out), "--data", str(small_text)],
+                     ["run", "--resume", str(out), "--epochs", "3"]):
+            result = CliRunner().invoke(main, args)
+            assert result.exit_code == 1, result.output
+            line = result.output.strip().splitlines()[-1]
+            assert 'do not fit the model its settings describe (Missing key(s) in ' \
+                   'state_dict: "cell.gain"); the cell \'peephole-lstm\' was trained with ' \
+                   'seqlm-extras 0.1.0; 0.2.0 is installed (pip install ' \
+                   'seqlm-extras==0.1.0 for the same)' in line, line
+            assert "edited or damaged" not in line
+    finally:
+        plugins.remove("extras-later")

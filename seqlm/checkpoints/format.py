@@ -158,15 +158,19 @@ def _previous_tensors(json_path: Path, name: str) -> str | None:
     return None
 
 
-def load_weights(model: torch.nn.Module, weights: Any, where: str | Path) -> None:
-    """Load a checkpoint's model weights, with a clear error when they do not fit."""
+def load_weights(
+    model: torch.nn.Module, weights: Any, where: str | Path, changed: str | None = None
+) -> None:
+    """Load a checkpoint's model weights, with a clear error when they do not fit:
+    ``changed`` says what changed since the run (the cell's plugin, say), the likely
+    cause; else the checkpoint was edited or damaged."""
     try:
         model.load_state_dict(weights)
     except (RuntimeError, KeyError, TypeError) as exc:
+        cause = (f"the {changed}" if changed else "the checkpoint was edited or damaged: use "
+                 "another (best/last) or train again")
         raise CheckpointError(f"the weights in {where} do not fit the model its settings "
-                              f"describe ({_weights_problem(exc)}); the checkpoint was "
-                              "edited or damaged: use another (best/last) or train "
-                              "again") from None
+                              f"describe ({_weights_problem(exc)}); {cause}") from None
 
 
 def _weights_problem(error: Exception) -> str:

@@ -20,6 +20,8 @@ from seqlm.config import RunConfig
 from seqlm.data.vocab import Vocab
 from seqlm.errors import CheckpointError, UsageError
 from seqlm.interfaces import Tokenizer, Trainer
+from seqlm.plugins.manager import get_plugins
+from seqlm.plugins.provenance import plugin_change
 from seqlm.version import __version__
 
 
@@ -172,7 +174,10 @@ def restore_run(
     model: torch.nn.Module, trainer: Trainer, checkpoint: dict[str, Any], config: RunConfig
 ) -> None:
     """Put a resumed run's weights and trainer state back from its last checkpoint."""
-    load_weights(model, checkpoint.get("model"), config.out)
+    components = checkpoint.get("components")
+    recorded = components.get("cell") if isinstance(components, dict) else None
+    load_weights(model, checkpoint.get("model"), config.out,
+                 plugin_change(get_plugins(), "cell", recorded))
     state = checkpoint.get("trainer")
     if state is None:
         raise UsageError(f"trainer {config.trainer!r} cannot resume from {config.out}: it "

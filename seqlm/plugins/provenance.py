@@ -51,16 +51,31 @@ def resolve(
         if not dist or "not recognized" not in str(error):
             raise
         raise UsageError(_missing(kind, name, dist, version)) from None
-    info = plugins.provider(kind, name)
-    # seqlm's own components change with seqlm, whose version the run records apart.
-    if warn is not None and dist and info is not None and _normalise(dist) != "seqlm":
-        if _normalise(info.distribution) != _normalise(dist):
-            warn(f"warning: {kind} {name!r} was trained from {dist} {version}, but "
-                 f"{info.distribution} {info.version} provides it now")
-        elif version and info.version != version:
-            warn(f"warning: {kind} {name!r} was trained with {dist} {version}; "
-                 f"{info.version} is installed (pip install {dist}=={version} for the same)")
+    change = plugin_change(plugins, kind, entry)
+    if warn is not None and change:
+        warn(f"warning: {change}")
     return cls
+
+
+def plugin_change(plugins: Plugins, kind: str, recorded: Mapping[str, Any] | None) -> str | None:
+    """How what provides ``kind`` now differs from what the run was trained with (another
+    version, or another distribution), with what to do; None where nothing changed or
+    the run recorded nothing. ``recorded`` is the run's entry for ``kind``."""
+    entry = recorded if isinstance(recorded, Mapping) else {}
+    name = str(entry.get("name") or "")
+    dist = str(entry.get("distribution") or "")
+    version = str(entry.get("version") or "")
+    info = plugins.provider(kind, name) if name else None
+    # seqlm's own components change with seqlm, whose version the run records apart.
+    if not dist or info is None or _normalise(dist) == "seqlm":
+        return None
+    if _normalise(info.distribution) != _normalise(dist):
+        return (f"{kind} {name!r} was trained from {dist} {version}, but "
+                f"{info.distribution} {info.version} provides it now")
+    if version and info.version != version:
+        return (f"{kind} {name!r} was trained with {dist} {version}; {info.version} is "
+                f"installed (pip install {dist}=={version} for the same)")
+    return None
 
 
 def _missing(kind: str, name: str, dist: str, version: str) -> str:

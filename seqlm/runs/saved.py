@@ -37,7 +37,7 @@ from seqlm.metrics import bits_per_token, perplexity
 from seqlm.model.limits import check_generate_length, check_temperature
 from seqlm.model.rnn import RNNModel
 from seqlm.plugins.manager import check_options, get_plugins
-from seqlm.plugins.provenance import resolve
+from seqlm.plugins.provenance import plugin_change, resolve
 from seqlm.runs.build import build_model, build_tokenizer, resolve_device
 from seqlm.runs.heldout import held_out_ids
 from seqlm.training.dynamic_eval import DynamicSettings, dynamic_token_losses
@@ -102,7 +102,8 @@ def load_trained(
     except UsageError as error:
         raise CheckpointError(f"{checkpoint_path(run_dir, name)}: {error}; the file was "
                               "edited or damaged") from None
-    load_weights(model, saved.weights, run_dir)
+    load_weights(model, saved.weights, run_dir,
+                 plugin_change(plugins, "cell", saved.components.get("cell")))
     model.to(placed).eval()
     return TrainedModel(model, saved.vocab, tokenizer, saved.config, saved.epoch, name,
                         saved.tokenizer_state, saved.data_sha256)
