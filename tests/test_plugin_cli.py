@@ -211,3 +211,37 @@ def test_conflicting_names_are_an_error_naming_both(tmp_path, small_text):
     # Runs that do not use the name do not hear of it.
     plain = run_seqlm(["list", "samplers"], tmp_path)
     assert plain.returncode == 0 and "more than one plugin" not in plain.stderr
+
+
+def test_what_plugins_print_stays_out_of_the_results_on_stdout(tmp_path, small_text):
+    noisy = unique("noisy")
+    make_dist(tmp_path, "seqlm-noisy", {noisy: with_cell('''
+        import seqlm
+
+        print("NOISY: imported")
+
+        class Chatty(TanhCell):
+            def forward(self, inputs, state):
+                print("NOISY: forward")
+                return super().forward(inputs, state)
+
+        @seqlm.hookimpl
+        def register_cells(register):
+            print("NOISY: registering")
+            register("chatty", Chatty)
+    ''')}, {"noisy": noisy})
+    listed = run_seqlm(["plugins", "--json"], tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert any(p["distribution"] == "seqlm-noisy" for p in json.loads(listed.stdout))
+    assert "NOISY: imported" in listed.stderr
+    out = tmp_path / "run"
+    trained = run_seqlm(["run", "--cell", "chatty", "--data", str(small_text), "--out",
+                         str(out), *TINY_RUN], tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    measured = run_seqlm(["eval", str(out), "--held-out", "--json"], tmp_path)
+    assert measured.returncode == 0, measured.stderr
+    assert json.loads(measured.stdout)["tokens"] > 0
+    assert "NOISY: forward" in measured.stderr
+    generated = run_seqlm(["generate", str(out), "--length", "5"], tmp_path)
+    assert generated.returncode == 0, generated.stderr
+    assert "NOISY" not in generated.stdout and len(generated.stdout.splitlines()) == 1

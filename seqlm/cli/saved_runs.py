@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import click
 
-from seqlm.cli.group import DEFAULTS, THREADS_OPTION, main
+from seqlm.cli.group import DEFAULTS, THREADS_OPTION, main, plugin_prints_to_stderr
 from seqlm.config import (
     DYNAMIC_DECAY,
     DYNAMIC_LR,
@@ -64,9 +64,10 @@ def generate(run_dirs: tuple[str, ...], prefix: str | None, length: int, tempera
 
     use_threads(threads)
 
-    text = generate_text(run_dirs, prefix, length, which=which, device=device,
-                         temperature=temperature, top_k=top_k, greedy=greedy, seed=seed,
-                         warn=lambda line: click.echo(line, err=True))
+    with plugin_prints_to_stderr():
+        text = generate_text(run_dirs, prefix, length, which=which, device=device,
+                             temperature=temperature, top_k=top_k, greedy=greedy, seed=seed,
+                             warn=lambda line: click.echo(line, err=True))
     click.echo(text)
 
 
@@ -137,7 +138,7 @@ def eval_command(run_dirs: tuple[str, ...], data: str | None, held_out: bool, en
     check_finite("--dynamic-decay", dynamic_decay)
     settings = (DynamicSettings(lr=dynamic_lr, decay=dynamic_decay, steps=dynamic_steps,
                                 rms=dynamic_rms, streams=dynamic_streams) if dynamic else None)
-    with _segment_progress(dynamic) as progress:
+    with _segment_progress(dynamic) as progress, plugin_prints_to_stderr():
         result = evaluate_text(run_dirs, data, held_out=held_out, which=which, device=device,
                                encoding=encoding, warn=lambda line: click.echo(line, err=True),
                                dynamic=settings, progress=progress, jobs=jobs)

@@ -518,7 +518,8 @@ class Plugins:
             raise UsageError(self._conflict_message(kind, name, found))
         impl = found[0]
         try:
-            return impl.load()
+            with contextlib.redirect_stdout(sys.stderr):  # as at loading: see get_plugins
+                return impl.load()
         except PluginError as exc:
             raise PluginError(f"plugin {self.info[impl.plugin].describe()} failed: {exc}") from exc
 
@@ -641,7 +642,10 @@ def get_plugins() -> Plugins:
         plugins = Plugins()
         env = os.environ.get("SEQLM_LOAD_PLUGINS")
         allowed = None if env is None else [p.strip() for p in env.split(",") if p.strip()]
-        plugins.load_entry_points(allowed)
+        # What a plugin prints as it loads goes to stderr: on stdout it would land inside
+        # seqlm's own output (--json that a program reads, a generated text).
+        with contextlib.redirect_stdout(sys.stderr):
+            plugins.load_entry_points(allowed)
         _plugins = plugins
     return _plugins
 
