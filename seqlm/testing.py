@@ -260,20 +260,30 @@ def sampler_builds(cls: type, options: dict[str, Any]) -> None:
              "the class attribute fixed_length must be True or False")
 
 
+#: How many epochs the sampler rules draw from one sampler: a sampler may change with
+#: each call (a schedule, a counter), and a run calls it once per epoch.
+EPOCHS = 3
+
+
 def sampler_batches(cls: type, options: dict[str, Any]) -> None:
-    """Every batch is a pair of int64 tensors (batch_size, num_steps), Y one token on.
+    """Every batch of every epoch is a pair of int64 tensors (batch_size, num_steps), Y
+    one token on.
 
     A sampler whose ``fixed_length`` is false may vary the length, from 1 to twice
     ``num_steps``.
     """
     corpus = torch.arange(400, dtype=torch.long)
-    count = 0
-    for count, batch in enumerate(_sampler(cls, options)(corpus), start=1):
-        problem = batch_problem(batch, BATCH, STEPS, len(corpus),
-                                fixed_length=cls.fixed_length)
-        # Counted from 1, as the run counts them.
-        _require(problem is None, "sampler_batches", f"batch {count}: {problem}")
-    _require(count > 0, "sampler_batches", "no batch from a corpus of 400 tokens")
+    sampler = _sampler(cls, options)
+    for epoch in range(1, EPOCHS + 1):
+        count = 0
+        for count, batch in enumerate(sampler(corpus), start=1):
+            problem = batch_problem(batch, BATCH, STEPS, len(corpus),
+                                    fixed_length=cls.fixed_length)
+            # Counted from 1, as the run counts them.
+            _require(problem is None, "sampler_batches",
+                     f"epoch {epoch}, batch {count}: {problem}")
+        _require(count > 0, "sampler_batches",
+                 f"epoch {epoch}: no batch from a corpus of 400 tokens")
 
 
 def sampler_min_tokens(cls: type, options: dict[str, Any]) -> None:
@@ -356,9 +366,16 @@ def tokenizer_detokenize(cls: type, options: dict[str, Any]) -> None:
 
 
 def tokenizer_deterministic(cls: type, options: dict[str, Any]) -> None:
-    """Two tokenizers fitted on the same lines split them alike."""
-    _require(_fitted(cls, options).tokenize(LINES) == _fitted(cls, options).tokenize(LINES),
+    """Two tokenizers fitted on the same lines split them alike, and one splits them
+    alike every time it is asked (a run tokenizes its text, its prefix, its samples)."""
+    tokenizer = _fitted(cls, options)
+    first = tokenizer.tokenize(LINES)
+    _require(first == _fitted(cls, options).tokenize(LINES),
              "tokenizer_deterministic", "two fits on the same lines tokenize differently")
+    for call in range(2, EPOCHS + 1):
+        _require(tokenizer.tokenize(LINES) == first, "tokenizer_deterministic",
+                 f"call {call} of tokenize on the same lines split them differently from "
+                 "the first; tokenize must not change what it learned in fit")
 
 
 def tokenizer_state_round_trip(cls: type, options: dict[str, Any]) -> None:

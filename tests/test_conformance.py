@@ -182,8 +182,21 @@ class NotContiguous(SequentialSampler):
         yield from reversed(batches)
 
 
+class Int32Later(SequentialSampler):
+    """Right in its first epoch, int32 from its second call on."""
+
+    calls = 0
+
+    def __call__(self, corpus):
+        self.calls += 1
+        for X, Y in super().__call__(corpus):
+            yield (X, Y) if self.calls == 1 else (X.int(), Y.int())
+
+
 @pytest.mark.parametrize("cls, rule", [
-    (Transposed, "rule sampler_batches failed: batch 1: expected X shaped"),
+    (Transposed, "rule sampler_batches failed: epoch 1, batch 1: expected X shaped"),
+    (Int32Later, "rule sampler_batches failed: epoch 2, batch 1: expected X of dtype "
+     "torch.int64"),
     (Greedy, "rule sampler_min_tokens failed"),
     (NotContiguous, "rule sampler_contiguous_as_declared failed"),
 ])
@@ -204,10 +217,29 @@ class Forgetful(seqlm.Tokenizer):
 
 
 class LearnsInTokenize(seqlm.Tokenizer):
-    """Learns its units (the letters it has seen, by frequency) in tokenize, keeps none."""
+    """Learns its units (the letters it has seen, by frequency) in its first tokenize,
+    keeps none."""
 
     def __init__(self):
         self.seen = {}
+
+    def tokenize(self, lines):
+        if not self.seen:
+            for line in lines:
+                for c in line:
+                    self.seen[c] = self.seen.get(c, 0) + 1
+        common = {c for c, n in self.seen.items() if n > 3}
+        return [[c if c in common else "?" for c in line] for line in lines]
+
+
+def test_a_tokenizer_that_learns_in_tokenize_and_keeps_nothing_fails_the_round_trip():
+    with pytest.raises(AssertionError, match="rule tokenizer_state_round_trip failed: a "
+                       r"tokenizer restored from state_dict\(\) splits the lines differently"):
+        check_tokenizer(LearnsInTokenize)
+
+
+class LearnsOnEveryCall(LearnsInTokenize):
+    """Counts again on every call: the same lines split otherwise the next time."""
 
     def tokenize(self, lines):
         for line in lines:
@@ -217,10 +249,10 @@ class LearnsInTokenize(seqlm.Tokenizer):
         return [[c if c in common else "?" for c in line] for line in lines]
 
 
-def test_a_tokenizer_that_learns_in_tokenize_and_keeps_nothing_fails_the_round_trip():
-    with pytest.raises(AssertionError, match="rule tokenizer_state_round_trip failed: a "
-                       r"tokenizer restored from state_dict\(\) splits the lines differently"):
-        check_tokenizer(LearnsInTokenize)
+def test_a_tokenizer_whose_splits_change_from_call_to_call_fails():
+    with pytest.raises(AssertionError, match="rule tokenizer_deterministic failed: call 2 of "
+                       "tokenize on the same lines split them differently from the first"):
+        check_tokenizer(LearnsOnEveryCall)
 
 
 def test_a_tokenizer_that_keeps_no_state_fails_the_round_trip():
