@@ -213,3 +213,26 @@ def test_a_full_disk_at_the_lock_names_the_lock(tmp_path, monkeypatch):
                                           r"\(No space left on device\)"):
         with hold_run_folder(tmp_path):
             pass
+
+
+def test_a_checkpoint_that_cannot_be_written_names_the_one_that_was(small_text, tmp_path,
+                                                                    monkeypatch):
+    from seqlm.checkpoints import saver
+    from seqlm.errors import CheckpointError
+
+    real = saver.save_checkpoint
+
+    def best_fails(directory, state, name="checkpoint"):
+        if name == "best":  # checkpoint.json of the epoch is written first, then this
+            raise CheckpointError(f"could not write the checkpoint {directory}/best.json (No "
+                                  "space left on device); the previous one, if any, is "
+                                  "unchanged")
+        return real(directory, state, name)
+
+    monkeypatch.setattr(saver, "save_checkpoint", best_fails)
+    out = tmp_path / "run"
+    result = seqlm("run", "--data", small_text, "--out", out, "--epochs", 2,
+                   "--checkpoint-every", 1, *SMALL)
+    assert result.exit_code == 1, result.output
+    assert "best.json (No space left on device)" in result.output
+    assert f"The checkpoint of epoch 1 is kept in {out}" in result.output

@@ -41,6 +41,7 @@ from seqlm.errors import (
     DataError,
     NotARunError,
     OutputError,
+    SeqlmError,
     TrainingError,
     UsageError,
     refuse,
@@ -476,7 +477,7 @@ def train_in_folder(
                     val_corpus=data.val_ids if len(data.val_ids) else None)
         except TrainerStateError as error:
             raise TrainerStateError(f"{checkpoint_path(config.out, LAST)}: {error}") from None
-        except (OutputError, TrainingError) as error:
+        except (OutputError, TrainingError, CheckpointError) as error:
             raise _saying_what_is_kept(error, saver, out_dir) from error
         except (KeyboardInterrupt, BrokenPipeError):
             # Ctrl-C, a stop signal under the CLI, or a closed output pipe: say truly what
@@ -539,15 +540,19 @@ def _folder_callbacks(
 
 
 def _saying_what_is_kept(
-    error: OutputError | TrainingError, saver: CheckpointCallback | None, out_dir: Path | None
-) -> OutputError | TrainingError:
+    error: OutputError | TrainingError | CheckpointError, saver: CheckpointCallback | None,
+    out_dir: Path | None,
+) -> SeqlmError:
     """``error``, with the checkpoint the run keeps named where one was saved."""
     kept = saver.saved_epoch if saver is not None else None
     if not kept:
         return error
-    if isinstance(error, OutputError):  # a full disk while writing metrics, say
-        return OutputError(f"{error}. The checkpoint of epoch {kept} is kept in {out_dir}")
-    return TrainingError(f"{error}. The last good checkpoint, of epoch {kept}, is in {out_dir}")
+    if isinstance(error, TrainingError):
+        return TrainingError(f"{error}. The last good checkpoint, of epoch {kept}, is in "
+                             f"{out_dir}")
+    # A full disk while writing metrics or a checkpoint (best.json after checkpoint.json,
+    # say): the same kind of error, with what is on disk to resume from.
+    return type(error)(f"{error}. The checkpoint of epoch {kept} is kept in {out_dir}")
 
 
 def finish(
