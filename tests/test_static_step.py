@@ -212,6 +212,7 @@ def test_cuda_graph_off_cuda_says_it_does_not_apply(small_text, tmp_path, capsys
 
     result = run(data=small_text, cuda_graph=True, device="cpu", epochs=1, hidden=8,
                  batch_size=4, num_steps=8, predict=2, out=tmp_path / "run")
+    # A note: on stderr, apart from the results.
     assert "--cuda-graph applies to CUDA only; on cpu the steps run as usual" in \
-        capsys.readouterr().out
+        capsys.readouterr().err
     assert result.history and result.config.cuda_graph
