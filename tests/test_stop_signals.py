@@ -231,3 +231,45 @@ def test_ctrl_c_under_debug_shows_where_and_still_exits_130(monkeypatch, tmp_pat
     assert "Traceback" in result.stderr and "in interrupted" in result.stderr
     assert result.stderr.rstrip().endswith("Interrupted.")
     assert "Aborted!" not in result.output
+
+
+STUBBORN = '''
+import seqlm
+from seqlm.training.trainer import DefaultTrainer
+
+
+class Stubborn(DefaultTrainer):
+    """Catches Ctrl-C and trains again: a plugin that does not stop when asked."""
+
+    def fit(self, *args, **kwargs):
+        while True:
+            try:
+                return super().fit(*args, **kwargs)
+            except KeyboardInterrupt:
+                print("retrying", flush=True)
+
+
+@seqlm.hookimpl
+def register_trainers(register):
+    register("stubborn", Stubborn)
+'''
+
+
+@pytest.mark.slow  # a child process: torch's import alone takes seconds
+def test_a_third_ctrl_c_ends_a_run_that_does_not_stop(small_text, tmp_path, monkeypatch):
+    from plugin_dists import make_dist, unique
+
+    module = unique("stubborn")
+    make_dist(tmp_path / "site", "seqlm-stubborn", {module: STUBBORN}, {"stubborn": module})
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
+    run = Run("--data", small_text, "--out", tmp_path / "run", "--epochs", 100000,
+              "--trainer", "stubborn", "--log-every", 1, *TINY)
+    run.wait_for("epoch 1/")
+    for times in (1, 2):
+        run.proc.send_signal(signal.SIGINT)
+        run.wait_for("retrying\n" * times)
+    run.proc.send_signal(signal.SIGINT)
+    code, err = run.finish()
+    assert code == 130
+    assert ("seqlm: stopped at once after 3 stop requests that the run did not act on; the "
+            "last checkpoint written is kept") in err

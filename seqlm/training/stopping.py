@@ -10,20 +10,18 @@ checkpoint on Ctrl-C saves one on these signals too; the exit status is then
 ``128 + signal number``, as a shell reports it (143 for SIGTERM, 129 for SIGHUP).
 
 :func:`signals_deferred` holds the stop signals back while an emergency save is written:
-a second Ctrl-C then cannot cut the save short and leave no checkpoint.
+a second Ctrl-C then cannot cut the save short and leave no checkpoint. A third stop
+request that the run has not acted on ends the process at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
 
 #: The signals that stop a run like Ctrl-C; most do not exist on Windows.
 STOP_SIGNALS = tuple(
@@ -68,13 +66,42 @@ def ignore_ctrl_c() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+#: The stop requests (Ctrl-C or a stop signal) after which the process ends at once: code
+#: that catches the interrupt and goes on (a plugin's trainer retrying its epoch, say)
+#: must not make a run that nothing but SIGKILL stops.
+FORCE_AFTER = 3
+
+
+def _escalating(
+    handler: Callable[[int, FrameType | None], None], requests: list[int]
+) -> Callable[[int, FrameType | None], None]:
+    """``handler``, until the :data:`FORCE_AFTER`-th stop request of the block, which
+    ends the process there: the checkpoints already written stay as they are."""
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        requests.append(signum)
+        if len(requests) >= FORCE_AFTER:
+            os.write(2, (f"seqlm: stopped at once after {len(requests)} stop requests that "
+                         "the run did not act on; the last checkpoint written is kept\n")
+                     .encode())
+            os._exit(128 + signum)
+        handler(signum, frame)
+    return on_signal
+
+
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Turn the :data:`STOP_SIGNALS` into :class:`Stopped` within the ``with`` block."""
+    """Turn the :data:`STOP_SIGNALS` into :class:`Stopped` within the ``with`` block, and
+    end the process at once on the :data:`FORCE_AFTER`-th stop request (Ctrl-C included,
+    where Python's own handler has it)."""
     if not _in_main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, _raise_stopped) for sig in STOP_SIGNALS}
+    requests: list[int] = []
+    handlers = {sig: _raise_stopped for sig in STOP_SIGNALS}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        handlers[signal.SIGINT] = signal.default_int_handler
+    previous = {sig: signal.signal(sig, _escalating(handler, requests))
+                for sig, handler in handlers.items()}
     try:
         yield
     finally:
