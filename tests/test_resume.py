@@ -104,6 +104,15 @@ def test_nan_loss_stops_with_the_epoch_and_keeps_the_last_good_checkpoint(
     assert header["state"]["epoch"] == 2
 
 
+def test_a_run_config_that_resumes_counts_its_settings_as_given(book_path, tmp_path):
+    seqlm.run(data=book_path, out=tmp_path / "r", epochs=1, hidden=8, max_tokens=1500,
+              batch_size=4, num_steps=8)
+    longer = seqlm.run(seqlm.RunConfig(resume=tmp_path / "r", epochs=2))
+    assert [m.epoch for m in longer.history] == [1, 2]
+    with pytest.raises(UsageError, match="--hidden cannot change when resuming"):
+        seqlm.run(seqlm.RunConfig(resume=tmp_path / "r", epochs=3, hidden=99))
+
+
 def test_resume_refuses_to_change_the_model(book_path, tmp_path):
     seqlm.run(data=book_path, out=tmp_path / "r", epochs=1, hidden=8, max_tokens=1500,
               batch_size=4, num_steps=8)

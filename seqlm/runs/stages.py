@@ -213,14 +213,25 @@ def settle(
         close = difflib.get_close_matches(unknown[0], known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else "; see seqlm.RunConfig"
         raise UsageError(f"{unknown[0]!r} is not a setting of seqlm.run{hint}")
+    given = config
     config = replace(config or RunConfig(), **overrides)
     config.check_paths()  # before a checkpoint is looked for in an empty --resume
     resumed: dict[str, Any] | None = None
     if config.resume is not None:
         resumed = _checkpoint_to_resume(config.resume)
-        config = _resumed_config(resumed, config.resume, overrides)
+        # A RunConfig's own settings count as given, as keywords do: each is applied where
+        # a resume may change it, and refused where it may not (never dropped unseen).
+        asked = {**_set_fields(given), **overrides} if given is not None else overrides
+        config = _resumed_config(resumed, config.resume, asked)
     config.validate()
     return config, resumed
+
+
+def _set_fields(config: RunConfig) -> dict[str, Any]:
+    """The settings of ``config`` that differ from the defaults (``resume`` aside)."""
+    defaults = RunConfig()
+    return {f.name: getattr(config, f.name) for f in fields(RunConfig)
+            if f.name != "resume" and getattr(config, f.name) != getattr(defaults, f.name)}
 
 
 def _checkpoint_to_resume(resume: str | Path) -> dict[str, Any]:
