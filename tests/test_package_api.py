@@ -28,6 +28,26 @@ def test_generate_continues_a_prefix_after_a_run(small_text, tmp_path):
     assert isinstance(text, str) and text.startswith("the time")
 
 
+def test_the_model_a_run_returns_scores_the_same_every_time(small_text, tmp_path):
+    import torch
+
+    result = seqlm.run(data=small_text, out=tmp_path / "run", epochs=1, hidden=8,
+                       batch_size=4, num_steps=8, predict=3, dropout=0.5, embedding_dim=4)
+    assert not result.model.training  # dropout off, as for a loaded run
+    ids = torch.tensor([result.vocab[list("the time")]])
+    state = result.model.begin_state(1, result.device)
+    with torch.no_grad():
+        first, _ = result.model(ids, state)
+        again, _ = result.model(ids, state)
+    assert torch.equal(first, again)
+
+
+def test_the_package_says_it_is_typed():
+    from importlib import resources
+
+    assert resources.files("seqlm").joinpath("py.typed").is_file()
+
+
 def test_the_paths_the_docs_give_plugin_authors_keep_working():
     from seqlm.callbacks import Callback, RunInfo
     from seqlm.config import RunConfig

@@ -104,7 +104,8 @@ KINDS = ("tokenizer", "sampler", "cell", "trainer")
 
 @dataclass
 class RunResult:
-    """What a run produced: its metrics, the trained model and where files went."""
+    """What a run produced: its metrics, the trained model (in evaluation mode, as a
+    loaded run's is) and where files went."""
 
     config: RunConfig
     out_dir: Path | None  # None on the non-main processes of a distributed run
@@ -606,6 +607,9 @@ def finish(
             plot.join()  # no thread writes the folder once the run has returned
     if status is not None:
         status.finish()
+    # Handed over for use, as a loaded run is: dropout off, so that scoring a text with
+    # it gives the same figures every time.
+    built.model.eval()
     return RunResult(config, out_dir, built.device, history, sample, summary, built.model,
                      vocab, data.tokenizer)
 
