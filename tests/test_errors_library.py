@@ -309,3 +309,16 @@ def test_the_lazy_api_shows_in_dir_and_an_unknown_kind_is_named() -> None:
         seqlm.get_plugins().get("cells", "lstm")
     assert str(caught.value) == ("no kind of component is called 'cells'; the kinds are "
                                  "tokenizer, sampler, cell, trainer, callback")
+
+
+def test_numpy_scalars_are_taken_as_the_numbers_they_are(small_text, tmp_path) -> None:
+    import numpy as np
+
+    result = seqlm.run(data=small_text, out=tmp_path / "r", epochs=np.int64(1),
+                       hidden=np.int32(8), lr=np.float32(0.5), batch_size=4, num_steps=8,
+                       max_tokens=1500, predict=3)
+    assert (result.config.hidden, result.config.lr) == (8, 0.5)
+    assert type(result.config.hidden) is int and type(result.config.lr) is float
+    json.loads((tmp_path / "r" / "summary.json").read_text())  # written as plain numbers
+    with pytest.raises(UsageError, match="--hidden must be a whole number"):
+        seqlm.run(data=small_text, out=tmp_path / "s", hidden=np.float64(8.5))
