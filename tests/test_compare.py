@@ -291,3 +291,21 @@ def test_a_folder_that_cannot_be_written_names_the_picture_asked_for(
     assert result.stderr == (f"Error: could not write {locked / 'compare.png'} (Permission "
                              "denied); free some disk space or check the folder's "
                              "permissions\n")
+
+
+def test_comparing_leaves_the_callers_matplotlib_as_it_was(two_runs, tmp_path):
+    import matplotlib
+    from matplotlib import pyplot as plt
+
+    from seqlm.runs.compare import load_runs, plot_runs
+
+    before = matplotlib.get_backend()
+    matplotlib.use("pdf")  # a caller's own, as a notebook's inline backend is
+    try:
+        figures = plt.get_fignums()
+        plot_runs(load_runs(list(two_runs)), ["a", "b"], tmp_path / "c.png")
+        assert matplotlib.get_backend() == "pdf"
+        assert plt.get_fignums() == figures
+    finally:
+        matplotlib.use(before)
+    assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")

@@ -161,39 +161,39 @@ def _png_text(data: bytes, key: bytes) -> bytes | None:
 
 def plot_runs(records: Sequence[RunRecord], names: Sequence[str], path: Path) -> Path:
     """Training (solid) and validation (dashed) perplexity of each run, in one picture."""
-    import matplotlib
+    # A figure of its own, drawn headless, rather than pyplot's: the caller's backend (a
+    # notebook's inline one) and open figures stay as they were.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
-    matplotlib.use("Agg")  # headless: no display is needed or opened
-    from matplotlib import pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=100)
-    try:
-        for i, (record, name) in enumerate(zip(records, names, strict=True)):
-            colour = f"C{i % 10}"
-            history = record.history
-            # One legend entry per run: the title says which line style is which.
-            ax.plot([m.epoch for m in history], [m.train_ppl for m in history],
-                    color=colour, label=name)
-            validated = [m for m in history if m.val_loss is not None]
-            if validated:
-                ax.plot([m.epoch for m in validated], [m.val_ppl for m in validated],
-                        color=colour, linestyle="--")
-        ax.set_xlabel("Epoch")
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        ax.set_ylabel("Perplexity")
-        if wants_log_scale(v for line in ax.get_lines() for v in line.get_ydata()):
-            ax.set_yscale("log")
-        ax.set_title(f"{len(records)} runs: solid training, dashed validation")
-        ax.grid(linestyle="--", alpha=0.7)
-        ax.legend(fontsize="small")
-        fig.tight_layout()
-        # Written beside the target and renamed, so a failure leaves no half picture; a
-        # failure names the picture asked for, not the temporary file.
-        suffix = path.suffix.lower()
-        write_atomic(path, lambda f: fig.savefig(f, format=suffix[1:],
-                                                 metadata={FORMATS[suffix]: MARK}))
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(9, 5.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for i, (record, name) in enumerate(zip(records, names, strict=True)):
+        colour = f"C{i % 10}"
+        history = record.history
+        # One legend entry per run: the title says which line style is which.
+        ax.plot([m.epoch for m in history], [m.train_ppl for m in history],
+                color=colour, label=name)
+        validated = [m for m in history if m.val_loss is not None]
+        if validated:
+            ax.plot([m.epoch for m in validated], [m.val_ppl for m in validated],
+                    color=colour, linestyle="--")
+    ax.set_xlabel("Epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("Perplexity")
+    if wants_log_scale(v for line in ax.get_lines() for v in line.get_ydata()):
+        ax.set_yscale("log")
+    ax.set_title(f"{len(records)} runs: solid training, dashed validation")
+    ax.grid(linestyle="--", alpha=0.7)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    # Written beside the target and renamed, so a failure leaves no half picture; a
+    # failure names the picture asked for, not the temporary file.
+    suffix = path.suffix.lower()
+    write_atomic(path, lambda f: fig.savefig(f, format=suffix[1:],
+                                             metadata={FORMATS[suffix]: MARK}))
     return path
 
 
