@@ -60,3 +60,13 @@ def test_jobs_times_threads_is_held_to_the_same_limit(book_path, tmp_path):
     assert result.exit_code == 2, result.output
     assert (f"--jobs 2 with --threads {limit // 2 + 1} would run {2 * (limit // 2 + 1)} "
             f"threads, more than {limit}") in result.output
+
+
+def test_threads_0_gives_torchs_own_count_back_after_a_run_set_another(book_path, tmp_path,
+                                                                       monkeypatch):
+    monkeypatch.setattr("seqlm.runs.build._TORCH_DEFAULT_THREADS", [])  # a fresh process
+    before = torch.get_num_threads()
+    seqlm.run(data=book_path, out=tmp_path / "a", epochs=1, threads=before + 1, **SMALL)
+    assert torch.get_num_threads() == before + 1
+    seqlm.run(data=book_path, out=tmp_path / "b", epochs=1, threads=0, **SMALL)
+    assert torch.get_num_threads() == before

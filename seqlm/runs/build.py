@@ -52,13 +52,19 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+#: torch's own thread count, as the process had it before seqlm first set one.
+_TORCH_DEFAULT_THREADS: list[int] = []
+
+
 def use_threads(threads: int) -> None:
-    """Set torch's CPU thread count for the whole process (as torch has it); 0 keeps
-    torch's default, one per core. More than :func:`~seqlm.config.bounds.max_threads`
-    is a usage error."""
+    """Set torch's CPU thread count for the whole process (as torch has it); 0 gives
+    torch's default back (one per core, or what the process set before seqlm), also after
+    an earlier run of the process asked for another count. More than
+    :func:`~seqlm.config.bounds.max_threads` is a usage error."""
     check_threads(threads)
-    if threads:
-        torch.set_num_threads(threads)
+    if not _TORCH_DEFAULT_THREADS:
+        _TORCH_DEFAULT_THREADS.append(torch.get_num_threads())
+    torch.set_num_threads(threads or _TORCH_DEFAULT_THREADS[0])
 
 
 def describe_device(device: torch.device, asked: str) -> str:
