@@ -4,8 +4,11 @@ The library API, in a few lines::
 
     import seqlm
 
-    result = seqlm.run(cell="lstm-scratch", epochs=50, data="book.txt")
+    result = seqlm.run(cell="lstm-scratch", epochs=50)  # data="my.txt" for your own
     print(result.summary["final_train_ppl"], result.sample)
+
+    saved = seqlm.load_trained(result.out_dir)            # a saved run, back as a model
+    print(seqlm.evaluate_text(result.out_dir, held_out=True)["perplexity"])
 
 Names are imported on first use, so ``import seqlm`` stays light (torch loads only when a
 name that needs it is touched).
@@ -38,12 +41,18 @@ _EXPORTS = {
     "hookimpl": "seqlm.hookspecs",
     "get_plugins": "seqlm.plugins.manager",
     "SeqlmError": "seqlm.errors",
+    "load_trained": "seqlm.runs.saved",
+    "TrainedModel": "seqlm.runs.saved",
+    "evaluate_text": "seqlm.runs.saved",
+    "generate_text": "seqlm.runs.saved",
+    "DynamicSettings": "seqlm.training.dynamic_eval",
 }
 
 __all__ = [
-    "Callback", "EpochMetrics", "RNNModel", "RecurrentCell", "RunConfig", "RunResult",
-    "Sampler", "SeqlmError", "Tokenizer", "Trainer", "Vocab", "build_corpus", "clean_lines",
-    "generate", "get_plugins", "hookimpl", "load_text", "run", "text_tokens",
+    "Callback", "DynamicSettings", "EpochMetrics", "RNNModel", "RecurrentCell", "RunConfig",
+    "RunResult", "Sampler", "SeqlmError", "Tokenizer", "TrainedModel", "Trainer", "Vocab",
+    "build_corpus", "clean_lines", "evaluate_text", "generate", "generate_text",
+    "get_plugins", "hookimpl", "load_text", "load_trained", "run", "text_tokens",
 ]
 
 if TYPE_CHECKING:
@@ -58,7 +67,9 @@ if TYPE_CHECKING:
     from seqlm.model.generation import generate
     from seqlm.model.rnn import RNNModel
     from seqlm.plugins.manager import get_plugins
+    from seqlm.runs.saved import TrainedModel, evaluate_text, generate_text, load_trained
     from seqlm.runs.stages import RunResult, run
+    from seqlm.training.dynamic_eval import DynamicSettings
 
 
 def __getattr__(name: str) -> Any:

@@ -73,3 +73,31 @@ def test_the_command_line_entry_point_is_where_pyproject_says():
     scripts = {ep.name: ep for ep in metadata.entry_points(group="console_scripts")}
     assert scripts["seqlm"].value == "seqlm.cli:main"
     assert scripts["seqlm"].load() is main
+
+
+def test_a_saved_run_is_loaded_measured_and_continued_from_the_package(small_text, tmp_path):
+    import torch
+
+    result = seqlm.run(data=small_text, out=tmp_path / "run", epochs=1, hidden=8,
+                       batch_size=4, num_steps=8, predict=3)
+    saved = seqlm.load_trained(result.out_dir, device=torch.device("cpu"))
+    assert isinstance(saved, seqlm.TrainedModel) and not saved.model.training
+    figures = seqlm.evaluate_text(result.out_dir, held_out=True, dynamic=True)
+    assert figures["dynamic"]["perplexity"] > 1
+    default = seqlm.DynamicSettings()
+    assert figures["dynamic"]["lr"] == default.lr
+    text = seqlm.generate_text(result.out_dir, "the time", 5, greedy=True)
+    assert text.startswith("the time")
+
+
+def test_the_saved_run_functions_refuse_wrong_types_in_one_line(small_text, tmp_path):
+    import pytest
+
+    result = seqlm.run(data=small_text, out=tmp_path / "run", epochs=1, hidden=8,
+                       batch_size=4, num_steps=8, predict=3)
+    with pytest.raises(seqlm.SeqlmError, match="prefix must be a str"):
+        seqlm.generate_text(result.out_dir, 5, 10)
+    with pytest.raises(seqlm.SeqlmError, match="dynamic must be a DynamicSettings"):
+        seqlm.evaluate_text(result.out_dir, held_out=True, dynamic="yes")
+    with pytest.raises(seqlm.SeqlmError, match="--device must be a name"):
+        seqlm.load_trained(result.out_dir, device=3)

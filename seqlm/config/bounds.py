@@ -86,6 +86,8 @@ def check_seed(seed: int | None) -> None:
 
 def check_device_name(name: str) -> None:
     """``--device`` must be one of :data:`DEVICES` (``cuda:N`` with a number N)."""
+    if not isinstance(name, str):
+        raise UsageError(f"--device must be a name such as 'cpu' or 'cuda:0', got {name!r}")
     if name not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", name):
         raise UsageError(f"--device {name!r} not recognized. "
                          f"Choose one of: {', '.join(DEVICES)}")

@@ -74,6 +74,8 @@ def load_trained(
     plugin is missing is an error naming the package to install; ``warn`` hears of a
     different installed version.
     """
+    if isinstance(device, torch.device):  # from Python, as torch names devices
+        device = str(device)
     check_device_name(device)
     name = {"last": LAST, "best": BEST, None: BEST}.get(which, which)  # or epoch-N
     if Path(run_dir).is_file():
@@ -139,6 +141,9 @@ def generate_text(
     from seqlm.model.generation import generate
 
     # Checked before the model loads: each would otherwise fail midway, in torch.
+    if prefix is not None and not isinstance(prefix, str):
+        raise UsageError(f"prefix must be a str (or None for the run's own), got "
+                         f"{type(prefix).__name__} {prefix!r}")
     check_generate_length("--length", length)
     if not greedy:
         check_temperature(temperature)
@@ -171,7 +176,7 @@ def evaluate_text(
     device: str = "cpu",
     encoding: str = "utf-8",
     warn: Callable[[str], None] | None = None,
-    dynamic: DynamicSettings | None = None,
+    dynamic: DynamicSettings | bool | None = None,
     progress: Callable[[int, int], None] | None = None,
     jobs: int = 1,
 ) -> dict[str, Any]:
@@ -202,6 +207,11 @@ def evaluate_text(
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise UsageError(f"--jobs must be a whole number of at least 1, got {jobs!r}")
+    if isinstance(dynamic, bool):  # from Python: True for the defaults
+        dynamic = DynamicSettings() if dynamic else None
+    if dynamic is not None and not isinstance(dynamic, DynamicSettings):
+        raise UsageError(f"dynamic must be a DynamicSettings, True for its defaults, or None; "
+                         f"got {type(dynamic).__name__}")
     if held_out == (data is not None):
         raise UsageError("give either --data FILE (a text to measure on) or --held-out (the "
                          "text the run held out), not both" if held_out else
