@@ -263,3 +263,15 @@ def test_the_download_limit_defaults_to_50_mb_and_rejects_nonsense(
     monkeypatch.setenv("SEQLM_DOWNLOAD_MAX_MB", "lots")
     with pytest.raises(UsageError, match="SEQLM_DOWNLOAD_MAX_MB"):
         download_limit_bytes()
+
+
+def test_a_quiet_run_downloads_quietly(server: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    import seqlm
+
+    monkeypatch.setenv("SEQLM_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SEQLM_BOOK_URL", f"{server}/book")
+    seqlm.run(out=tmp_path / "o", epochs=1, hidden=8, max_tokens=1500, batch_size=4,
+              num_steps=8, predict=3, quiet=True)
+    said = capsys.readouterr()
+    assert (said.out, said.err) == ("", "")
+    assert (tmp_path / "cache" / BOOK_FILENAME).is_file()

@@ -101,3 +101,13 @@ def test_the_saved_run_functions_refuse_wrong_types_in_one_line(small_text, tmp_
         seqlm.evaluate_text(result.out_dir, held_out=True, dynamic="yes")
     with pytest.raises(seqlm.SeqlmError, match="--device must be a name"):
         seqlm.load_trained(result.out_dir, device=3)
+
+
+def test_run_refuses_a_console_or_quiet_of_another_type_before_any_folder(tmp_path):
+    import pytest
+
+    with pytest.raises(seqlm.SeqlmError, match="console must be a rich.console.Console"):
+        seqlm.run(out=tmp_path / "r", console="stdout")
+    with pytest.raises(seqlm.SeqlmError, match="quiet must be True or False"):
+        seqlm.run(out=tmp_path / "r", quiet="yes")
+    assert not (tmp_path / "r").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +25,16 @@ class Corpus:
         return len(self.ids)
 
 
-def load_text(data: str | Path | None, encoding: str = "utf-8") -> str:
-    """Read ``data``, or the cached (downloaded on first use) *Time Machine* if None."""
+def load_text(
+    data: str | Path | None, encoding: str = "utf-8",
+    log: Callable[[str], None] | None = None,
+) -> str:
+    """Read ``data``, or the cached (downloaded on first use) *Time Machine* if None;
+    ``log`` hears the download's progress (by default on stderr)."""
     if data is None:
         from seqlm.data.download import book_path
 
-        data = book_path()
+        data = book_path(log=log)
     return read_text(data, encoding=encoding)
 
 

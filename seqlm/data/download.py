@@ -11,6 +11,7 @@ import hashlib
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from seqlm.errors import DataError, UsageError, first_line
@@ -65,7 +66,7 @@ def sha1_of(path: Path) -> str:
 
 
 def _log(message: str) -> None:
-    print(f"seqlm: {message}", file=sys.stderr)
+    print(f"seqlm: {message}", file=sys.stderr)  # plain: no console needed to fetch a file
 
 
 def _env_number(name: str, default: float, kind: type, minimum: float) -> float:
@@ -109,6 +110,7 @@ def book_path(
     timeout_s: float | None = None,
     max_bytes: int | None = None,
     fix: str = "pass --data FILE",
+    log: Callable[[str], None] | None = None,
 ) -> Path:
     """The path of the verified book, downloading it first if the cache has no good copy.
 
@@ -116,8 +118,10 @@ def book_path(
     :func:`download_settings`, and ``max_bytes`` (the most a download may bring) from
     :func:`download_limit_bytes`. A file already at the book's place that does not match
     its checksum is kept, renamed with a ``.old`` suffix, once a good copy has arrived.
-    ``fix`` ends each error's advice: what else gives the caller the text.
+    ``fix`` ends each error's advice: what else gives the caller the text. ``log`` hears
+    each line of progress (the download, a retry); by default they go to stderr.
     """
+    say = log or _log
     env_retries, env_backoff, env_timeout = download_settings()
     retries = env_retries if retries is None else retries
     backoff_s = env_backoff if backoff_s is None else backoff_s
@@ -137,7 +141,7 @@ def book_path(
             f"cannot create the data directory {directory} ({exc.strerror}); "
             f"set SEQLM_DATA_DIR to a writable folder or {fix}"
         ) from None
-    _log(f"downloading The Time Machine from {url}")
+    say(f"downloading The Time Machine from {url}")
     last_error = "no attempt made"
     for attempt in range(1, retries + 1):
         try:
@@ -150,11 +154,11 @@ def book_path(
                                 ) from None
             if attempt < retries:
                 wait = backoff_s * 2 ** (attempt - 1)
-                _log(f"download attempt {attempt} of {retries} failed ({last_error}); "
-                     f"retrying in {wait:g} s")
+                say(f"download attempt {attempt} of {retries} failed ({last_error}); "
+                    f"retrying in {wait:g} s")
                 time.sleep(wait)
             continue
-        _install(part, target, fix)
+        _install(part, target, fix, say)
         return target
     raise DataError(
         f"could not download the book from {url} after {retries} attempt(s) ({last_error}); "
@@ -163,7 +167,7 @@ def book_path(
     )
 
 
-def _install(part: Path, target: Path, fix: str) -> None:
+def _install(part: Path, target: Path, fix: str, say: Callable[[str], None]) -> None:
     """Rename the verified ``part`` to ``target``, keeping any file already there."""
     try:
         if target.exists():
@@ -173,7 +177,7 @@ def _install(part: Path, target: Path, fix: str) -> None:
                 n += 1
                 kept = target.with_name(f"{target.name}.old{n}")
             os.replace(target, kept)
-            _log(f"{target} did not match the book's checksum; kept it as {kept}")
+            say(f"{target} did not match the book's checksum; kept it as {kept}")
         os.replace(part, target)
     except OSError as exc:
         part.unlink(missing_ok=True)

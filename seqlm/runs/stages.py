@@ -176,8 +176,14 @@ def run(
         got = callbacks if isinstance(callbacks, (str, bytes)) else wrong[0]
         raise UsageError(f"callbacks must be a list of seqlm.interfaces.Callback instances, "
                          f"got {type(got).__name__}")
+    if not isinstance(quiet, bool):
+        raise UsageError(f"quiet must be True or False, got {quiet!r}")
+    if console is not None and not isinstance(console, Console):
+        raise UsageError(f"console must be a rich.console.Console, got "
+                         f"{type(console).__name__}; or leave it out for one on stdout")
     with blaming_plugins(get_plugins()):
-        console = console or Console(quiet=quiet)
+        # quiet wins over a console of the caller's too: it asks for nothing printed.
+        console = Console(quiet=True) if quiet else console or Console()
         config, resumed = settle(config, overrides)
         config, components = resolve_components(config, resumed, console)
         device = set_up_process(config)
@@ -336,7 +342,8 @@ def prepare_data(
     if resumed is not None and config.data is not None and not Path(config.data).exists():
         raise DataError(f"the text this run trained on, {config.data}, is no longer there; "
                         f"if it moved, resume with --resume {config.resume} --data NEW_PATH")
-    text = load_text(config.data, config.encoding)
+    text = load_text(config.data, config.encoding,
+                     log=lambda line: _warn(console, f"seqlm: {line}"))
     tokenizer_label = component_label("tokenizer", config.tokenizer, plugins)
     tokenizer = build_tokenizer(components.tokenizer, config.tokenizer,
                                 config.tokenizer_options)
