@@ -299,6 +299,10 @@ def test_add_refuses_a_taken_name_and_remove_forgets():
         plugins.add(object(), "seqlm:cells")
     info = plugins.add(Extra(), "extra")
     assert "implements no seqlm hook" in info.status
+    # The failed plugin keeps its name until removed, and the refusal says so.
+    with pytest.raises(PluginError, match="'extra' is already registered \\(and failed: "
+                       "implements no seqlm hook.*\\); remove\\('extra'\\) first"):
+        plugins.add(Extra(), "extra")
     plugins.remove("extra")
     assert "extra" not in plugins.info
 

@@ -325,10 +325,15 @@ class Plugins:
 
         ``name`` must be unique; ``display`` is the name shown to users (default
         ``name``). A plugin that fails is reported and left out, and the returned info
-        carries the reason. Tests use this with :meth:`remove` to add a throwaway plugin.
+        carries the reason (``error``); a built-in name it registers is refused, and said
+        in ``refused``. Either way the name stays taken until :meth:`remove`. Tests use this
+        with :meth:`remove` to add a throwaway plugin.
         """
         if name in self.info:
-            raise PluginError(f"a plugin named {name!r} is already registered")
+            earlier = self.info[name]
+            failed = f" (and failed: {earlier.error})" if earlier.error else ""
+            raise PluginError(f"a plugin named {name!r} is already registered{failed}; "
+                              f"remove({name!r}) first, or give another name")
         info = PluginInfo(name=display or name, distribution=distribution, version=version,
                           module=getattr(plugin, "__name__", type(plugin).__module__))
         try:
