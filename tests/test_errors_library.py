@@ -322,3 +322,26 @@ def test_numpy_scalars_are_taken_as_the_numbers_they_are(small_text, tmp_path) -
     json.loads((tmp_path / "r" / "summary.json").read_text())  # written as plain numbers
     with pytest.raises(UsageError, match="--hidden must be a whole number"):
         seqlm.run(data=small_text, out=tmp_path / "s", hidden=np.float64(8.5))
+
+
+def test_the_exported_helpers_refuse_wrong_types_in_one_line(small_text) -> None:
+    text = small_text.read_text()
+    char = CharTokenizer()
+    with pytest.raises(UsageError, match="clean_lines takes the text as one str"):
+        seqlm.clean_lines(["a line"], "letters")
+    with pytest.raises(UsageError, match="the tokenizer must be a seqlm.Tokenizer instance"):
+        seqlm.text_tokens(text, "char")
+    with pytest.raises(UsageError, match="max_tokens must be a whole number, 0 or more"):
+        seqlm.build_corpus(text, char, max_tokens="3")
+    with pytest.raises(UsageError, match="max_tokens must be a whole number, 0 or more"):
+        seqlm.build_corpus(text, char, max_tokens=-1)
+    with pytest.raises(UsageError, match="no kind of component is called 'cells'"):
+        seqlm.get_plugins().choices("cells")
+
+
+def test_generate_names_an_argument_given_in_the_wrong_place(small_text, tmp_path) -> None:
+    result = seqlm.run(data=small_text, out=tmp_path / "r", epochs=1, hidden=8, batch_size=4,
+                       num_steps=8, max_tokens=1500, predict=3)
+    with pytest.raises(UsageError, match=r"generate\(model, vocab, tokenizer, prefix, \.\.\.\): "
+                       "the vocab must be a Vocab, got CharTokenizer"):
+        seqlm.generate(result.model, result.tokenizer, result.vocab, "the", 5)

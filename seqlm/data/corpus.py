@@ -10,7 +10,7 @@ import torch
 
 from seqlm.data.text import clean_lines, read_text
 from seqlm.data.vocab import Vocab
-from seqlm.errors import DataError, refuse
+from seqlm.errors import DataError, UsageError, refuse
 from seqlm.interfaces import Tokenizer, tokens_problem
 
 
@@ -48,6 +48,10 @@ def text_tokens(
     What ``tokenize`` gives is checked against its contract (a list of token lists, one
     per line) and refused as ``label``'s fault (default: the tokenizer's class).
     """
+    if not isinstance(tokenizer, Tokenizer):
+        raise UsageError(f"the tokenizer must be a seqlm.Tokenizer instance, got "
+                         f"{type(tokenizer).__name__} {tokenizer!r}; for a registered one, "
+                         "get_plugins().get('tokenizer', name)()")
     lines = clean_lines(text, clean)
     if not lines:
         hint = " or use --clean none" if clean != "none" else ""
@@ -78,6 +82,9 @@ def build_corpus(
     lines are concatenated into one stream of tokens. ``max_tokens=0`` keeps everything.
     ``label`` names the tokenizer in an error about what it gave.
     """
+    for name, value in (("max_tokens", max_tokens), ("min_freq", min_freq)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise UsageError(f"{name} must be a whole number, 0 or more, got {value!r}")
     tokens = text_tokens(text, tokenizer, clean, fit=True, label=label)
     vocab = Vocab(tokens, min_freq=min_freq)
     ids = vocab[tokens]

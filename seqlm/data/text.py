@@ -95,9 +95,12 @@ def clean_lines(text: str, clean: str = "letters") -> list[str]:
     As in the seed, lines are later joined without a separator, so the end of one line
     runs into the start of the next.
     """
+    if not isinstance(text, str):
+        raise UsageError(f"clean_lines takes the text as one str (its lines split here), "
+                         f"got {type(text).__name__}")
     try:
         cleaner = CLEANERS[clean]
-    except KeyError:
+    except (KeyError, TypeError):
         raise DataError(
             f"--clean {clean!r} not recognized. Choose one of: {', '.join(CLEANERS)}"
         ) from None

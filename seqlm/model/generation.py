@@ -42,6 +42,11 @@ def generate(
     one model does, from the mean of its members' distributions.
     """
     # Checked here, before the model runs: each would otherwise fail midway, in torch.
+    for value, kind, what in ((model, torch.nn.Module, "model"), (vocab, Vocab, "vocab"),
+                              (tokenizer, Tokenizer, "tokenizer")):
+        if not isinstance(value, kind):
+            raise UsageError(f"generate(model, vocab, tokenizer, prefix, ...): the {what} must "
+                             f"be a {kind.__name__}, got {type(value).__name__}")
     if not isinstance(prefix, str):
         raise UsageError(f"the prefix must be a str, got {type(prefix).__name__}")
     check_generate_length("length", length)

@@ -502,15 +502,21 @@ class Plugins:
                     if not info.registered[impl.kind]:
                         del info.registered[impl.kind]
 
+    @staticmethod
+    def _check_kind(kind: str) -> None:
+        if kind not in KINDS:
+            raise UsageError(f"no kind of component is called {kind!r}; the kinds are "
+                             f"{', '.join(KINDS)}")
+
     def choices(self, kind: str) -> list[str]:
-        """The names a user can choose for ``kind``, sorted."""
+        """The names a user can choose for ``kind``, sorted; an unknown kind is an error,
+        as for :meth:`get`, not an empty list."""
+        self._check_kind(kind)
         return sorted(self.implementations(kind))
 
     def get(self, kind: str, name: str) -> type:
         """The class registered as ``name`` for ``kind``, with a clear error otherwise."""
-        if kind not in KINDS:
-            raise UsageError(f"no kind of component is called {kind!r}; the kinds are "
-                             f"{', '.join(KINDS)}")
+        self._check_kind(kind)
         found = self.implementations(kind).get(name)
         if not found:
             names = self.choices(kind)
