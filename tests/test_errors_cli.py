@@ -296,3 +296,13 @@ def test_eval_refuses_an_unknown_encoding_even_with_held_out(files, tmp_path):
     result = invoke("eval", str(run), "--held-out", "--encoding", "klingon")
     assert "--encoding 'klingon': unknown text encoding" in error_line(result)
     assert result.exit_code == 2
+
+
+def test_a_run_that_diverged_without_a_nan_says_so(files, tmp_path):
+    result = invoke("run", "--epochs", "2", "--hidden", "16", "--batch-size", "4",
+                    "--num-steps", "8", "--predict", "3", "--lr", "1000", "--clip", "0",
+                    "--data", str(files["small"]), "--out", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.output
+    assert "the run diverged; lower --lr, or keep --clip on" in result.stderr
+    calm = invoke("run", *TINY, "--data", str(files["small"]), "--out", str(tmp_path / "c"))
+    assert "diverged" not in calm.stderr

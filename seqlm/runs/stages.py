@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
+import math
 import random
 import sys
 from collections.abc import Sequence
@@ -574,6 +575,20 @@ def _saying_what_is_kept(
     return type(error)(f"{error}. The checkpoint of epoch {kept} is kept in {out_dir}")
 
 
+def _diverged_note(history: Sequence[EpochMetrics], vocab_size: int) -> str | None:
+    """A note where the last epoch's training loss is more than twice a uniform guess's
+    (ln of the vocabulary's size): the run diverged (its perplexity may read inf), which
+    no exception stopped, since the loss stayed a finite number."""
+    if not history or vocab_size < 2:
+        return None
+    loss, uniform = history[-1].train_loss, math.log(vocab_size)
+    if not loss > 2 * uniform:
+        return None
+    return (f"note: the last epoch's training loss, {loss:.4g} nats per token, is more than "
+            f"twice a uniform guess's ({uniform:.3g}): the run diverged; lower --lr, or "
+            "keep --clip on")
+
+
 def finish(
     config: RunConfig, data: PreparedData, built: Built, history: list[EpochMetrics],
     out_dir: Path | None, saver: CheckpointCallback | None, status: StatusRecorder | None,
@@ -585,6 +600,9 @@ def finish(
     long generation, if stopped, loses neither.
     """
     vocab = data.corpus.vocab
+    diverged = _diverged_note(history, len(vocab))
+    if diverged and built.trainer.is_main_process:
+        _warn(console, diverged)
 
     def summary_with(sample: str | None) -> dict[str, Any]:
         return summarize(config, built.device, history, sample, built.model,
