@@ -265,11 +265,33 @@ def test_a_third_ctrl_c_ends_a_run_that_does_not_stop(small_text, tmp_path, monk
     run = Run("--data", small_text, "--out", tmp_path / "run", "--epochs", 100000,
               "--trainer", "stubborn", "--log-every", 1, *TINY)
     run.wait_for("epoch 1/")
-    for times in (1, 2):
+    for _ in range(2):
         run.proc.send_signal(signal.SIGINT)
-        run.wait_for("retrying\n" * times)
+        run.wait_for("retrying\n")
+        # The next request only once training goes on again: one that came while the
+        # plugin printed would end the run as a plain Ctrl-C does, before the third.
+        run.seen = ""
+        run.wait_for("epoch ")
     run.proc.send_signal(signal.SIGINT)
     code, err = run.finish()
     assert code == 130
     assert ("seqlm: stopped at once after 3 stop requests that the run did not act on; the "
             "last checkpoint written is kept") in err
+
+
+def test_a_stop_while_an_epoch_is_shown_saves_that_epoch(small_text, tmp_path, monkeypatch):
+    # Ctrl-C as the live table shows epoch 2: the epoch it shows is the one saved.
+    from seqlm.interfaces import Callback
+    from seqlm.runs import stages
+
+    class StopWhileShowing(Callback):
+        def on_epoch_end(self, trainer, metrics):
+            if metrics.epoch == 2:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(stages, "make_progress", lambda *args: StopWhileShowing())
+    result = CliRunner().invoke(main, ["run", "--data", str(small_text), "--out",
+                                       str(tmp_path / "run"), "--epochs", "5", *TINY])
+    assert result.exit_code == 130
+    assert "Saved the checkpoint of epoch 2" in result.output
+    assert _epoch_of(tmp_path / "run") == 2

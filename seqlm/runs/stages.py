@@ -539,8 +539,11 @@ def _folder_callbacks(
     resumed: dict[str, Any] | None, console: Console, saver: Callback,
     status: StatusRecorder, callbacks: Sequence[Callback],
 ) -> list[Callback]:
-    """The live table, ``metrics.jsonl``, checkpoints, the loggers, the caller's
-    callbacks and ``status.json``, in that order."""
+    """Checkpoints, the live table, ``metrics.jsonl``, the loggers, the caller's callbacks
+    and ``status.json``, in that order: the epoch is in hand to save before anything shows
+    it, so that a stop that comes between never names an earlier epoch "the last finished"
+    after this one was shown (a row missing from ``metrics.jsonl`` then comes back on
+    resume, which writes the rows from the checkpoint)."""
     metrics_path = out_dir / "metrics.jsonl"
     # A resumed run's metrics restart from its checkpoint's, dropping later rows.
     write_text_atomic(metrics_path, "".join(
@@ -555,7 +558,7 @@ def _folder_callbacks(
                    lambda length: generate(built.model, vocab, data.tokenizer, config.prefix,
                                            length))
     start_imports()  # matplotlib loads while the run trains
-    return [make_progress(console, title, config.log_every), MetricsWriter(metrics_path), saver,
+    return [saver, make_progress(console, title, config.log_every), MetricsWriter(metrics_path),
             *build_loggers(components.loggers, info), *callbacks, status]
 
 
