@@ -120,3 +120,15 @@ def test_resume_refuses_to_change_the_model(book_path, tmp_path):
         seqlm.run(resume=tmp_path / "r", hidden=16)
     longer = seqlm.run(resume=tmp_path / "r", epochs=2)
     assert [m.epoch for m in longer.history] == [1, 2]
+
+
+def test_raising_epochs_on_resume_trains_on_at_the_longer_schedules_rates(book_path,
+                                                                          tmp_path):
+    small = dict(hidden=8, max_tokens=1500, batch_size=4, num_steps=8, predict=3,
+                 schedule="cosine")
+    seqlm.run(data=book_path, out=tmp_path / "r", epochs=4, **small)
+    resumed = seqlm.run(resume=tmp_path / "r", epochs=8)
+    whole = seqlm.run(data=book_path, out=tmp_path / "w", epochs=8, **small)
+    # Epochs 5 to 8 follow the 8-epoch cosine, not the 4-epoch one's floor first.
+    assert [m.lr for m in resumed.history[4:]] == pytest.approx(
+        [m.lr for m in whole.history[4:]])

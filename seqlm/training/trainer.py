@@ -311,12 +311,27 @@ class DefaultTrainer(Trainer):
         try:
             if state.get("scheduler") is not None and self.scheduler is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
+                self._rate_of_this_schedule()
         except damage as exc:
             raise _damaged("scheduler", exc) from None
         try:
             set_rng_state(state["rng"])
         except damage as exc:
             raise _damaged("rng", exc) from None
+
+    def _rate_of_this_schedule(self) -> None:
+        """Set the rate of the epoch about to train by this run's schedule. The saved
+        optimizer holds the rate the saved schedule gave last; a resume that raised
+        --epochs stretches a cosine over more epochs, and its first epoch would otherwise
+        train at the shorter schedule's last rate (its floor)."""
+        scheduler = self.scheduler
+        assert scheduler is not None and self.optimizer is not None
+        lambdas = getattr(scheduler, "lr_lambdas", None)
+        if lambdas is None:  # a schedule of a subclass's own: it keeps its rate
+            return
+        for group, base, factor in zip(self.optimizer.param_groups, scheduler.base_lrs,
+                                       lambdas, strict=True):
+            group["lr"] = base * factor(scheduler.last_epoch)
 
     # -- training ----------------------------------------------------------------------
 
