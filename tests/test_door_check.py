@@ -310,8 +310,8 @@ def _run(tmp_path, small_text, *args):
      "assign parameters before Module.__init__() call (call super().__init__() first in "
      "__init__). This is a fault of that plugin"),
     (["--sampler", "no-super"], 1, f"sampler 'no-super' {ORIGIN} raised AttributeError: "
-     "'NoSuperSampler' object has no attribute 'batch_size' (call super().__init__() first "
-     "in __init__)"),
+     "'NoSuperSampler' object has no attribute 'batch_size' (call super().__init__(batch_size, "
+     "num_steps) first in __init__)"),
     (["--cell", "nan-outputs"], 2, f"cell 'nan-outputs' {ORIGIN} broke its contract: expected "
      "finite outputs, got nan or infinity in 160 of 160 values; see "
      "docs/plugins/contracts.md#recurrentcell"),
@@ -532,7 +532,7 @@ def test_the_super_init_hint_is_for_a_plugins_object_not_seqlms():
 
     for obj, hint in ((SequentialSampler.__new__(SequentialSampler), ""),
                       (NoSuperSampler.__new__(NoSuperSampler),
-                       " (call super().__init__() first in __init__)")):
+                       " (call super().__init__(batch_size, num_steps) first in __init__)")):
         with pytest.raises(AttributeError) as missing:
             obj.batch_size  # noqa: B018 - the attribute read is the test
         assert cause_hint(missing.value) == hint

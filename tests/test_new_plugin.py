@@ -35,6 +35,10 @@ def test_the_template_installs_passes_its_tests_and_trains(tmp_path, small_text)
                                 "tests"], cwd=root, capture_output=True, text=True, timeout=600)
         assert tests.returncode == 0, tests.stdout + tests.stderr
         assert " passed" in tests.stdout and "failed" not in tests.stdout
+        # Its own lint settings pass on what it was given (imports sorted, zip strict...).
+        linted = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."],
+                                cwd=root, capture_output=True, text=True, timeout=120)
+        assert linted.returncode == 0, linted.stdout + linted.stderr
 
         short = name.removeprefix("seqlm-")
         listed = run_seqlm(["plugins", "--json"])
@@ -75,3 +79,24 @@ def test_new_plugin_refuses_a_bad_name_or_an_existing_folder(tmp_path, args, mes
     result = CliRunner().invoke(main, [*args, "--dir", str(tmp_path)])
     assert result.exit_code == 2 and message in result.output
     assert (tmp_path / "taken" / "mine.txt").read_text() == "keep me"
+
+
+def test_new_plugin_refuses_a_name_whose_components_are_registered(tmp_path):
+    import seqlm
+
+    class Installed:
+        @seqlm.hookimpl
+        def register_cells(self, register):
+            register("peephole-cell", "seqlm.cells.torch_cells:TorchLSTM")
+
+    plugins = seqlm.get_plugins()
+    plugins.add(Installed(), "installed-peephole", distribution="peephole", version="1.0")
+    try:
+        result = CliRunner().invoke(main, ["new-plugin", "seqlm-peephole", "--dir",
+                                           str(tmp_path)])
+    finally:
+        plugins.remove("installed-peephole")
+    assert result.exit_code == 2
+    assert ("new-plugin 'seqlm-peephole': cell 'peephole-cell' would be registered twice: an "
+            "installed plugin registers that name already") in result.output
+    assert not (tmp_path / "seqlm-peephole").exists()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 
 import click
 
 from seqlm.cli.group import main
-from seqlm.errors import SeqlmError
+from seqlm.errors import SeqlmError, UsageError
 from seqlm.plugins.manager import KINDS, get_plugins
 
 
@@ -62,12 +63,31 @@ def new_plugin(name: str, parent: str) -> None:
 
     from seqlm.plugins.scaffold import plugin_names, write_plugin
 
-    root = write_plugin(name, Path(parent))
     names = plugin_names(name)
+    _refuse_names_in_use(name, names, click.get_current_context().find_root().command)
+    root = write_plugin(name, Path(parent))
     click.echo(f"wrote {root}/ with cell {names['cell']}, sampler {names['sampler']}, "
                f"tokenizer {names['tokenizer']} and command {names['command']}.\n"
-               f"Next: pip install -e {root} && seqlm plugins && "
-               f"python -m pytest {root}/tests")
+               # Quoted as a shell needs them: [test] is a pattern, a folder may hold a space.
+               f"Next: pip install -e {shlex.quote(f'{root}[test]')} && seqlm plugins && "
+               f"python -m pytest {shlex.quote(f'{root}/tests')}")
+
+
+def _refuse_names_in_use(name: str, names: dict[str, str], cli: click.Command) -> None:
+    """Refuse a plugin name whose components or command an installed plugin already
+    registers (``foo`` and ``seqlm-foo`` both give ``foo-cell``): installed side by side,
+    neither could be chosen."""
+    plugins = get_plugins()
+    taken = [f"{kind} {names[kind]!r}" for kind in ("cell", "sampler", "tokenizer")
+             if names[kind] in plugins.choices(kind)]
+    commands = cli.list_commands(click.get_current_context()) if isinstance(
+        cli, click.Group) else []
+    if names["command"] in commands:
+        taken.append(f"command {names['command']!r}")
+    if taken:
+        raise UsageError(f"new-plugin {name!r}: {', '.join(taken)} would be registered twice: "
+                         "an installed plugin registers that name already (seqlm plugins "
+                         f"lists it); choose another name, such as seqlm-{names['short']}-2")
 
 
 @main.command("list")

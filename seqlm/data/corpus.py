@@ -27,15 +27,16 @@ class Corpus:
 
 def load_text(
     data: str | Path | None, encoding: str = "utf-8",
-    log: Callable[[str], None] | None = None,
+    log: Callable[[str], None] | None = None, label: str | None = None,
 ) -> str:
     """Read ``data``, or the cached (downloaded on first use) *Time Machine* if None;
-    ``log`` hears the download's progress (by default on stderr)."""
+    ``log`` hears the download's progress (by default on stderr), and errors name the
+    file as ``label`` (by default ``--data PATH``, as ``seqlm run`` takes it)."""
     if data is None:
         from seqlm.data.download import book_path
 
         data = book_path(log=log)
-    return read_text(data, encoding=encoding)
+    return read_text(data, encoding=encoding, label=label)
 
 
 def text_tokens(

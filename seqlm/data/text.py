@@ -26,33 +26,36 @@ def clean_none(line: str) -> str:
 CLEANERS: dict[str, Callable[[str], str]] = {"letters": clean_letters, "none": clean_none}
 
 
-def read_text(path: str | Path, encoding: str = "utf-8") -> str:
+def read_text(path: str | Path, encoding: str = "utf-8", label: str | None = None) -> str:
     """Read a whole text file, with errors that say what is wrong and how to fix it.
 
     Raises :class:`DataError` for a missing, unreadable, empty or undecodable file and
-    :class:`UsageError` for an unknown ``encoding``.
+    :class:`UsageError` for an unknown ``encoding``. The errors name the file as
+    ``label`` (``--data PATH`` by default, as ``seqlm run`` takes it; a plugin's command
+    gives its own argument).
     """
     check_encoding(encoding)
     path = Path(path).expanduser()
+    named = label or f"--data {path}"
     try:
         exists = path.exists()
     except OSError:  # a name too long for the file system, say
         exists = False
     if not exists:
-        raise DataError(f"--data {path}: no such file; give the path of a text file")
+        raise DataError(f"{named}: no such file; give the path of a text file")
     if path.is_dir():
-        raise DataError(f"--data {path}: is a folder; give the path of a text file in it")
+        raise DataError(f"{named}: is a folder; give the path of a text file in it")
     if not path.is_file():
         # A pipe or a device could block or never end.
-        raise DataError(f"--data {path}: is not a regular file; save the text to a file first")
+        raise DataError(f"{named}: is not a regular file; save the text to a file first")
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise DataError(f"--data {path}: cannot be read ({exc.strerror}); "
+        raise DataError(f"{named}: cannot be read ({exc.strerror}); "
                         "check its permissions") from None
     if not raw.strip():
         what = "is empty" if not raw else "holds only white space"
-        raise DataError(f"--data {path}: the file {what}; give a file with some text")
+        raise DataError(f"{named}: the file {what}; give a file with some text")
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -64,7 +67,7 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
         else:
             hint = "pass the file's real encoding with --encoding"
         raise DataError(
-            f"--data {path}: not valid {encoding} at byte offset {exc.start} (line {line}, "
+            f"{named}: not valid {encoding} at byte offset {exc.start} (line {line}, "
             f"byte 0x{raw[exc.start]:02x}); {hint}"
         ) from None
 

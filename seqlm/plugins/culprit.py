@@ -10,6 +10,8 @@ from seqlm.errors import contract_link, one_line
 
 #: The fix for a component that skipped its base class's ``__init__``.
 SUPER_INIT_FIX = "call super().__init__() first in __init__"
+#: The same for a sampler, whose base class takes the batch's sizes.
+SAMPLER_SUPER_INIT_FIX = "call super().__init__(batch_size, num_steps) first in __init__"
 #: What the base classes set in ``__init__``: missing, the subclass skipped that call.
 _BASE_ATTRIBUTE = re.compile(
     r"has no attribute '(batch_size|num_steps|input_size|hidden_size|num_layers|output_size)'")
@@ -22,10 +24,14 @@ def cause_hint(error: BaseException) -> str:
     hint = f" ({SUPER_INIT_FIX})"
     if "before Module.__init__() call" in text:
         return hint
-    if isinstance(error, AttributeError) and _BASE_ATTRIBUTE.search(text):
+    missing = _BASE_ATTRIBUTE.search(text) if isinstance(error, AttributeError) else None
+    if missing:
         # Python names the object that lacks it: one of seqlm's own is seqlm's bug.
         owner = type(getattr(error, "obj", None)).__module__
-        return hint if owner.partition(".")[0] != "seqlm" else ""
+        if owner.partition(".")[0] == "seqlm":
+            return ""
+        sampler = missing.group(1) in ("batch_size", "num_steps")
+        return f" ({SAMPLER_SUPER_INIT_FIX})" if sampler else hint
     return ""
 
 

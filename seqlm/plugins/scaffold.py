@@ -59,7 +59,9 @@ def plugin_names(name: str) -> dict[str, str]:
 
 def write_plugin(name: str, parent: Path) -> Path:
     """Write the package folder ``parent/name`` and return it; never overwrite anything."""
-    names = plugin_names(name)
+    from seqlm.version import __version__
+
+    names = {**plugin_names(name), "seqlm_version": __version__}
     root = Path(parent) / name
     if root.exists():
         raise UsageError(f"new-plugin: {root} already exists; choose another NAME or remove it")
@@ -93,17 +95,28 @@ version = "0.1.0"
 description = "A seqlm plugin: an example cell, sampler, tokenizer and command"
 readme = "README.md"
 requires-python = ">=3.10"
-dependencies = ["seqlm"]
+# The seqlm this package was made with: it uses that version's interfaces and helpers.
+dependencies = ["seqlm>={seqlm_version}"]
 
 [project.optional-dependencies]
-test = ["pytest"]
+test = ["pytest>=7", "ruff>=0.4"]
 
 # seqlm finds the plugin through this entry point: NAME = "module with the hooks".
 [project.entry-points.seqlm]
 {short} = "{module}.plugin"
 
-[tool.setuptools]
-packages = ["{module}"]
+# Every subpackage you add under {module}/ goes into the wheel too.
+[tool.setuptools.packages.find]
+include = ["{module}*"]
+
+[tool.ruff]
+line-length = 100
+
+[tool.ruff.lint]
+select = ["E", "F", "W", "I", "B", "UP"]
+
+[tool.ruff.lint.isort]
+known-first-party = ["{module}"]
 '''
 
 README = '''\
@@ -134,11 +147,14 @@ seqlm {command} path/to/text.txt
 ```
 pip install -e '.[test]'
 python -m pytest tests
+ruff check .
 ```
 
 `tests/test_plugin.py` runs seqlm's conformance kit (`seqlm.testing`) on every class, so
 each rule of the contracts (shapes, state, gradients, determinism, saved state) is one
-test, and tests the command with click's test runner.
+test; checks that the installed entry point registers every name (a typo in
+`plugin.py` fails there, not in a user's run); tests what each option changes; and tests
+the command with click's test runner.
 
 See seqlm's `docs/plugins/` for the hooks, the contracts, and what to do if it breaks.
 '''
@@ -151,26 +167,29 @@ PLUGIN = '''\
 """The hooks seqlm calls. Classes are registered as "module:Class" strings, imported only
 when used, so that `seqlm --help` stays fast."""
 
+from collections.abc import Callable
+
+import click
 import seqlm
 
 
 @seqlm.hookimpl
-def register_cells(register):
+def register_cells(register: Callable[[str, object], None]) -> None:
     register("{cell}", "{module}.components:ElmanCell")
 
 
 @seqlm.hookimpl
-def register_samplers(register):
+def register_samplers(register: Callable[[str, object], None]) -> None:
     register("{sampler}", "{module}.components:StridedSampler")
 
 
 @seqlm.hookimpl
-def register_tokenizers(register):
+def register_tokenizers(register: Callable[[str, object], None]) -> None:
     register("{tokenizer}", "{module}.components:ByteTokenizer")
 
 
 @seqlm.hookimpl
-def register_commands(cli):
+def register_commands(cli: click.Group) -> None:
     from {module}.command import stats
 
     cli.add_command(stats)
@@ -181,11 +200,12 @@ COMPONENTS = '''\
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from collections.abc import Iterator, Sequence
 
+import torch
 from seqlm.errors import UsageError
 from seqlm.interfaces import RecurrentCell, Sampler, Tokenizer
+from torch import nn
 
 
 class ElmanCell(RecurrentCell):
@@ -211,11 +231,14 @@ class ElmanCell(RecurrentCell):
     def begin_state(self, batch_size: int, device: torch.device | str) -> torch.Tensor:
         return torch.zeros(self.num_layers, batch_size, self.hidden_size, device=device)
 
-    def forward(self, inputs: torch.Tensor, state: torch.Tensor):
+    def forward(  # type: ignore[override]  # this cell's state is one tensor
+        self, inputs: torch.Tensor, state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         # inputs: (num_steps, batch, input_size); outputs: (num_steps, batch, hidden_size);
         # state: (num_layers, batch, hidden_size), each layer's last hidden vector.
         finals = []
-        for layer, (input_product, recurrent) in enumerate(zip(self.input, self.recurrent)):
+        layers = zip(self.input, self.recurrent, strict=True)
+        for layer, (input_product, recurrent) in enumerate(layers):
             hidden = state[layer]
             outputs = []
             for x in input_product(inputs):  # the input products of all steps at once
@@ -237,7 +260,7 @@ class StridedSampler(Sampler):
             raise UsageError(f"--sampler-opt stride must be 0 (num_steps) or more, got {stride}")
         self.stride = stride or num_steps
 
-    def __call__(self, corpus: torch.Tensor):
+    def __call__(self, corpus: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         count = (len(corpus) - self.num_steps - 1) // self.stride + 1
         starts = torch.arange(max(count, 0), device=corpus.device) * self.stride
         starts = starts[torch.randperm(len(starts)).to(corpus.device)]  # seeded by --seed
@@ -253,10 +276,10 @@ class StridedSampler(Sampler):
 class ByteTokenizer(Tokenizer):
     """One token per UTF-8 byte, written as two hex digits; any text, no fitting."""
 
-    def tokenize(self, lines):
+    def tokenize(self, lines: Sequence[str]) -> list[list[str]]:
         return [[f"{byte:02x}" for byte in line.encode("utf-8")] for line in lines]
 
-    def detokenize(self, tokens):
+    def detokenize(self, tokens: Sequence[str]) -> str:
         # "<unk>" (a token the vocabulary lacks) may come here: show it as U+FFFD.
         data = b"".join(b"\\xef\\xbf\\xbd" if t == "<unk>" else bytes.fromhex(t) for t in tokens)
         return data.decode("utf-8", errors="replace")
@@ -268,7 +291,6 @@ COMMAND = '''\
 from __future__ import annotations
 
 import click
-
 import seqlm
 
 
@@ -276,10 +298,13 @@ import seqlm
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--clean", type=click.Choice(["letters", "none"]), default="letters",
               show_default=True, help="Clean the text as seqlm run --clean does.")
-@click.option("--top", type=int, default=5, show_default=True, help="Most frequent tokens.")
-def stats(path: str, clean: str, top: int) -> None:
+@click.option("--encoding", default="utf-8", show_default=True, help="Encoding of PATH.")
+@click.option("--top", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Most frequent tokens.")
+def stats(path: str, clean: str, encoding: str, top: int) -> None:
     """Vocabulary size and most frequent characters of the text in PATH."""
-    text = seqlm.load_text(path)  # seqlm's reading: encodings and errors as in `seqlm run`
+    # seqlm's reading: encodings and errors as in `seqlm run`, naming PATH as given.
+    text = seqlm.load_text(path, encoding, label=path)
     tokens = seqlm.text_tokens(text, seqlm.get_plugins().get("tokenizer", "char")(), clean)
     vocab = seqlm.Vocab(tokens)
     common = ", ".join(repr(token) for token, _ in vocab.token_freqs[:top])
@@ -289,11 +314,13 @@ def stats(path: str, clean: str, top: int) -> None:
 TESTS = '''\
 """The plugin keeps seqlm's contracts (seqlm.testing), and its command works."""
 
+import seqlm
+import torch
 from click.testing import CliRunner
+from seqlm.testing import parametrize_checks
+
 from {module}.command import stats
 from {module}.components import ByteTokenizer, ElmanCell, StridedSampler
-
-from seqlm.testing import parametrize_checks
 
 
 @parametrize_checks([
@@ -303,6 +330,46 @@ from seqlm.testing import parametrize_checks
 ])
 def test_conforms(check):
     check()
+
+
+def test_the_installed_entry_point_registers_every_name():
+    # `pip install -e .` first: seqlm finds the plugin only through its entry point.
+    plugins = seqlm.get_plugins()
+    info = next((i for i in plugins.info.values() if i.distribution == "{dist}"), None)
+    assert info is not None, "{dist} is not installed: pip install -e '.[test]'"
+    assert info.status == "ok", info.status
+    assert info.registered == {"cell": ["{cell}"], "sampler": ["{sampler}"],
+                               "tokenizer": ["{tokenizer}"]}
+    # Each "module:Class" string of plugin.py imports the class it names.
+    assert plugins.get("cell", "{cell}") is ElmanCell
+    assert plugins.get("sampler", "{sampler}") is StridedSampler
+    assert plugins.get("tokenizer", "{tokenizer}") is ByteTokenizer
+    # The command is added when seqlm's command line is built, as `seqlm ...` does.
+    from seqlm.cli import main
+
+    shown = CliRunner().invoke(main, ["{command}", "--help"])
+    assert shown.exit_code == 0, shown.output
+
+
+def test_each_cell_option_changes_the_cell():
+    torch.manual_seed(0)
+    # seqlm builds cells with keywords, as here.
+    tanh = ElmanCell(input_size=3, hidden_size=4)
+    relu = ElmanCell(input_size=3, hidden_size=4, activation="relu")
+    relu.load_state_dict(tanh.state_dict())
+    inputs = torch.randn(5, 2, 3)
+    out_tanh, _ = tanh(inputs, tanh.begin_state(2, "cpu"))
+    out_relu, _ = relu(inputs, relu.begin_state(2, "cpu"))
+    assert not torch.equal(out_tanh, out_relu)
+    assert (out_relu >= 0).all()
+
+
+def test_the_stride_sets_where_windows_start():
+    corpus = torch.arange(100)
+    torch.manual_seed(0)
+    starts = {int(X[row, 0]) for X, _ in StridedSampler(2, 5, stride=7)(corpus)
+              for row in range(2)}
+    assert starts and all(start % 7 == 0 for start in starts)
 
 
 def test_the_command_counts_a_text(tmp_path):
