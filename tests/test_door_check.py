@@ -248,6 +248,10 @@ class ListOptimizer(DefaultTrainer):
         return list(model.parameters())
 
 
+class Subclassed(DefaultTrainer):
+    """DefaultTrainer as it is, under a plugin's name."""
+
+
 class FunctionInState(DefaultTrainer):
     """Keeps a function in its state, which no checkpoint can hold."""
 
@@ -270,6 +274,7 @@ class Mistakes:
     def register_trainers(self, register):
         register("list-optimizer", ListOptimizer)
         register("function-in-state", FunctionInState)
+        register("subclassed", Subclassed)
 
     @seqlm.hookimpl
     def register_tokenizers(self, register):
@@ -377,6 +382,22 @@ def test_an_exception_in_code_a_plugin_inherits_is_put_on_the_plugin(tmp_path, s
             "Check what it overrides (make_optimizer) against "
             "docs/plugins/contracts.md#trainer") in line
     assert "unexpected" not in line
+
+
+@pytest.mark.parametrize("error, says", [
+    (MemoryError("CUDA out of memory"), "Error: out of memory; try a smaller --hidden"),
+    (OSError(28, "No space left on device"), "Error: cannot access: No space left on device"),
+])
+def test_what_the_machine_raises_is_no_plugins_fault(tmp_path, small_text, monkeypatch,
+                                                     error, says):
+    from unittest import mock
+
+    # Raised from the standard library's frames, as from torch's: seqlm's own code (the
+    # plugin's inherited fit) is innermost.
+    monkeypatch.setattr(DefaultTrainer, "_train_epoch", mock.Mock(side_effect=error))
+    result, _ = _run(tmp_path, small_text, "--trainer", "subclassed")
+    assert result.exit_code == 1
+    assert says in result.output and "subclassed" not in result.output
 
 
 def test_a_trainer_state_no_checkpoint_can_hold_is_the_trainers(tmp_path, small_text):

@@ -69,8 +69,11 @@ def inherited_blame(error: BaseException, plugins: Plugins, skip: int = 0) -> st
     ``DefaultTrainer`` subclass whose ``make_optimizer`` returned a list, say), or None.
 
     The innermost seqlm frame whose ``self`` is a registered third-party class decides;
-    its overrides of seqlm's methods are named as the likely cause.
+    its overrides of seqlm's methods are named as the likely cause. What the machine
+    raised (a closed pipe, a full disk, no memory left) is nobody's code's fault: None.
     """
+    if _from_the_machine(error):
+        return None
     for frame in reversed(_frames(error.__traceback__)[skip:]):
         if frame.f_globals.get("__name__", "").partition(".")[0] != "seqlm":
             continue
@@ -81,6 +84,13 @@ def inherited_blame(error: BaseException, plugins: Plugins, skip: int = 0) -> st
             where = getattr(code, "co_qualname", code.co_name)  # Python 3.10: no qualname
             return culprit.inherited_message(error, where, _overrides(type(owner), plugins))
     return None
+
+
+def _from_the_machine(error: BaseException) -> bool:
+    """Whether ``error`` comes from the machine rather than from code: the system (an
+    OSError: a closed pipe, a full disk) or memory running out (torch's own error
+    included, whatever its type)."""
+    return isinstance(error, (OSError, MemoryError)) or "out of memory" in str(error).lower()
 
 
 def _overrides(cls: type, plugins: Plugins) -> list[str]:
@@ -124,8 +134,10 @@ def calling(kind: str, name: str, plugins: Plugins) -> Iterator[None]:
         sign(error, find_culprit(error, plugins, skip=2,
                                  prefer=plugins.component_culprit(kind, name)))
         raise
-    except (KeyboardInterrupt, SystemExit, GeneratorExit, StopIteration):
-        raise  # StopIteration: the end of a sampler's batches, for the caller to judge
+    except (KeyboardInterrupt, SystemExit, GeneratorExit, StopIteration, BrokenPipeError):
+        # StopIteration: the end of a sampler's batches, for the caller to judge; a closed
+        # output pipe stops the run as Ctrl-C does, whoever was writing.
+        raise
     except Exception as error:
         # The first two frames are this function's and the caller's ``with`` block.
         called = plugins.component_culprit(kind, name)
@@ -154,7 +166,7 @@ def blaming_plugins(plugins: Plugins) -> Iterator[None]:
     except SeqlmError as error:
         sign(error, find_culprit(error, plugins))
         raise
-    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+    except (KeyboardInterrupt, SystemExit, GeneratorExit, BrokenPipeError):
         raise
     except Exception as error:
         culprit = find_culprit(error, plugins)
