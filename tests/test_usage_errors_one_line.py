@@ -40,3 +40,12 @@ def test_seqlm_alone_shows_the_help_and_succeeds():
     assert result.exit_code == 0
     assert result.output.startswith("Usage: seqlm [OPTIONS] COMMAND")
     assert "Error" not in result.output
+
+
+def test_shell_completion_still_completes_commands(monkeypatch):
+    monkeypatch.setenv("_SEQLM_COMPLETE", "bash_complete")
+    monkeypatch.setenv("COMP_WORDS", "seqlm r")
+    monkeypatch.setenv("COMP_CWORD", "1")
+    result = CliRunner().invoke(main, [], prog_name="seqlm", complete_var="_SEQLM_COMPLETE")
+    assert result.exit_code == 0
+    assert result.output.splitlines() == ["plain,run", "plain,runs"]

@@ -94,7 +94,7 @@ class SeqlmGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Also accept ``--debug`` after the command (``seqlm run ... --debug``); with no
         arguments at all, show the help (and exit 0) rather than an error."""
-        if not args:
+        if not args and not ctx.resilient_parsing:  # (shell completion parses no args)
             click.echo(ctx.get_help())
             ctx.exit(0)
         try:
