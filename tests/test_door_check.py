@@ -464,6 +464,12 @@ def test_the_check_leaves_the_random_generators_as_they_were():
         torch.rand(5)
         random.random()
     assert torch.equal(before[0], torch.get_rng_state()) and before[1] == random.getstate()
+    # And when the block raises (a logger that fails, which the run turns off and goes on).
+    with pytest.raises(ValueError), rng_kept():
+        torch.rand(5)
+        random.random()
+        raise ValueError("a logger's own error")
+    assert torch.equal(before[0], torch.get_rng_state()) and before[1] == random.getstate()
 
 
 def test_the_run_samples_its_first_epoch_as_without_the_check(tmp_path, small_text):

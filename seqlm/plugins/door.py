@@ -200,13 +200,16 @@ def state_problem(state: Any) -> str | None:
 
 @contextlib.contextmanager
 def rng_kept() -> Iterator[None]:
-    """Put torch's and Python's random number generators back as they were: the CPU's,
-    and the current GPU's where CUDA is in use (a sampler draws on the corpus's device)."""
+    """Put torch's and Python's random number generators back as they were, however the
+    block ends: the CPU's, and every GPU's where CUDA is in use (a sampler draws on the
+    corpus's device, a logger on the model's, which need not be the current one)."""
     python = random.getstate()
-    devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=devices):
-        yield
-    random.setstate(python)
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(python)
 
 
 def first_batch(
