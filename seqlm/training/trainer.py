@@ -326,11 +326,12 @@ class DefaultTrainer(Trainer):
         train at the shorter schedule's last rate (its floor)."""
         scheduler = self.scheduler
         assert scheduler is not None and self.optimizer is not None
-        lambdas = getattr(scheduler, "lr_lambdas", None)
-        if lambdas is None:  # a schedule of a subclass's own: it keeps its rate
+        # Only a rate that is the base rate times a factor of the epoch can be computed
+        # afresh; another schedule (a subclass's own, a MultiplicativeLR) keeps its rate.
+        if type(scheduler) is not torch.optim.lr_scheduler.LambdaLR:
             return
         for group, base, factor in zip(self.optimizer.param_groups, scheduler.base_lrs,
-                                       lambdas, strict=True):
+                                       scheduler.lr_lambdas, strict=True):
             group["lr"] = base * factor(scheduler.last_epoch)
 
     # -- training ----------------------------------------------------------------------
