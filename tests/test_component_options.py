@@ -395,9 +395,14 @@ def test_a_run_with_an_enum_option_saves_it_by_name_and_resumes_and_generates(
         assert first.exit_code == 0, first.output
         saved = json.loads((out / "summary.json").read_text())["config"]["cell_options"]
         assert saved == {"mode": "DOUBLED"}
-        again = CliRunner().invoke(main, ["run", "--resume", str(out), "--epochs", "3",
-                                          "--cell-opt", "mode=DOUBLED"])
-        assert again.exit_code == 0, again.output
+        # Typed again as at training (or by the member's value): the same option.
+        for epochs, typed in (("3", "mode=doubled"), ("4", "mode=2"), ("5", "mode=DOUBLED")):
+            again = CliRunner().invoke(main, ["run", "--resume", str(out), "--epochs", epochs,
+                                              "--cell-opt", typed])
+            assert again.exit_code == 0, again.output
+        changed = CliRunner().invoke(main, ["run", "--resume", str(out), "--epochs", "6",
+                                            "--cell-opt", "mode=plain"])
+        assert changed.exit_code == 2 and "cannot change when resuming" in changed.output
         generated = CliRunner().invoke(main, ["generate", str(out), "--length", "5"])
         assert generated.exit_code == 0, generated.output
         assert seen and set(seen) == {Mode.DOUBLED}  # the member, every time it was built

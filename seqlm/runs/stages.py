@@ -235,6 +235,15 @@ def settle(
     return config, resumed
 
 
+def _component_class(kind: str, saved: RunConfig) -> type | None:
+    """The class the saved run's ``kind`` names, where it can be found now (else None:
+    the resume then fails later, naming what to install)."""
+    try:
+        return get_plugins().get(kind, getattr(saved, kind))
+    except SeqlmError:
+        return None
+
+
 def _set_fields(config: RunConfig) -> dict[str, Any]:
     """The settings of ``config`` that differ from the defaults (``resume`` aside)."""
     defaults = RunConfig()
@@ -268,7 +277,10 @@ def _resumed_config(
         if key == "data" and old is not None and value is not None:
             return Path(old).resolve() == Path(value).resolve()
         if key.endswith("_options") and isinstance(old, dict) and isinstance(value, dict):
-            return same_options(old, value)  # typed text against the saved values
+            # Typed text against the saved values, each converted as the component's
+            # constructor declares (an Enum's member by name or value, say).
+            return same_options(old, value, _component_class(key.removesuffix("_options"),
+                                                             saved))
         return old == value
 
     moved = overrides.get("data")
