@@ -159,3 +159,15 @@ def test_a_trainers_own_schedule_resumes_at_its_own_rate(book_path, tmp_path):
         plugins.remove("halving-plugin")
     assert [m.lr for m in resumed.history] == pytest.approx([m.lr for m in whole.history])
     assert resumed.history[-1].lr == pytest.approx(0.001)  # 0.016 halved four times
+
+
+def test_a_config_reused_to_resume_its_run_keeps_its_out(book_path, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    monkeypatch.chdir(tmp_path)
+    config = seqlm.RunConfig(data=str(book_path), out=tmp_path / "r", epochs=1, hidden=8,
+                             max_tokens=1500, batch_size=4, num_steps=8, predict=3)
+    seqlm.run(config)
+    # The run folder as a Path, the checkpoint's as a str: one folder.
+    longer = seqlm.run(replace(config, resume=config.out, epochs=2))
+    assert [m.epoch for m in longer.history] == [1, 2]

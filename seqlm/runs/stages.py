@@ -274,8 +274,8 @@ def _resumed_config(
 
     def same(key: str, value: Any) -> bool:
         old = getattr(saved, key, value)
-        if key == "data" and old is not None and value is not None:
-            return Path(old).resolve() == Path(value).resolve()
+        if key in ("data", "out") and old is not None and value is not None:
+            return Path(old).resolve() == Path(value).resolve()  # a str or a Path, alike
         if key.endswith("_options") and isinstance(old, dict) and isinstance(value, dict):
             # Typed text against the saved values, each converted as the component's
             # constructor declares (an Enum's member by name or value, say).
