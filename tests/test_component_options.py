@@ -408,3 +408,14 @@ def test_a_run_with_an_enum_option_saves_it_by_name_and_resumes_and_generates(
         assert seen and set(seen) == {Mode.DOUBLED}  # the member, every time it was built
     finally:
         plugins.remove("moded-plugin")
+
+
+def test_numpy_numbers_are_taken_for_component_options():
+    import numpy as np
+
+    import seqlm
+
+    converted = convert_options("cell", "lstm", seqlm.get_plugins().get("cell", "lstm"),
+                                {"weight_dropout": np.float32(0.25)}, fixed=CELL_ARGUMENTS)
+    assert converted == {"weight_dropout": 0.25}
+    assert type(converted["weight_dropout"]) is float

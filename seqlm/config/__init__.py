@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import math
-import numbers
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from seqlm.config.bounds import (
     check_model_size,
     check_seed,
     check_threads,
+    python_number,
 )
 from seqlm.config.choices import (
     CLEANINGS,
@@ -131,7 +131,7 @@ class RunConfig:
             if value is None and f.name in OPTIONAL_TYPES:
                 continue
             types = setting_types(f.name)
-            value = _plain_number(value, types)  # numpy's scalars, from a sweep's arange
+            value = python_number(value)  # numpy's scalars, from a sweep's arange
             setattr(self, f.name, value)
             if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
                 if f.name == "log" and isinstance(value, str):
@@ -256,18 +256,6 @@ OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
 _PYTHON_TYPES = {int: "a whole number", float: "a number", str: "a string",
                  Path: "a path", bool: "true or false", dict: "a dict of option names to values",
                  list: "a list", tuple: "a list"}
-
-
-def _plain_number(value: Any, types: tuple[type, ...]) -> Any:
-    """``value`` as Python's int or float where it is another kind of whole or real
-    number (``numpy.int64(32)``) and the setting takes one; anything else as it is."""
-    if isinstance(value, (bool, int, float)) or not isinstance(value, numbers.Real):
-        return value
-    if int in types and isinstance(value, numbers.Integral):
-        return int(value)
-    if float in types:
-        return float(value)
-    return value
 
 
 def setting_types(name: str) -> tuple[type, ...]:

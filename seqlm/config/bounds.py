@@ -7,8 +7,10 @@ why it exists, so that a bad value stops seqlm before any run folder is made.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import re
+from typing import Any
 
 from seqlm.errors import UsageError
 
@@ -23,6 +25,15 @@ MAX_WIDTH = 2**20
 MAX_LAYERS = 1000
 #: Device names seqlm knows.
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+def python_number(value: Any) -> Any:
+    """``value`` as Python's int or float where it is another kind of whole or real
+    number (``numpy.int64(32)`` from a sweep over ``numpy.arange``); anything else, bool
+    included, as it is."""
+    if isinstance(value, (bool, int, float)) or not isinstance(value, numbers.Real):
+        return value
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
 def max_threads() -> int:

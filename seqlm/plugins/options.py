@@ -24,6 +24,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from seqlm.config.bounds import python_number
 from seqlm.errors import OptionError, UsageError
 from seqlm.plugins.manager import check_options
 
@@ -90,6 +91,7 @@ def convert_value(value: Any, expected: Any) -> Any:
 
     Raises ValueError when it does not fit.
     """
+    value = python_number(value)  # numpy's scalars, given from Python
     if expected is None or expected is inspect.Parameter.empty or expected is Any:
         return _json_or_text(value)
     args = typing.get_args(expected)
