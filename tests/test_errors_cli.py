@@ -306,3 +306,20 @@ def test_a_run_that_diverged_without_a_nan_says_so(files, tmp_path):
     assert "the run diverged; lower --lr, or keep --clip on" in result.stderr
     calm = invoke("run", *TINY, "--data", str(files["small"]), "--out", str(tmp_path / "c"))
     assert "diverged" not in calm.stderr
+
+
+def test_notes_go_to_a_callers_console_and_beside_the_live_table_on_a_terminal(files,
+                                                                              tmp_path):
+    from rich.console import Console
+
+    import seqlm
+    from seqlm.runs.progress import notes_console, pipe_aware_console
+
+    mine = Console(record=True, width=200)
+    seqlm.run(data=files["small"], out=tmp_path / "r", epochs=1, hidden=4, batch_size=2,
+              num_steps=4, predict=3, val_fraction=0, keep_every=5, console=mine)
+    assert "note: --keep-every 5 keeps no epoch" in mine.export_text()
+    terminal = pipe_aware_console(force_terminal=True)
+    assert notes_console(terminal) is terminal  # above the live table, not through it
+    piped = notes_console(pipe_aware_console(force_terminal=False))
+    assert piped.stderr

@@ -212,15 +212,33 @@ def generation_progress(console: Console, total: int) -> Callable[[int], None] |
     return report
 
 
-def pipe_aware_console(**kwargs: Any) -> Console:
+class PipeAwareConsole(Console):
     """A rich console whose closed output (``seqlm run | head``) raises BrokenPipeError.
 
     rich's own console exits at once instead, which would end a run without saving its
-    checkpoint; this error stops the run as Ctrl-C does.
+    checkpoint; this error stops the run as Ctrl-C does. seqlm's own consoles are of
+    this class, which tells them from a caller's (see ``notes_console``).
     """
-    class PipeAwareConsole(Console):
-        def on_broken_pipe(self) -> None:
-            self.quiet = True  # nothing more to write where no one reads
-            raise BrokenPipeError(errno.EPIPE, "the output pipe was closed")
 
+    def on_broken_pipe(self) -> None:
+        self.quiet = True  # nothing more to write where no one reads
+        raise BrokenPipeError(errno.EPIPE, "the output pipe was closed")
+
+
+def pipe_aware_console(**kwargs: Any) -> Console:
+    """A :class:`PipeAwareConsole` made with ``kwargs`` (``stderr=True``, say)."""
     return PipeAwareConsole(**kwargs)
+
+
+def notes_console(console: Console) -> Console:
+    """Where a run's warnings and notes go when its progress goes to ``console``.
+
+    seqlm's own console on stdout, written to a file or a pipe: a console on stderr, so
+    that the results on stdout stay apart. On a terminal: the same console, which prints
+    above the live table rather than through it. A caller's console gets them as given.
+    """
+    if isinstance(console, PipeAwareConsole) and not console.stderr and (
+        not console.is_terminal
+    ):
+        return pipe_aware_console(stderr=True)
+    return console

@@ -18,7 +18,6 @@ import difflib
 import json
 import math
 import random
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from functools import partial
@@ -83,7 +82,13 @@ from seqlm.runs.outputs import (
     write_text_atomic,
 )
 from seqlm.runs.plot import PlotInBackground, start_imports
-from seqlm.runs.progress import generation_progress, log_every, make_progress, pipe_aware_console
+from seqlm.runs.progress import (
+    generation_progress,
+    log_every,
+    make_progress,
+    notes_console,
+    pipe_aware_console,
+)
 from seqlm.runs.status import StatusRecorder
 from seqlm.runs.summary import summarize
 from seqlm.storage.runfiles import check_names_are_files, record_written
@@ -166,8 +171,9 @@ def run(
     ``run(epochs=20, cell="gru")`` overrides the defaults of :class:`RunConfig`.
     ``run(resume="runs/x")`` continues the run saved in that folder exactly where its
     last checkpoint left it (``epochs=`` may raise the number of epochs). Progress and
-    notes go to ``console`` (a :class:`rich.console.Console`; by default one on
-    stdout); ``quiet=True`` prints nothing. ``callbacks`` (instances of
+    notes go to ``console`` (a :class:`rich.console.Console`); by default progress goes
+    to stdout, and notes too on a terminal, else to stderr. ``quiet=True`` prints
+    nothing. ``callbacks`` (instances of
     :class:`~seqlm.interfaces.Callback`) hear the run as the built-in ones do. An
     exception raised in a plugin's code comes out as a
     :class:`~seqlm.errors.PluginError` that names the component and its plugin.
@@ -184,7 +190,7 @@ def run(
                          f"{type(console).__name__}; or leave it out for one on stdout")
     with blaming_plugins(get_plugins()):
         # quiet wins over a console of the caller's too: it asks for nothing printed.
-        console = Console(quiet=True) if quiet else console or Console()
+        console = Console(quiet=True) if quiet else console or pipe_aware_console()
         config, resumed = settle(config, overrides)
         config, components = resolve_components(config, resumed, console)
         device = set_up_process(config)
@@ -198,14 +204,10 @@ def _say(console: Console, line: str) -> None:
 
 
 def _warn(console: Console, line: str) -> None:
-    """A warning or note: on stderr, where ``console`` writes to stdout (the CLI's), so
-    that ``seqlm run ... > log`` and pipes keep them apart from the results; a quiet
-    console keeps them quiet, and another console (a caller's) gets them as given."""
-    if console.quiet:
-        return
-    if console.file is sys.stdout:
-        console = pipe_aware_console(stderr=True)
-    _say(console, line)
+    """A warning or note, where :func:`~seqlm.runs.progress.notes_console` says (stderr,
+    for ``seqlm run ... > log`` and pipes); a quiet console keeps it quiet."""
+    if not console.quiet:
+        _say(notes_console(console), line)
 
 
 def settle(
