@@ -275,8 +275,8 @@ def test_a_third_ctrl_c_ends_a_run_that_does_not_stop(small_text, tmp_path, monk
     run.proc.send_signal(signal.SIGINT)
     code, err = run.finish()
     assert code == 130
-    assert ("seqlm: stopped at once after 3 stop requests that the run did not act on; the "
-            "last checkpoint written is kept") in err
+    assert ("seqlm: stopped at once at stop request 3; the last checkpoint written is "
+            "kept") in err
 
 
 def test_a_stop_while_an_epoch_is_shown_saves_that_epoch(small_text, tmp_path, monkeypatch):
