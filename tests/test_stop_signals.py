@@ -295,3 +295,23 @@ def test_a_stop_while_an_epoch_is_shown_saves_that_epoch(small_text, tmp_path, m
     assert result.exit_code == 130
     assert "Saved the checkpoint of epoch 2" in result.output
     assert _epoch_of(tmp_path / "run") == 2
+
+
+def test_a_stop_during_a_regular_save_leaves_the_metrics_as_far_as_the_checkpoint(
+    small_text, tmp_path, monkeypatch
+):
+    real = CheckpointCallback.save
+
+    def save_then_ctrl_c(self):
+        real(self)
+        if self.saved_epoch == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # held back until the save is whole
+
+    monkeypatch.setattr(CheckpointCallback, "save", save_then_ctrl_c)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["run", "--data", str(small_text), "--out", str(out),
+                                       "--epochs", "5", "--checkpoint-every", "1", *TINY])
+    assert result.exit_code == 130, result.output
+    assert _epoch_of(out) == 2
+    rows = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(row)["epoch"] for row in rows] == [1, 2]

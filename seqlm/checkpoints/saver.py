@@ -95,6 +95,10 @@ class CheckpointCallback(Callback):
         #: Set when Ctrl-C or a stop signal ended the run: the epoch whose checkpoint was
         #: saved.
         self.interrupted_at: int | None = None
+        #: The epoch whose writes are due (see :meth:`write_due`), and whether a
+        #: :class:`CheckpointWriter` makes them, after the other callbacks.
+        self._due: int | None = None
+        self.writes_later = False
 
     def _state(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
         state = dict(self.describe())
@@ -139,10 +143,22 @@ class CheckpointCallback(Callback):
             if averaged is not None:
                 self.best["model"] = cpu_copy(averaged)
             self.best_saved = False
-        if self.keep_every and metrics.epoch % self.keep_every == 0:
+        self._due = metrics.epoch
+        if not self.writes_later:
+            self.write_due()
+
+    def write_due(self) -> None:
+        """Write what the epoch just snapshotted is due to write: its kept epoch
+        (``keep_every``) and the regular checkpoint (``every``). :class:`CheckpointWriter`
+        calls it after the other callbacks have seen the epoch, so that a stop that comes
+        during the save finds the epoch shown and in ``metrics.jsonl`` as well."""
+        epoch, self._due = self._due, None
+        if epoch is None:
+            return
+        if self.keep_every and epoch % self.keep_every == 0:
             # Written now and never again: a snapshot that an ensemble may use.
-            self._save({**self._model_only(), "averaged": False}, kept_name(metrics.epoch))
-        if self.every and metrics.epoch % self.every == 0:
+            self._save({**self._model_only(), "averaged": False}, kept_name(epoch))
+        if self.every and epoch % self.every == 0:
             self._save_then_stop()
 
     def _model_only(self) -> dict[str, Any]:
@@ -202,3 +218,16 @@ class CheckpointCallback(Callback):
         # Recorded as seqlm's own, so that --force may later replace them (and only them).
         record_written(self.directory, json_path,
                        self.directory / read_header(json_path)["tensors"])
+
+
+class CheckpointWriter(Callback):
+    """Makes ``saver``'s writes of each epoch (:meth:`CheckpointCallback.write_due`), as the
+    last callback of the epoch: the saver takes its snapshot first, before anything shows
+    the epoch; the files are written once everything has."""
+
+    def __init__(self, saver: CheckpointCallback) -> None:
+        self.saver = saver
+        saver.writes_later = True
+
+    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
+        self.saver.write_due()

@@ -29,7 +29,7 @@ from rich.console import Console
 
 from seqlm.checkpoints.format import LAST, checkpoint_path
 from seqlm.checkpoints.runstate import describe_run, load_run_checkpoint, restore_run
-from seqlm.checkpoints.saver import CheckpointCallback
+from seqlm.checkpoints.saver import CheckpointCallback, CheckpointWriter
 from seqlm.config import DEFAULT_PREFIX, RunConfig
 from seqlm.data.corpus import Corpus, build_corpus, load_text
 from seqlm.data.preflight import check_corpus_fits, check_prefix, opening_prefix
@@ -553,11 +553,12 @@ def _folder_callbacks(
     resumed: dict[str, Any] | None, console: Console, saver: Callback,
     status: StatusRecorder, callbacks: Sequence[Callback],
 ) -> list[Callback]:
-    """Checkpoints, the live table, ``metrics.jsonl``, the loggers, the caller's callbacks
-    and ``status.json``, in that order: the epoch is in hand to save before anything shows
-    it, so that a stop that comes between never names an earlier epoch "the last finished"
-    after this one was shown (a row missing from ``metrics.jsonl`` then comes back on
-    resume, which writes the rows from the checkpoint)."""
+    """The checkpoint's snapshot, the live table, ``metrics.jsonl``, the loggers, the
+    caller's callbacks, ``status.json`` and the checkpoint's files, in that order: the
+    epoch is in hand to save before anything shows it, so that a stop that comes between
+    never names an earlier epoch "the last finished" after this one was shown; and the
+    files are written once everything has seen the epoch, so that a stop during the save
+    leaves ``metrics.jsonl`` as far as the checkpoint."""
     metrics_path = out_dir / "metrics.jsonl"
     # A resumed run's metrics restart from its checkpoint's, dropping later rows.
     write_text_atomic(metrics_path, "".join(
@@ -573,7 +574,8 @@ def _folder_callbacks(
                                            length))
     start_imports()  # matplotlib loads while the run trains
     return [saver, make_progress(console, title, config.log_every), MetricsWriter(metrics_path),
-            *build_loggers(components.loggers, info), *callbacks, status]
+            *build_loggers(components.loggers, info), *callbacks, status,
+            CheckpointWriter(saver)]
 
 
 def _saying_what_is_kept(
