@@ -111,3 +111,12 @@ def test_run_refuses_a_console_or_quiet_of_another_type_before_any_folder(tmp_pa
     with pytest.raises(seqlm.SeqlmError, match="quiet must be True or False"):
         seqlm.run(out=tmp_path / "r", quiet="yes")
     assert not (tmp_path / "r").exists()
+
+
+def test_generate_refuses_a_blank_prefix_as_the_commands_do(small_text, tmp_path):
+    import pytest
+
+    result = seqlm.run(data=small_text, out=tmp_path / "run", epochs=1, hidden=8,
+                       batch_size=4, num_steps=8, predict=3)
+    with pytest.raises(seqlm.SeqlmError, match="--prefix is empty; give some text"):
+        seqlm.generate(result.model, result.vocab, result.tokenizer, "   ", 5)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch
 
+from seqlm.data.text import check_prefix_text
 from seqlm.data.vocab import Vocab
 from seqlm.errors import UsageError
 from seqlm.interfaces import Tokenizer
@@ -49,6 +50,7 @@ def generate(
                              f"be a {kind.__name__}, got {type(value).__name__}")
     if not isinstance(prefix, str):
         raise UsageError(f"the prefix must be a str, got {type(prefix).__name__}")
+    check_prefix_text(prefix)  # as seqlm run and seqlm generate say it
     check_generate_length("length", length)
     if not greedy:
         check_temperature(temperature)
@@ -56,7 +58,7 @@ def generate(
         raise UsageError(f"top_k must be 0 (off) or a whole number of tokens, got {top_k!r}")
     prefix_tokens = tokenizer.tokenize([prefix])[0]
     if not prefix_tokens:
-        raise UsageError(f"the prefix {prefix!r} has no tokens; give a --prefix with some text")
+        raise UsageError(f"the prefix {prefix!r} gives no tokens; give some text to continue")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
