@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from seqlm.checkpoints.format import STORABLE, UnstorableError, pack
+from seqlm.checkpoints.format import UnstorableError, pack
 from seqlm.data.vocab import UNK
 from seqlm.errors import SeqlmError
 from seqlm.interfaces import Callback, RecurrentCell, Sampler, Tokenizer, Trainer, detach_state
@@ -469,9 +469,7 @@ def trainer_state_round_trip(cls: type, options: dict[str, Any]) -> None:
     try:
         pack(state, {})  # what a checkpoint does with it
     except UnstorableError as error:
-        _require(False, "trainer_state_round_trip",
-                 f"state_dict() holds a {error.type_name} at {error.key}, which a checkpoint "
-                 f"cannot store; keep {STORABLE}")
+        _require(False, "trainer_state_round_trip", f"state_dict() {error.problem()}")
     resumed, _, history, recorder = _fit(cls, options, epochs=2, state=copy.deepcopy(state),
                                          model=model)
     _require(resumed.start_epoch == 1, "trainer_state_round_trip",

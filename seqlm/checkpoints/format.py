@@ -67,6 +67,12 @@ class UnstorableError(TypeError):
         super().__init__(f"cannot store a {type_name} at {key or 'top level'} in a checkpoint")
         self.type_name, self.key = type_name, key
 
+    def problem(self, within: str = "") -> str:
+        """``holds a function at hook, which a checkpoint cannot store; keep ...``: the
+        key counted from ``within`` (``trainer.`` for what a trainer's state_dict gave)."""
+        return (f"holds a {self.type_name} at {self.key.removeprefix(within)}, which a "
+                f"checkpoint cannot store; keep {STORABLE}")
+
 
 #: What a checkpoint holds, as a message says it.
 STORABLE = "tensors, numbers, strings, None, and lists and dicts of them"

@@ -21,7 +21,6 @@ from torch import nn
 from seqlm.checkpoints.format import (
     BEST,
     LAST,
-    STORABLE,
     UnstorableError,
     kept_name,
     pack,
@@ -107,19 +106,17 @@ class CheckpointCallback(Callback):
         state["trainer"] = trainer.state_dict()
         return state
 
-    def _unstorable(self, state: dict[str, Any]) -> Exception:
+    def _unstorable(self, state: dict[str, Any], error: TypeError) -> Exception:
         """The error for a state a checkpoint cannot hold: where the trainer's state_dict
-        holds it, that trainer's broken contract, with the key."""
+        holds it, that trainer's broken contract, with the key; else ``error`` itself."""
         try:
             pack(state, {})
-        except UnstorableError as error:
-            if error.key.startswith("trainer."):
+        except UnstorableError as found:
+            if found.key.startswith("trainer."):
                 return refuse(self.trainer_label, "trainer",
-                              f"state_dict() holds a {error.type_name} at "
-                              f"{error.key.removeprefix('trainer.')}, which a checkpoint "
-                              f"cannot store; keep {STORABLE}")
-            return error
-        return TypeError("cannot store the state in a checkpoint")
+                              f"state_dict() {found.problem(within='trainer.')}")
+            return found
+        return error
 
     def on_train_start(self, trainer: Trainer) -> None:
         self.saved_epoch = trainer.start_epoch or None
@@ -132,8 +129,8 @@ class CheckpointCallback(Callback):
         state = self._state(trainer, metrics.epoch)
         try:
             self.snapshot = cpu_copy(state)
-        except TypeError:
-            raise self._unstorable(state) from None
+        except TypeError as error:
+            raise self._unstorable(state, error) from None
         loss = metrics.selected_val_loss
         if loss is not None and loss < self.best_loss:
             self.best_loss = loss

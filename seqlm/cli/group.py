@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import traceback
-from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -23,15 +21,6 @@ THREADS_OPTION = click.option(
     "--threads", type=int, default=DEFAULTS.threads, show_default=True,
     help="CPU threads for torch; 0 keeps torch's default (one per core), at most 4 per "
     "core. Use 1 on a machine busy with other jobs.")
-
-
-@contextlib.contextmanager
-def plugin_prints_to_stderr() -> Iterator[None]:
-    """While a command computes, what plugin code prints (a cell's debugging line) goes to
-    stderr: stdout holds only the command's results, the JSON a program reads or the
-    text generated."""
-    with contextlib.redirect_stdout(sys.stderr):
-        yield
 
 
 def _debug_requested(ctx: click.Context) -> bool:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import click
 
-from seqlm.cli.group import DEFAULTS, THREADS_OPTION, main, plugin_prints_to_stderr
+from seqlm.cli.group import DEFAULTS, THREADS_OPTION, main
 from seqlm.config import (
     DYNAMIC_DECAY,
     DYNAMIC_LR,
@@ -21,6 +21,7 @@ from seqlm.config.bounds import check_finite, check_threads
 from seqlm.config.choices import CHECKPOINT_CHOICES
 from seqlm.data.text import check_encoding
 from seqlm.errors import UsageError
+from seqlm.plugins.manager import plugin_prints_to_stderr
 
 _WHICH_HELP = ("best: lowest validation loss (the last one if the run held out no text); "
                "last: where training stopped")

@@ -143,7 +143,8 @@ class RunConfig:
                 raise UsageError(f"{label} must be {wanted}, got {value!r}")
 
     def validate(self) -> RunConfig:
-        """Raise :class:`UsageError` naming the first out-of-range setting."""
+        """Raise :class:`UsageError` naming the first out-of-range setting; numbers of
+        other kinds (numpy's) are replaced in place by Python's int or float."""
         self._check_types()
         positive = ("batch_size", "num_steps", "hidden", "num_layers", "epochs")
         for name in positive:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from seqlm.errors import PluginError, SeqlmError
+from seqlm.errors import OptionError, PluginError, SeqlmError
 from seqlm.plugins.culprit import Culprit, cause_hint
 
 if TYPE_CHECKING:
@@ -115,7 +115,9 @@ def sign(error: SeqlmError, culprit: Culprit | None) -> None:
     if culprit is None or getattr(error, "signed_by", None) is not None:
         return
     error.signed_by = culprit  # type: ignore[attr-defined]
-    if len(error.args) == 1 and isinstance(error.args[0], str):
+    if isinstance(error, OptionError):  # said from its parts, not from its args
+        error.problem = f"{culprit.label}: {error.problem}"
+    elif len(error.args) == 1 and isinstance(error.args[0], str):
         error.args = (f"{culprit.label}: {error.args[0]}",)
 
 

@@ -27,7 +27,7 @@ import inspect
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -529,7 +529,7 @@ class Plugins:
             raise UsageError(self._conflict_message(kind, name, found))
         impl = found[0]
         try:
-            with contextlib.redirect_stdout(sys.stderr):  # as at loading: see get_plugins
+            with plugin_prints_to_stderr():  # as at loading: see get_plugins
                 return impl.load()
         except PluginError as exc:
             raise PluginError(f"plugin {self.info[impl.plugin].describe()} failed: {exc}") from exc
@@ -646,6 +646,15 @@ def _conflicting_command(name: str, message: str) -> Any:
 _plugins: Plugins | None = None
 
 
+@contextlib.contextmanager
+def plugin_prints_to_stderr() -> Iterator[None]:
+    """What plugin code prints goes to stderr within the block (loading it, a command
+    computing with it): stdout holds only seqlm's results, the JSON a program reads or
+    the text generated. (It swaps ``sys.stdout`` for the process, as printing needs.)"""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
 def get_plugins() -> Plugins:
     """The process-wide :class:`Plugins`, loading entry points on first use."""
     global _plugins
@@ -655,7 +664,7 @@ def get_plugins() -> Plugins:
         allowed = None if env is None else [p.strip() for p in env.split(",") if p.strip()]
         # What a plugin prints as it loads goes to stderr: on stdout it would land inside
         # seqlm's own output (--json that a program reads, a generated text).
-        with contextlib.redirect_stdout(sys.stderr):
+        with plugin_prints_to_stderr():
             plugins.load_entry_points(allowed)
         _plugins = plugins
     return _plugins

@@ -230,7 +230,12 @@ def _type_hints(cls: type) -> dict[str, Any]:
     lose every option's type to that one.
     """
     init = inspect.unwrap(cls.__init__)
-    annotations = getattr(init, "__annotations__", None)
+    try:
+        # Python 3.14 evaluates annotations when they are read: a TYPE_CHECKING-only
+        # name fails right here.
+        annotations = getattr(init, "__annotations__", None)
+    except Exception:  # anything an annotation's own code may raise
+        annotations = None
     if not isinstance(annotations, Mapping):
         return {}
     namespace = getattr(init, "__globals__", {})
@@ -341,7 +346,3 @@ def _json_or_text(value: Any) -> Any:
         return json.loads(value)
     except json.JSONDecodeError:
         return value
-
-
-def _shown(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)

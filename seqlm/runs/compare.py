@@ -93,8 +93,7 @@ def tokenization_note(records: Sequence[RunRecord]) -> str | None:
     measure different things; only a figure per character of the same text would compare
     them, and the runs' folders do not hold one.
     """
-    differ = [key for key in TOKENIZATION
-              if len({_show(r.config.get(key)) for r in records}) > 1]
+    differ = [key for key in differing_settings(records) if key in TOKENIZATION]
     if not differ:
         return None
     settings = "; ".join(
