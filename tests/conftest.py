@@ -51,3 +51,28 @@ def small_text(tmp_path: Path) -> Path:
     path = tmp_path / "small.txt"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def registered():
+    """``registered(kind, name, cls)``: ``cls`` registered as ``name`` of ``kind`` by a
+    throwaway plugin registered in code, removed when the test ends."""
+    import seqlm
+    from seqlm.plugins.manager import KINDS
+
+    plugins = seqlm.get_plugins()
+    keys: list[str] = []
+
+    def register(kind: str, name: str, cls: type) -> None:
+        def hook(register):
+            register(name, cls)
+
+        plugin = type(f"{name}-plugin", (), {KINDS[kind]: staticmethod(seqlm.hookimpl(hook))})
+        key = f"{name}-plugin-{len(keys)}"
+        info = plugins.add(plugin, key)
+        keys.append(key)
+        assert info.error is None, info.error
+
+    yield register
+    for key in keys:
+        plugins.remove(key)

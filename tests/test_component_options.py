@@ -365,12 +365,11 @@ class Mode(enum.Enum):
 
 
 def test_a_run_with_an_enum_option_saves_it_by_name_and_resumes_and_generates(
-    small_text, tmp_path
+    small_text, tmp_path, registered
 ):
     from click.testing import CliRunner
     from test_door_check import Tanh
 
-    import seqlm
     from seqlm.cli import main
 
     seen = []
@@ -380,34 +379,25 @@ def test_a_run_with_an_enum_option_saves_it_by_name_and_resumes_and_generates(
             super().__init__(input_size, hidden_size, num_layers)
             seen.append(mode)
 
-    class Plugin:
-        @seqlm.hookimpl
-        def register_cells(self, register):
-            register("moded", Moded)
-
-    plugins = seqlm.get_plugins()
-    plugins.add(Plugin(), "moded-plugin")
-    try:
-        out = tmp_path / "run"
-        first = CliRunner().invoke(main, ["run", "--cell", "moded", "--cell-opt", "mode=doubled",
-                                          "--data", str(small_text), "--out", str(out),
-                                          *TINY_RUN])
-        assert first.exit_code == 0, first.output
-        saved = json.loads((out / "summary.json").read_text())["config"]["cell_options"]
-        assert saved == {"mode": "DOUBLED"}
-        # Typed again as at training (or by the member's value): the same option.
-        for epochs, typed in (("3", "mode=doubled"), ("4", "mode=2"), ("5", "mode=DOUBLED")):
-            again = CliRunner().invoke(main, ["run", "--resume", str(out), "--epochs", epochs,
-                                              "--cell-opt", typed])
-            assert again.exit_code == 0, again.output
-        changed = CliRunner().invoke(main, ["run", "--resume", str(out), "--epochs", "6",
-                                            "--cell-opt", "mode=plain"])
-        assert changed.exit_code == 2 and "cannot change when resuming" in changed.output
-        generated = CliRunner().invoke(main, ["generate", str(out), "--length", "5"])
-        assert generated.exit_code == 0, generated.output
-        assert seen and set(seen) == {Mode.DOUBLED}  # the member, every time it was built
-    finally:
-        plugins.remove("moded-plugin")
+    registered("cell", "moded", Moded)
+    out = tmp_path / "run"
+    first = CliRunner().invoke(main, ["run", "--cell", "moded", "--cell-opt", "mode=doubled",
+                                      "--data", str(small_text), "--out", str(out),
+                                      *TINY_RUN])
+    assert first.exit_code == 0, first.output
+    saved = json.loads((out / "summary.json").read_text())["config"]["cell_options"]
+    assert saved == {"mode": "DOUBLED"}
+    # Typed again as at training (or by the member's value): the same option.
+    for epochs, typed in (("3", "mode=doubled"), ("4", "mode=2"), ("5", "mode=DOUBLED")):
+        again = CliRunner().invoke(main, ["run", "--resume", str(out), "--epochs", epochs,
+                                          "--cell-opt", typed])
+        assert again.exit_code == 0, again.output
+    changed = CliRunner().invoke(main, ["run", "--resume", str(out), "--epochs", "6",
+                                        "--cell-opt", "mode=plain"])
+    assert changed.exit_code == 2 and "cannot change when resuming" in changed.output
+    generated = CliRunner().invoke(main, ["generate", str(out), "--length", "5"])
+    assert generated.exit_code == 0, generated.output
+    assert seen and set(seen) == {Mode.DOUBLED}  # the member, every time it was built
 
 
 def test_numpy_numbers_are_taken_for_component_options():

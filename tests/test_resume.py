@@ -141,22 +141,13 @@ class Halving(DefaultTrainer):
         return torch.optim.lr_scheduler.MultiplicativeLR(optimizer, lambda epoch: 0.5)
 
 
-def test_a_trainers_own_schedule_resumes_at_its_own_rate(book_path, tmp_path):
-    class Plugin:
-        @seqlm.hookimpl
-        def register_trainers(self, register):
-            register("halving", Halving)
-
-    plugins = seqlm.get_plugins()
-    plugins.add(Plugin(), "halving-plugin")
-    try:
-        small = dict(hidden=8, max_tokens=1500, batch_size=4, num_steps=8, predict=3,
-                     trainer="halving", optimizer="adam", lr=0.016)
-        seqlm.run(data=book_path, out=tmp_path / "r", epochs=3, **small)
-        resumed = seqlm.run(resume=tmp_path / "r", epochs=5)
-        whole = seqlm.run(data=book_path, out=tmp_path / "w", epochs=5, **small)
-    finally:
-        plugins.remove("halving-plugin")
+def test_a_trainers_own_schedule_resumes_at_its_own_rate(book_path, tmp_path, registered):
+    registered("trainer", "halving", Halving)
+    small = dict(hidden=8, max_tokens=1500, batch_size=4, num_steps=8, predict=3,
+                 trainer="halving", optimizer="adam", lr=0.016)
+    seqlm.run(data=book_path, out=tmp_path / "r", epochs=3, **small)
+    resumed = seqlm.run(resume=tmp_path / "r", epochs=5)
+    whole = seqlm.run(data=book_path, out=tmp_path / "w", epochs=5, **small)
     assert [m.lr for m in resumed.history] == pytest.approx([m.lr for m in whole.history])
     assert resumed.history[-1].lr == pytest.approx(0.001)  # 0.016 halved four times
 
