@@ -315,3 +315,40 @@ def test_a_stop_during_a_regular_save_leaves_the_metrics_as_far_as_the_checkpoin
     assert _epoch_of(out) == 2
     rows = (out / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(row)["epoch"] for row in rows] == [1, 2]
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, ValueError])
+def test_a_callback_that_stops_after_an_epoch_loses_none_of_its_files(
+    small_text, tmp_path, error
+):
+    import seqlm
+    from seqlm.interfaces import Callback
+
+    class Fails(Callback):  # the caller's: after the snapshot, before the writer
+        def on_epoch_end(self, trainer, metrics):
+            if metrics.epoch == 2:
+                raise error("stopped here")
+
+    out = tmp_path / "run"
+    with pytest.raises(error):
+        seqlm.run(data=small_text, out=out, epochs=4, keep_every=2, checkpoint_every=1,
+                  hidden=8, batch_size=4, num_steps=8, max_tokens=1500, predict=3,
+                  callbacks=[Fails()], quiet=True)
+    assert _epoch_of(out) == 2  # the finished epoch's regular checkpoint
+    assert (out / "epoch-2.json").is_file()  # and the epoch it was due to keep
+
+
+def test_a_stop_during_the_last_save_is_recorded_as_a_stop(small_text, tmp_path, monkeypatch):
+    real = CheckpointCallback.save
+
+    def save_then_ctrl_c(self):
+        real(self)
+        if self.saved_epoch == 2:  # the last epoch: the save at the end of training
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(CheckpointCallback, "save", save_then_ctrl_c)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["run", "--data", str(small_text), "--out", str(out),
+                                       "--epochs", "2", *TINY])
+    assert result.exit_code == 130, result.output
+    assert json.loads((out / "status.json").read_text())["status"] == "stopped"

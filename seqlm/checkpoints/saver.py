@@ -10,6 +10,7 @@ that is the averaged weights wherever they validated better than the weights.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,7 +28,7 @@ from seqlm.checkpoints.format import (
     read_header,
     save_checkpoint,
 )
-from seqlm.errors import TrainingError, refuse
+from seqlm.errors import CheckpointError, TrainingError, refuse
 from seqlm.interfaces import Callback, Trainer
 from seqlm.metrics import EpochMetrics
 from seqlm.storage.runfiles import record_written
@@ -133,30 +134,43 @@ class CheckpointCallback(Callback):
             raise self._unstorable(state, error) from None
         loss = metrics.selected_val_loss
         if loss is not None and loss < self.best_loss:
-            self.best_loss = loss
             averaged = trainer.averaged_weights() if metrics.average_is_better else None
             # The best model serves generation and evaluation; it needs no optimizer.
-            self.best = {**self._model_only(), "averaged": averaged is not None}
+            # Built whole before it is kept: a stop meanwhile leaves the previous best.
+            best = {**self._model_only(), "averaged": averaged is not None}
             if averaged is not None:
-                self.best["model"] = cpu_copy(averaged)
-            self.best_saved = False
+                best["model"] = cpu_copy(averaged)
+            self.best, self.best_loss, self.best_saved = best, loss, False
         self._due = metrics.epoch
         if not self.writes_later:
             self.write_due()
 
     def write_due(self) -> None:
         """Write what the epoch just snapshotted is due to write: its kept epoch
-        (``keep_every``) and the regular checkpoint (``every``). :class:`CheckpointWriter`
-        calls it after the other callbacks have seen the epoch, so that a stop that comes
-        during the save finds the epoch shown and in ``metrics.jsonl`` as well."""
+        (``keep_every``) and the regular checkpoint (``every``), whole even if Ctrl-C or a
+        stop signal comes meanwhile, then act on it. :class:`CheckpointWriter` calls it
+        after the other callbacks have seen the epoch, so that a stop that comes during
+        the save finds the epoch shown and in ``metrics.jsonl`` as well."""
+        with signals_deferred() as arrived:
+            regular = self._write_due_files()
+        if arrived:
+            if regular:
+                self.interrupted_at = self.saved_epoch
+            raise interrupt_for(arrived[0])
+
+    def _write_due_files(self) -> bool:
+        """Write the due files (see :meth:`write_due`), once; whether a regular checkpoint
+        was among them."""
         epoch, self._due = self._due, None
         if epoch is None:
-            return
+            return False
         if self.keep_every and epoch % self.keep_every == 0:
             # Written now and never again: a snapshot that an ensemble may use.
             self._save({**self._model_only(), "averaged": False}, kept_name(epoch))
         if self.every and epoch % self.every == 0:
-            self._save_then_stop()
+            self.save()
+            return True
+        return False
 
     def _model_only(self) -> dict[str, Any]:
         """The latest snapshot without the optimizer, as the best and the kept epochs are
@@ -167,6 +181,7 @@ class CheckpointCallback(Callback):
                 if self.snapshot.get("trainer") else []}
 
     def on_train_end(self, trainer: Trainer, history: Sequence[EpochMetrics]) -> None:
+        self.write_due()  # a trainer that called no writer after the last epoch
         self._save_then_stop()
 
     def _save_then_stop(self) -> None:
@@ -182,13 +197,19 @@ class CheckpointCallback(Callback):
         # that failed (a NaN loss) was not; other errors may come from saving itself.
         # A closed output pipe (``seqlm run | head``) stops the run as Ctrl-C does.
         stops = (KeyboardInterrupt, TrainingError, BrokenPipeError)
-        if isinstance(error, stops) and self.snapshot is not None:
-            # A second Ctrl-C (or SIGTERM) while this is written must not cut it short:
-            # the run is ending anyway, and the save is what the user is waiting for.
-            with signals_deferred():
+        # A second Ctrl-C (or SIGTERM) while this is written must not cut it short: the
+        # run is ending anyway, and the save is what the user is waiting for.
+        with signals_deferred():
+            if self._due is not None and not isinstance(error, (CheckpointError, OSError)):
+                # The epoch finished, and a later callback failed or was stopped: its
+                # kept epoch and regular checkpoint are written as if it had not.
+                # (An error of saving itself, or of the disk, would only come again.)
+                with contextlib.suppress(CheckpointError, OSError):
+                    self._write_due_files()
+            if isinstance(error, stops) and self.snapshot is not None:
                 self.save()
-            if isinstance(error, (KeyboardInterrupt, BrokenPipeError)):
-                self.interrupted_at = self.snapshot["epoch"]
+        if isinstance(error, (KeyboardInterrupt, BrokenPipeError)) and self.snapshot is not None:
+            self.interrupted_at = self.snapshot["epoch"]
 
     def stop_message(self) -> str:
         """What an interrupted run kept, and how to resume it; true in every case."""
