@@ -24,6 +24,17 @@ def first_line(error: BaseException, limit: int | None = None) -> str:
     return one_line(lines[0] if lines else type(error).__name__, limit)
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` says memory ran out: Python's MemoryError, CUDA's "out of
+    memory", or the CPU allocator's "can't allocate memory", whatever their types."""
+    try:
+        text = str(error)
+    except Exception:  # an exception whose own message fails: not this kind
+        return isinstance(error, MemoryError)
+    return (isinstance(error, MemoryError) or "out of memory" in text.lower()
+            or "can't allocate memory" in text)
+
+
 class SeqlmError(Exception):
     """A problem the user can fix; the CLI prints it as one line and exits non-zero.
 

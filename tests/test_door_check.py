@@ -387,6 +387,9 @@ def test_an_exception_in_code_a_plugin_inherits_is_put_on_the_plugin(tmp_path, s
 @pytest.mark.parametrize("error, says", [
     (MemoryError("CUDA out of memory"), "Error: out of memory; try a smaller --hidden"),
     (OSError(28, "No space left on device"), "Error: cannot access: No space left on device"),
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate "
+                  "memory: you tried to allocate 1099511627776 bytes"),
+     "Error: out of memory; try a smaller --hidden"),
 ])
 def test_what_the_machine_raises_is_no_plugins_fault(tmp_path, small_text, monkeypatch,
                                                      error, says):

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from seqlm.config import RunConfig
-from seqlm.errors import SeqlmError, one_line
+from seqlm.errors import SeqlmError, is_out_of_memory, one_line
 from seqlm.plugins.manager import get_plugins
 
 #: The settings' defaults, shown in the help of the commands' options.
@@ -30,9 +30,7 @@ def _debug_requested(ctx: click.Context) -> bool:
 def describe_unexpected(error: BaseException) -> str:
     """A one-line message for an error seqlm did not foresee, with what to try."""
     text = str(error)
-    if isinstance(error, MemoryError) or "out of memory" in text.lower() or (
-        "can't allocate memory" in text
-    ):
+    if is_out_of_memory(error):
         return ("out of memory; try a smaller --hidden, --batch-size, --num-steps or "
                 "--num-layers, or another --device")
     if isinstance(error, OSError) and error.strerror:

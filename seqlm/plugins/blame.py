@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from seqlm.errors import OptionError, PluginError, SeqlmError
+from seqlm.errors import OptionError, PluginError, SeqlmError, is_out_of_memory
 from seqlm.plugins.culprit import Culprit, cause_hint
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def _from_the_machine(error: BaseException) -> bool:
     """Whether ``error`` comes from the machine rather than from code: the system (an
     OSError: a closed pipe, a full disk) or memory running out (torch's own error
     included, whatever its type)."""
-    return isinstance(error, (OSError, MemoryError)) or "out of memory" in str(error).lower()
+    return isinstance(error, OSError) or is_out_of_memory(error)
 
 
 def _overrides(cls: type, plugins: Plugins) -> list[str]:
