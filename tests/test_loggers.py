@@ -209,3 +209,12 @@ def test_the_last_line_names_the_folders_the_loggers_wrote(add_logger, small_tex
     plain = CliRunner().invoke(main, ["run", "--data", str(small_text), "--out",
                                       str(tmp_path / "plain"), *TINY_RUN])
     assert plain.output.splitlines()[-1].startswith("outputs in ")
+
+
+def test_a_quiet_run_says_nothing_of_a_logger_it_turned_off(add_logger, small_text, tmp_path,
+                                                            capsys):
+    add_logger("broken", Broken)
+    result = seqlm.run(data=small_text, out=tmp_path / "r", log=["broken"], quiet=True,
+                       **{k: v for k, v in TINY.items() if k != "force"})
+    assert result.history
+    assert capsys.readouterr() == ("", "")

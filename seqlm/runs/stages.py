@@ -513,9 +513,13 @@ def train_in_folder(
             raise TrainerStateError(f"{checkpoint_path(config.out, LAST)}: {error}") from None
         except (OutputError, TrainingError, CheckpointError) as error:
             raise _saying_what_is_kept(error, saver, out_dir) from error
-        except (KeyboardInterrupt, BrokenPipeError):
+        except (KeyboardInterrupt, BrokenPipeError) as error:
             # Ctrl-C, a stop signal under the CLI, or a closed output pipe: say truly what
-            # is kept (on stderr, which may still be open).
+            # is kept (on stderr, which may still be open). A stop during the last save
+            # comes after the callbacks heard the end of training, so status.json is
+            # written here too (twice does no harm).
+            if status is not None:
+                status.ended_by(error)
             if saver is not None:
                 _say(pipe_aware_console(stderr=True), saver.stop_message())
             raise
@@ -574,7 +578,8 @@ def _folder_callbacks(
                                            length))
     start_imports()  # matplotlib loads while the run trains
     return [saver, make_progress(console, title, config.log_every), MetricsWriter(metrics_path),
-            *build_loggers(components.loggers, info), *callbacks, status,
+            *build_loggers(components.loggers, info, warn=partial(_warn, console)),
+            *callbacks, status,
             CheckpointWriter(saver)]
 
 
