@@ -162,3 +162,11 @@ def test_a_config_reused_to_resume_its_run_keeps_its_out(book_path, tmp_path, mo
     # The run folder as a Path, the checkpoint's as a str: one folder.
     longer = seqlm.run(replace(config, resume=config.out, epochs=2))
     assert [m.epoch for m in longer.history] == [1, 2]
+
+
+def test_a_quiet_run_that_is_stopped_says_nothing(book_path, tmp_path, capsys):
+    with pytest.raises(KeyboardInterrupt):
+        seqlm.run(data=book_path, out=tmp_path / "r", epochs=3, callbacks=[StopAt(2)],
+                  quiet=True, hidden=8, max_tokens=1500, batch_size=4, num_steps=8)
+    assert capsys.readouterr() == ("", "")
+    assert json.loads((tmp_path / "r" / "checkpoint.json").read_text())["state"]["epoch"] == 2

@@ -83,6 +83,7 @@ from seqlm.runs.outputs import (
 )
 from seqlm.runs.plot import PlotInBackground, start_imports
 from seqlm.runs.progress import (
+    PipeAwareConsole,
     generation_progress,
     log_every,
     make_progress,
@@ -520,7 +521,10 @@ def train_in_folder(
             # written here too (twice does no harm).
             if status is not None:
                 status.ended_by(error)
-            if saver is not None:
+            # A caller who asked for quiet hears nothing; seqlm's own console is quiet
+            # only once its pipe closed, and the message then goes to stderr.
+            asked_quiet = console.quiet and not isinstance(console, PipeAwareConsole)
+            if saver is not None and not asked_quiet:
                 _say(pipe_aware_console(stderr=True), saver.stop_message())
             raise
         try:
