@@ -322,6 +322,9 @@ def test_numpy_scalars_are_taken_as_the_numbers_they_are(small_text, tmp_path) -
     json.loads((tmp_path / "r" / "summary.json").read_text())  # written as plain numbers
     with pytest.raises(UsageError, match="--hidden must be a whole number"):
         seqlm.run(data=small_text, out=tmp_path / "s", hidden=np.float64(8.5))
+    flagged = seqlm.run(data=small_text, out=tmp_path / "t", epochs=1, hidden=8, batch_size=4,
+                        num_steps=8, max_tokens=1500, predict=3, average=np.bool_(True))
+    assert flagged.config.average is True
 
 
 def test_the_exported_helpers_refuse_wrong_types_in_one_line(small_text) -> None:

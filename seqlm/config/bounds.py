@@ -28,9 +28,12 @@ DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
 
 def python_number(value: Any) -> Any:
-    """``value`` as Python's int or float where it is another kind of whole or real
-    number (``numpy.int64(32)`` from a sweep over ``numpy.arange``); anything else, bool
-    included, as it is."""
+    """``value`` as Python's bool, int or float where it is numpy's kind of one
+    (``numpy.int64(32)`` from a sweep over ``numpy.arange``) or another whole or real
+    number; anything else as it is."""
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        item = value.item()  # numpy's scalars, numpy.bool_ included, as Python's
+        return item if isinstance(item, (bool, int, float)) else value
     if isinstance(value, (bool, int, float)) or not isinstance(value, numbers.Real):
         return value
     return int(value) if isinstance(value, numbers.Integral) else float(value)
