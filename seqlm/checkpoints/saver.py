@@ -151,12 +151,7 @@ class CheckpointCallback(Callback):
         stop signal comes meanwhile, then act on it. :class:`CheckpointWriter` calls it
         after the other callbacks have seen the epoch, so that a stop that comes during
         the save finds the epoch shown and in ``metrics.jsonl`` as well."""
-        with signals_deferred() as arrived:
-            regular = self._write_due_files()
-        if arrived:
-            if regular:
-                self.interrupted_at = self.saved_epoch
-            raise interrupt_for(arrived[0])
+        self._then_stop(self._write_due_files)
 
     def _write_due_files(self) -> bool:
         """Write the due files (see :meth:`write_due`), once; whether a regular checkpoint
@@ -186,10 +181,20 @@ class CheckpointCallback(Callback):
 
     def _save_then_stop(self) -> None:
         """Save whole, even if Ctrl-C or a stop signal comes meanwhile; then act on it."""
-        with signals_deferred() as arrived:
+        def save() -> bool:
             self.save()
+            return True
+
+        self._then_stop(save)
+
+    def _then_stop(self, write: Callable[[], bool]) -> None:
+        """Run ``write`` (which says whether it wrote the regular checkpoint) whole, even
+        if Ctrl-C or a stop signal comes meanwhile; then act on what came."""
+        with signals_deferred() as arrived:
+            regular = write()
         if arrived:
-            self.interrupted_at = self.saved_epoch
+            if regular:
+                self.interrupted_at = self.saved_epoch
             raise interrupt_for(arrived[0])
 
     def on_exception(self, trainer: Trainer, error: BaseException) -> None:

@@ -10,8 +10,8 @@ checkpoint on Ctrl-C saves one on these signals too; the exit status is then
 ``128 + signal number``, as a shell reports it (143 for SIGTERM, 129 for SIGHUP).
 
 :func:`signals_deferred` holds the stop signals back while an emergency save is written:
-a second Ctrl-C then cannot cut the save short and leave no checkpoint. A third stop
-request that the run has not acted on ends the process at once.
+a second Ctrl-C then cannot cut the save short and leave no checkpoint. The third stop
+request ends the process at once, whatever the run is doing.
 """
 
 from __future__ import annotations
