@@ -629,8 +629,8 @@ def finish(
     """
     vocab = data.corpus.vocab
     diverged = _diverged_note(history, len(vocab))
-    if diverged and built.trainer.is_main_process:
-        _warn(console, diverged)
+    if diverged:
+        _warn(console, diverged)  # quiet on the other processes of a distributed run
 
     def summary_with(sample: str | None) -> dict[str, Any]:
         return summarize(config, built.device, history, sample, built.model,
