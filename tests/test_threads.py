@@ -5,17 +5,57 @@ import torch
 
 import seqlm
 from seqlm.errors import UsageError
+from seqlm.interfaces import Callback
 
 SMALL = dict(hidden=8, max_tokens=1500, batch_size=4, num_steps=8, predict=5)
 
 
-def test_threads_sets_torch_thread_count_and_may_change_on_resume(book_path, tmp_path):
+class _ThreadsSeen(Callback):
+    """Records torch's thread count as each epoch of a run ends."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def on_epoch_end(self, trainer, metrics) -> None:
+        self.seen.append(torch.get_num_threads())
+
+
+def test_threads_hold_for_the_run_and_may_change_on_resume(book_path, tmp_path):
     assert torch.get_num_threads() == 1  # the test fixture's setting
-    seqlm.run(data=book_path, out=tmp_path / "r", epochs=1, threads=2, **SMALL)
-    assert torch.get_num_threads() == 2
-    resumed = seqlm.run(resume=tmp_path / "r", epochs=2, threads=1)
+    first, resumed_seen = _ThreadsSeen(), _ThreadsSeen()
+    seqlm.run(data=book_path, out=tmp_path / "r", epochs=1, threads=2, callbacks=[first],
+              **SMALL)
+    assert first.seen == [2]
+    assert torch.get_num_threads() == 1  # the caller's count, given back
+    resumed = seqlm.run(resume=tmp_path / "r", epochs=2, threads=3,
+                        callbacks=[resumed_seen])
+    assert resumed_seen.seen == [3]
     assert torch.get_num_threads() == 1
     assert [m.epoch for m in resumed.history] == [1, 2]
+
+
+def test_a_run_gives_the_callers_random_generators_back(book_path, tmp_path):
+    import random
+
+    torch.manual_seed(1234)
+    random.seed(1234)
+    expected_torch, expected_python = torch.rand(3), random.random()
+    torch.manual_seed(1234)
+    random.seed(1234)
+    seqlm.run(data=book_path, out=tmp_path / "r", epochs=1, seed=7, quiet=True, **SMALL)
+    assert torch.equal(torch.rand(3), expected_torch)
+    assert random.random() == expected_python
+    # ... and also when the run fails after it seeded them.
+
+    class Fails(Callback):
+        def on_epoch_end(self, trainer, metrics) -> None:
+            raise ValueError("a caller's callback failed")
+
+    torch.manual_seed(1234)
+    with pytest.raises(ValueError, match="callback failed"):
+        seqlm.run(data=book_path, out=tmp_path / "f", epochs=1, seed=7, quiet=True,
+                  callbacks=[Fails()], **SMALL)
+    assert torch.equal(torch.rand(3), expected_torch)
 
 
 def test_negative_threads_is_a_usage_error():
@@ -66,7 +106,10 @@ def test_threads_0_gives_torchs_own_count_back_after_a_run_set_another(book_path
                                                                        monkeypatch):
     monkeypatch.setattr("seqlm.runs.build._TORCH_DEFAULT_THREADS", [])  # a fresh process
     before = torch.get_num_threads()
+    seen = _ThreadsSeen()
     seqlm.run(data=book_path, out=tmp_path / "a", epochs=1, threads=before + 1, **SMALL)
-    assert torch.get_num_threads() == before + 1
-    seqlm.run(data=book_path, out=tmp_path / "b", epochs=1, threads=0, **SMALL)
-    assert torch.get_num_threads() == before
+    torch.set_num_threads(before + 2)  # the caller's own choice since
+    seqlm.run(data=book_path, out=tmp_path / "b", epochs=1, threads=0, callbacks=[seen],
+              **SMALL)
+    assert seen.seen == [before]  # torch's own count, not the caller's last one
+    assert torch.get_num_threads() == before + 2

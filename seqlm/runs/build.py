@@ -7,7 +7,9 @@ functions, so both check a component's options and blame its plugin alike.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -18,7 +20,7 @@ from seqlm.errors import UsageError, refuse
 from seqlm.interfaces import RecurrentCell, Tokenizer
 from seqlm.model.rnn import RNNModel
 from seqlm.plugins.blame import calling
-from seqlm.plugins.door import cell_attributes_problem, component_label
+from seqlm.plugins.door import cell_attributes_problem, component_label, rng_kept
 from seqlm.plugins.manager import check_options, get_plugins
 from seqlm.plugins.options import convert_options
 
@@ -65,6 +67,20 @@ def use_threads(threads: int) -> None:
     if not _TORCH_DEFAULT_THREADS:
         _TORCH_DEFAULT_THREADS.append(torch.get_num_threads())
     torch.set_num_threads(threads or _TORCH_DEFAULT_THREADS[0])
+
+
+@contextlib.contextmanager
+def process_kept() -> Iterator[None]:
+    """Give the caller's process back as it was: torch's thread count and the random
+    generators (torch's and Python's) that a run sets with ``threads`` and ``seed``.
+    A library call trains and returns; what the caller draws next is up to the caller."""
+    threads = torch.get_num_threads()
+    try:
+        with rng_kept():
+            yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def describe_device(device: torch.device, asked: str) -> str:

@@ -70,6 +70,7 @@ from seqlm.runs.build import (
     build_tokenizer,
     cell_options,
     describe_device,
+    process_kept,
     resolve_device,
     unlocked_layers_note,
     use_threads,
@@ -178,6 +179,9 @@ def run(
     :class:`~seqlm.interfaces.Callback`) hear the run as the built-in ones do. An
     exception raised in a plugin's code comes out as a
     :class:`~seqlm.errors.PluginError` that names the component and its plugin.
+
+    ``seed`` and ``threads`` hold for the run only: however it ends, torch's thread count
+    and the random generators (torch's and Python's) are given back as they were.
     """
     wrong = [c for c in callbacks if not isinstance(c, Callback)]
     if isinstance(callbacks, (str, bytes)) or wrong:
@@ -189,7 +193,7 @@ def run(
     if console is not None and not isinstance(console, Console):
         raise UsageError(f"console must be a rich.console.Console, got "
                          f"{type(console).__name__}; or leave it out for one on stdout")
-    with blaming_plugins(get_plugins()):
+    with blaming_plugins(get_plugins()), process_kept():
         # quiet wins over a console of the caller's too: it asks for nothing printed.
         console = Console(quiet=True) if quiet else console or pipe_aware_console()
         config, resumed = settle(config, overrides)
