@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -111,6 +112,19 @@ def test_a_run_config_that_resumes_counts_its_settings_as_given(book_path, tmp_p
     assert [m.epoch for m in longer.history] == [1, 2]
     with pytest.raises(UsageError, match="--hidden cannot change when resuming"):
         seqlm.run(seqlm.RunConfig(resume=tmp_path / "r", epochs=3, hidden=99))
+
+
+def test_a_moved_run_resumes_with_its_config_pointed_at_its_new_folder(book_path, tmp_path):
+    first = seqlm.run(data=book_path, out=tmp_path / "r", epochs=1, hidden=8,
+                      max_tokens=1500, batch_size=4, num_steps=8, quiet=True)
+    (tmp_path / "r").rename(tmp_path / "moved")
+    config = replace(first.config, resume=tmp_path / "moved", out=tmp_path / "moved",
+                     epochs=2)
+    longer = seqlm.run(config, quiet=True)
+    assert [m.epoch for m in longer.history] == [1, 2]
+    assert (tmp_path / "moved" / "summary.json").is_file()
+    with pytest.raises(UsageError, match="--out cannot change when resuming"):
+        seqlm.run(replace(config, out=tmp_path / "elsewhere", epochs=3), quiet=True)
 
 
 def test_resume_refuses_to_change_the_model(book_path, tmp_path):

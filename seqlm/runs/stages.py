@@ -278,9 +278,12 @@ def _resumed_config(
     checkpoint: dict[str, Any], resume: str | Path, overrides: dict[str, Any]
 ) -> RunConfig:
     saved = RunConfig.from_dict(checkpoint["config"])
+    folder = checkpoint_path(resume, LAST).parent.resolve()
 
     def same(key: str, value: Any) -> bool:
         old = getattr(saved, key, value)
+        if key == "out" and value is not None and Path(value).resolve() == folder:
+            return True  # the run's own folder, where it is now (a moved run, say)
         if key in ("data", "out") and old is not None and value is not None:
             return Path(old).resolve() == Path(value).resolve()  # a str or a Path, alike
         if key.endswith("_options") and isinstance(old, dict) and isinstance(value, dict):
