@@ -265,25 +265,36 @@ def sampler_builds(cls: type, options: dict[str, Any]) -> None:
 EPOCHS = 3
 
 
+#: Corpus lengths the batch rule draws from besides 400: one of each remainder by
+#: batch_size x num_steps, so that a batch that comes out short (or long) only at some
+#: lengths shows.
+OTHER_LENGTHS = tuple(range(401, 401 + BATCH * STEPS))
+
+
 def sampler_batches(cls: type, options: dict[str, Any]) -> None:
     """Every batch of every epoch is a pair of int64 tensors (batch_size, num_steps), Y
-    one token on.
+    one token on, from a corpus of any length.
 
     A sampler whose ``fixed_length`` is false may vary the length, from 1 to twice
     ``num_steps``.
     """
-    corpus = torch.arange(400, dtype=torch.long)
     sampler = _sampler(cls, options)
-    for epoch in range(1, EPOCHS + 1):
+    draws = [(epoch, 400) for epoch in range(1, EPOCHS + 1)]
+    draws += [(1, length) for length in OTHER_LENGTHS]
+    for epoch, length in draws:
+        if length != 400 and epoch == 1:
+            sampler = _sampler(cls, options)  # a fresh one, as a run of that text has
+        corpus = torch.arange(length, dtype=torch.long)
+        where = "" if length == 400 else f" of a corpus of {length} tokens"
         count = 0
         for count, batch in enumerate(sampler(corpus), start=1):
             problem = batch_problem(batch, BATCH, STEPS, len(corpus),
                                     fixed_length=cls.fixed_length)
             # Counted from 1, as the run counts them.
             _require(problem is None, "sampler_batches",
-                     f"epoch {epoch}, batch {count}: {problem}")
+                     f"epoch {epoch}, batch {count}{where}: {problem}")
         _require(count > 0, "sampler_batches",
-                 f"epoch {epoch}: no batch from a corpus of 400 tokens")
+                 f"epoch {epoch}: no batch from a corpus of {length} tokens")
 
 
 def sampler_min_tokens(cls: type, options: dict[str, Any]) -> None:

@@ -193,8 +193,20 @@ class Int32Later(SequentialSampler):
             yield (X, Y) if self.calls == 1 else (X.int(), Y.int())
 
 
+class ShortTailAtSomeLengths(SequentialSampler):
+    """Right at 400 tokens; at lengths with a remainder of 2 by 5 it adds a short last
+    batch, as a sampler that chunks without dropping the rest does."""
+
+    def __call__(self, corpus):
+        yield from super().__call__(corpus)
+        if len(corpus) % 5 == 2:
+            yield corpus[:6].view(3, 2), corpus[1:7].view(3, 2)
+
+
 @pytest.mark.parametrize("cls, rule", [
     (Transposed, "rule sampler_batches failed: epoch 1, batch 1: expected X shaped"),
+    (ShortTailAtSomeLengths, "rule sampler_batches failed: epoch 1, batch [0-9]+ of a "
+     "corpus of 402 tokens: expected X shaped"),
     (Int32Later, "rule sampler_batches failed: epoch 2, batch 1: expected X of dtype "
      "torch.int64"),
     (Greedy, "rule sampler_min_tokens failed"),
