@@ -102,14 +102,12 @@ def test_jobs_times_threads_is_held_to_the_same_limit(book_path, tmp_path):
             f"threads, more than {limit}") in result.output
 
 
-def test_threads_0_gives_torchs_own_count_back_after_a_run_set_another(book_path, tmp_path,
-                                                                       monkeypatch):
-    monkeypatch.setattr("seqlm.runs.build._TORCH_DEFAULT_THREADS", [])  # a fresh process
-    before = torch.get_num_threads()
+def test_threads_0_leaves_the_callers_count(book_path, tmp_path):
     seen = _ThreadsSeen()
+    before = torch.get_num_threads()
     seqlm.run(data=book_path, out=tmp_path / "a", epochs=1, threads=before + 1, **SMALL)
     torch.set_num_threads(before + 2)  # the caller's own choice since
     seqlm.run(data=book_path, out=tmp_path / "b", epochs=1, threads=0, callbacks=[seen],
               **SMALL)
-    assert seen.seen == [before]  # torch's own count, not the caller's last one
+    assert seen.seen == [before + 2]
     assert torch.get_num_threads() == before + 2

@@ -110,7 +110,7 @@ class RunConfig:
     average: bool = False
     patience: int = 0
     device: str = "auto"
-    threads: int = 0
+    threads: int = 0  # 0: the count the process has (torch: one per core); kept to the run
     seed: int | None = 0
     prefix: str = DEFAULT_PREFIX
     predict: int = 50

@@ -54,19 +54,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-#: torch's own thread count, as the process had it before seqlm first set one.
-_TORCH_DEFAULT_THREADS: list[int] = []
-
-
 def use_threads(threads: int) -> None:
-    """Set torch's CPU thread count for the whole process (as torch has it); 0 gives
-    torch's default back (one per core, or what the process set before seqlm), also after
-    an earlier run of the process asked for another count. More than
+    """Set torch's CPU thread count; 0 leaves it as the process has it (torch's default,
+    one per core, unless the caller chose another). More than
     :func:`~seqlm.config.bounds.max_threads` is a usage error."""
     check_threads(threads)
-    if not _TORCH_DEFAULT_THREADS:
-        _TORCH_DEFAULT_THREADS.append(torch.get_num_threads())
-    torch.set_num_threads(threads or _TORCH_DEFAULT_THREADS[0])
+    if threads:
+        torch.set_num_threads(threads)
 
 
 @contextlib.contextmanager
