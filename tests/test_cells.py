@@ -95,3 +95,14 @@ def test_torch_cells_bidirectional_output_size(cls):
     assert cell.output_size == 16
     out, _ = cell(torch.randn(4, 3, 5), cell.begin_state(3, "cpu"))
     assert out.shape == (4, 3, 16)
+
+
+@pytest.mark.parametrize("cls", [TorchLSTM, TorchGRU, TorchRNN, ScratchLSTM, ScratchGRU,
+                                 ScratchRNN])
+def test_a_cell_moved_to_float64_begins_in_float64_and_runs(cls):
+    cell = cls(4, 6).to(torch.float64)
+    state = cell.begin_state(2, "cpu")
+    for tensor in state if isinstance(state, tuple) else (state,):
+        assert tensor.dtype == torch.float64
+    outputs, _ = cell(torch.randn(3, 2, 4, dtype=torch.float64), state)
+    assert outputs.dtype == torch.float64

@@ -86,7 +86,9 @@ class _ScratchCell(RecurrentCell):
     def begin_state(self, batch_size: int, device: torch.device | str) -> State:
         """Zeros shaped ``(num_layers, batch, hidden)``, as torch's modules use."""
         shape = (self.num_layers, batch_size, self.hidden_size)
-        states = tuple(torch.zeros(shape, device=device) for _ in range(self.state_count))
+        dtype = self.W_h[0].dtype  # the weights' (float32 under autocast too)
+        states = tuple(torch.zeros(shape, device=device, dtype=dtype)
+                       for _ in range(self.state_count))
         return states if self.state_count > 1 else states[0]
 
     def forward(self, inputs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:

@@ -87,8 +87,11 @@ class _TorchCell(RecurrentCell):
     def begin_state(self, batch_size: int, device: torch.device | str) -> State:
         """Zeros shaped ``(num_layers * directions, batch, hidden)`` (two of them for LSTM)."""
         shape = (self.num_layers * self.num_directions, batch_size, self.hidden_size)
-        h = torch.zeros(shape, device=device)
-        return (h, torch.zeros(shape, device=device)) if self.has_cell_state else h
+        # The weights' dtype: torch's modules take no state of another (a model moved to
+        # float64, say); autocast leaves the weights, and so the state, in float32.
+        dtype = next(self.parameters()).dtype
+        h = torch.zeros(shape, device=device, dtype=dtype)
+        return (h, torch.zeros(shape, device=device, dtype=dtype)) if self.has_cell_state else h
 
     def forward(self, inputs: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Run the module over ``(num_steps, batch, input_size)`` inputs (or token ids
