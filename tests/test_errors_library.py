@@ -17,6 +17,7 @@ from seqlm.data.text import read_text
 from seqlm.data.tokenizers import CharTokenizer, WordTokenizer
 from seqlm.data.vocab import Vocab
 from seqlm.errors import DataError, UsageError
+from seqlm.interfaces import Callback
 from seqlm.runs.outputs import prepare_run_dir, write_json_atomic
 
 SEQLM = Path(sys.executable).with_name("seqlm")
@@ -265,6 +266,10 @@ def test_a_text_without_the_default_prefix_continues_its_own_opening(tmp_path) -
                              "log=['tensorboard']"),
     ({"callbacks": [object()]}, "callbacks must be a list of seqlm.interfaces.Callback "
                                 "instances, got object"),
+    ({"callbacks": Callback()}, "callbacks must be a list of seqlm.interfaces.Callback "
+                                "instances, got one Callback; give callbacks=[it]"),
+    ({"callbacks": 3}, "callbacks must be a list of seqlm.interfaces.Callback instances, "
+                       "got int"),
 ])
 def test_run_refuses_what_python_lets_through_before_any_folder(tmp_path: Path, kwargs,
                                                                  message) -> None:
@@ -272,6 +277,18 @@ def test_run_refuses_what_python_lets_through_before_any_folder(tmp_path: Path, 
         seqlm.run(out=tmp_path / "o", epochs=1, **kwargs)
     assert str(caught.value) == message
     assert not (tmp_path / "o").exists()
+
+
+def test_run_hears_callbacks_given_as_a_generator(tmp_path: Path, small_text) -> None:
+    class Counts(Callback):
+        epochs = 0
+
+        def on_epoch_end(self, trainer, metrics) -> None:
+            Counts.epochs += 1
+
+    seqlm.run(data=small_text, out=tmp_path / "g", epochs=2, hidden=8, batch_size=4,
+              num_steps=5, predict=3, quiet=True, callbacks=(c for c in [Counts()]))
+    assert Counts.epochs == 2
 
 
 def test_run_takes_a_runconfig_or_keywords_and_can_be_quiet(tmp_path: Path, small_text,

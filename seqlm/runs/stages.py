@@ -18,7 +18,7 @@ import difflib
 import json
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from functools import partial
 from pathlib import Path
@@ -165,7 +165,7 @@ def run(
     *,
     quiet: bool = False,
     console: Console | None = None,
-    callbacks: Sequence[Callback] = (),
+    callbacks: Iterable[Callback] = (),
     **overrides: Any,
 ) -> RunResult:
     """Train a language model as ``seqlm run`` does and return the result.
@@ -183,11 +183,7 @@ def run(
     ``seed`` and ``threads`` hold for the run only: however it ends, torch's thread count
     and the random generators (torch's and Python's) are given back as they were.
     """
-    wrong = [c for c in callbacks if not isinstance(c, Callback)]
-    if isinstance(callbacks, (str, bytes)) or wrong:
-        got = callbacks if isinstance(callbacks, (str, bytes)) else wrong[0]
-        raise UsageError(f"callbacks must be a list of seqlm.interfaces.Callback instances, "
-                         f"got {type(got).__name__}")
+    callbacks = _callbacks_list(callbacks)
     if not isinstance(quiet, bool):
         raise UsageError(f"quiet must be True or False, got {quiet!r}")
     if console is not None and not isinstance(console, Console):
@@ -202,6 +198,23 @@ def run(
         config, data = prepare_data(config, components, resumed, console)
         built = build(config, components, data, device, resumed, console)
         return train_in_folder(config, components, data, built, resumed, console, callbacks)
+
+
+def _callbacks_list(callbacks: Any) -> list[Callback]:
+    """``callbacks`` as a list, read once (a generator is taken, not used up by a check),
+    each a :class:`Callback`; anything else is a usage error that says what to give."""
+    if isinstance(callbacks, Callback):
+        raise UsageError(f"callbacks must be a list of seqlm.interfaces.Callback instances, "
+                         f"got one {type(callbacks).__name__}; give callbacks=[it]")
+    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable):
+        raise UsageError(f"callbacks must be a list of seqlm.interfaces.Callback instances, "
+                         f"got {type(callbacks).__name__}")
+    given = list(callbacks)
+    wrong = [c for c in given if not isinstance(c, Callback)]
+    if wrong:
+        raise UsageError(f"callbacks must be a list of seqlm.interfaces.Callback instances, "
+                         f"got {type(wrong[0]).__name__}")
+    return given
 
 
 def _say(console: Console, line: str) -> None:
