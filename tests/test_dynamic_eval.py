@@ -20,6 +20,7 @@ from seqlm.config import (
     DYNAMIC_STREAMS,
 )
 from seqlm.data.corpus import text_tokens
+from seqlm.errors import UsageError
 from seqlm.runs.saved import load_trained
 from seqlm.training.dynamic_eval import DynamicSettings, dynamic_loss
 from seqlm.training.evaluation import evaluate_loss
@@ -118,8 +119,22 @@ def test_one_stream_reads_the_text_in_order_and_many_streams_side_by_side(traine
 @pytest.mark.parametrize("field", ["steps", "streams"])
 @pytest.mark.parametrize("value", [0, -1, 1.5, True])
 def test_segment_length_and_streams_must_be_whole_and_positive(field, value):
-    with pytest.raises(ValueError, match=f"{field} must be a whole number of at least 1"):
+    with pytest.raises(UsageError, match=f"{field} must be a whole number of at least 1"):
         DynamicSettings(**{field: value})
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("lr", -1.0, "lr must be a number 0 or more, got -1.0"),
+    ("lr", float("nan"), "lr must be a number 0 or more, got nan"),
+    ("lr", "big", "lr must be a number 0 or more, got 'big'"),
+    ("decay", -5.0, "decay must be a number from 0 to 1, got -5.0"),
+    ("decay", 2, "decay must be a number from 0 to 1, got 2"),
+    ("rms", "yes", "rms must be True or False, got 'yes'"),
+])
+def test_step_size_decay_and_rms_are_checked_as_the_options_are(field, value, message):
+    with pytest.raises(UsageError) as caught:
+        DynamicSettings(**{field: value})
+    assert str(caught.value) == message
 
 
 def test_the_cli_defaults_are_the_librarys():

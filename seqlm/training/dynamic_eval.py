@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,6 +37,8 @@ from seqlm.config import (
     DYNAMIC_STEPS,
     DYNAMIC_STREAMS,
 )
+from seqlm.config.bounds import python_number
+from seqlm.errors import UsageError
 from seqlm.interfaces import detach_state
 from seqlm.training.evaluation import split_streams
 
@@ -61,11 +64,25 @@ class DynamicSettings:
 
     def __post_init__(self) -> None:
         for name in ("steps", "streams"):
-            value = getattr(self, name)
+            value = python_number(getattr(self, name))
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+                raise UsageError(f"{name} must be a whole number of at least 1, got {value!r}")
+            object.__setattr__(self, name, value)
+        rms = python_number(self.rms)
+        if not isinstance(rms, bool):
+            raise UsageError(f"rms must be True or False, got {self.rms!r}")
+        object.__setattr__(self, "rms", rms)
         if self.lr is None:
-            object.__setattr__(self, "lr", DYNAMIC_LR if self.rms else DYNAMIC_PLAIN_LR)
+            object.__setattr__(self, "lr", DYNAMIC_LR if rms else DYNAMIC_PLAIN_LR)
+        # lr 0 and decay 0 read as static evaluation does (see dynamic_loss); a step
+        # against the gradient, or a decay past the trained weights, reads nothing well.
+        for name, top in (("lr", math.inf), ("decay", 1.0)):
+            value = python_number(getattr(self, name))
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not math.isfinite(value) or not 0 <= value <= top):
+                bounds = "0 or more" if top == math.inf else f"from 0 to {top:g}"
+                raise UsageError(f"{name} must be a number {bounds}, got {value!r}")
+            object.__setattr__(self, name, float(value))
 
 
 def _recurrent_backward_allowed(device: torch.device) -> contextlib.AbstractContextManager:
