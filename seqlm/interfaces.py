@@ -171,8 +171,11 @@ class Trainer(ABC):
     #: The metrics of every finished epoch, the resumed ones included.
     history: Sequence[EpochMetrics] = ()
 
-    #: Why the last :meth:`fit` stopped before ``epochs`` (early stopping), else None.
+    #: Why the last :meth:`fit` stopped before ``epochs`` (early stopping, or a
+    #: callback's :meth:`request_stop`), else None.
     stop_reason: str | None = None
+    #: What :meth:`request_stop` asked during this :meth:`fit`, else None.
+    stop_requested: str | None = None
 
     def __init__(
         self, lr: float, clip: float, epochs: int, device: torch.device | str = "cpu"
@@ -215,6 +218,18 @@ class Trainer(ABC):
         add to the loss that is differentiated. ``val_corpus`` holds the held-out token
         ids (None when nothing is held out).
         """
+
+    def request_stop(self, reason: str) -> None:
+        """Ask :meth:`fit` to stop once the epoch that is ending is done, for ``reason``.
+
+        A callback calls it from ``on_epoch_end``: the other callbacks still hear that
+        epoch (its checkpoint is saved), then ``fit`` returns, with :attr:`stop_reason`
+        saying why, and ``on_train_end`` is called as at the last epoch. A run stopped
+        so resumes as any other.
+        """
+        if not isinstance(reason, str) or not reason.strip():
+            raise UsageError(f"request_stop needs a reason, a non-empty str; got {reason!r}")
+        self.stop_requested = " ".join(reason.split())
 
     def state_dict(self) -> dict[str, Any] | None:
         """The state a checkpoint keeps to resume this run; None: it cannot resume."""

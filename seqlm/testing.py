@@ -490,8 +490,41 @@ def trainer_state_round_trip(cls: type, options: dict[str, Any]) -> None:
              "a resumed trainer must train only the epochs left and return the whole history")
 
 
+class _StopsAtEpochOne(Callback):
+    def on_epoch_end(self, trainer: Trainer, metrics: Any) -> None:
+        trainer.request_stop("the kit asked")
+
+
+def trainer_stops_when_asked(cls: type, options: dict[str, Any]) -> None:
+    """A callback's request_stop in on_epoch_end makes that epoch the last: fit returns
+    its history so far, says why in stop_reason, and calls on_train_end."""
+    from seqlm.cells.torch_cells import TorchRNN
+    from seqlm.data.samplers import SequentialSampler
+    from seqlm.model.rnn import RNNModel
+
+    torch.manual_seed(0)
+    trainer = cls(lr=0.5, clip=1.0, epochs=3, device="cpu", **options)
+    recorder = _Recorder()
+    corpus = _corpus(300)
+    history = trainer.fit(RNNModel(TorchRNN(VOCAB, 8), VOCAB), corpus[:240],
+                          SequentialSampler(4, 5), [_StopsAtEpochOne(), recorder],
+                          val_corpus=corpus[240:])
+    _require([m.epoch for m in history] == [1], "trainer_stops_when_asked",
+             f"a callback called trainer.request_stop at epoch 1 of 3, yet fit returned "
+             f"epochs {[m.epoch for m in history]}: check trainer.stop_requested after "
+             "each epoch's callbacks and stop there")
+    _require(recorder.calls == ["start", "epoch", "end"], "trainer_stops_when_asked",
+             f"callbacks were called as {recorder.calls}; a stopped fit still calls "
+             "on_train_end")
+    _require(bool(trainer.stop_reason) and "the kit asked" in trainer.stop_reason,
+             "trainer_stops_when_asked",
+             f"stop_reason must say why fit stopped (the reason given), got "
+             f"{trainer.stop_reason!r}")
+
+
 TRAINER_RULES: tuple[Rule, ...] = (
     trainer_fit, trainer_deterministic_under_a_seed, trainer_state_round_trip,
+    trainer_stops_when_asked,
 )
 
 

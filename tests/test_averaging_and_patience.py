@@ -132,3 +132,31 @@ def test_average_cannot_change_on_resume_but_patience_can(book_path, tmp_path):
         seqlm.run(resume=tmp_path / "r", epochs=2, average=True)
     result = seqlm.run(resume=tmp_path / "r", epochs=2, patience=3)
     assert result.config.patience == 3
+
+
+def test_a_callback_stops_a_run_which_keeps_that_epoch_and_resumes(book_path, tmp_path):
+    from seqlm.interfaces import Callback
+
+    class Enough(Callback):
+        def on_epoch_end(self, trainer, metrics) -> None:
+            if metrics.epoch == 2:
+                trainer.request_stop("the loss is low enough")
+
+    out = tmp_path / "r"
+    stopped = seqlm.run(data=book_path, out=out, epochs=5, quiet=True, callbacks=[Enough()],
+                        **{**SMALL, "checkpoint_every": 1})
+    assert [m.epoch for m in stopped.history] == [1, 2]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped_early"] is True
+    assert summary["stop_reason"] == "stopped after epoch 2, as asked: the loss is low enough"
+    assert load_checkpoint(out, "checkpoint")["epoch"] == 2
+    # Nothing of the request is kept: resumed, the run trains its last three epochs.
+    resumed = seqlm.run(resume=out, quiet=True)
+    assert [m.epoch for m in resumed.history] == [1, 2, 3, 4, 5]
+    assert resumed.summary["stop_reason"] == "ran all 5 epochs"
+
+
+def test_a_stop_needs_a_reason():
+    with pytest.raises(UsageError, match="request_stop needs a reason, a non-empty str; "
+                       "got ''"):
+        DefaultTrainer(lr=1, clip=1, epochs=2).request_stop("")

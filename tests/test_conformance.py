@@ -281,6 +281,19 @@ def test_a_trainer_that_skips_callbacks_fails():
         check_trainer(Silent)
 
 
+def test_a_trainer_that_ignores_a_stop_request_fails():
+    from seqlm.training.trainer import DefaultTrainer
+
+    class Deaf(DefaultTrainer):
+        def stop_asked(self):
+            return None
+
+    with pytest.raises(AssertionError, match=r"rule trainer_stops_when_asked failed: a "
+                       r"callback called trainer.request_stop at epoch 1 of 3, yet fit "
+                       r"returned epochs \[1, 2, 3\]"):
+        check_trainer(Deaf)
+
+
 def test_a_trainer_state_no_checkpoint_can_hold_fails_the_round_trip():
     with pytest.raises(AssertionError, match="rule trainer_state_round_trip failed: "
                        "state_dict\\(\\) holds a function at hook, which a checkpoint "

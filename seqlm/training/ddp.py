@@ -237,6 +237,17 @@ class DDPTrainer(DefaultTrainer):
             if owns_group and dist.is_initialized():
                 dist.destroy_process_group()
 
+    def stop_asked(self) -> str | None:
+        """A stop asked on any rank stops every rank after the same epoch (one small
+        all-reduce per epoch): a rank that trained on alone would wait for the others
+        forever."""
+        asked = torch.tensor([self.stop_requested is not None], dtype=torch.int32,
+                             device=self.device)
+        dist.all_reduce(asked, op=dist.ReduceOp.MAX)
+        if not asked.item():
+            return None
+        return self.stop_requested or "a callback of another process asked"
+
     def wrap_model(self, model: nn.Module) -> nn.Module:
         """Wrap ``model`` in DDP, which copies rank 0's parameters to every rank."""
         device_ids = [self.device.index] if self.device.type == "cuda" else None

@@ -363,7 +363,7 @@ class DefaultTrainer(Trainer):
         if self._pending_state is None:
             self.history, self.start_epoch = [], 0
         self._apply_pending_state(model)
-        self.stop_reason = None
+        self.stop_reason = self.stop_requested = None
         hooks = CallbackList(callbacks)
         hooks.on_train_start(self)
         try:
@@ -387,11 +387,20 @@ class DefaultTrainer(Trainer):
                         self.scheduler.step()
                     self.history.append(metrics)
                     hooks.on_epoch_end(self, metrics)
+                    asked = self.stop_asked()
+                    if asked is not None:
+                        self.stop_reason = f"stopped after epoch {epoch}, as asked: {asked}"
+                        break
         except BaseException as error:
             hooks.on_exception(self, error)
             raise
         hooks.on_train_end(self, self.history)
         return self.history
+
+    def stop_asked(self) -> str | None:
+        """Why a callback asked this epoch to be the last (:meth:`request_stop`), else
+        None; read once per epoch, after the epoch's callbacks."""
+        return self.stop_requested
 
     def autocast(self, cache_enabled: bool = True) -> contextlib.AbstractContextManager:
         """bfloat16 autocast for ``--precision bf16``; a no-op context for fp32.
