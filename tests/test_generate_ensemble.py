@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 import seqlm
 from seqlm.cli import main
+from seqlm.errors import UsageError
 from seqlm.model.ensemble import Ensemble
 from seqlm.model.generation import generate
 from seqlm.runs.saved import generate_text, load_trained
@@ -109,5 +110,8 @@ def test_an_ensemble_takes_what_one_model_takes(runs):
         fresh, _ = ensemble(x, None)  # None starts every member afresh, as for one model
         begun, _ = ensemble(x, ensemble.begin_state(1, "cpu"))
     assert torch.allclose(fresh, begun)
-    with pytest.raises(ValueError, match="at least one member"):
+    with pytest.raises(UsageError, match="at least one member"):
         Ensemble(iter([]))
+    with pytest.raises(UsageError, match="^an ensemble's members are models \\(torch "
+                       "modules\\), got TrainedModel; give its .model$"):
+        Ensemble([a, b])

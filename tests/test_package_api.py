@@ -101,6 +101,26 @@ def test_the_saved_run_functions_refuse_wrong_types_in_one_line(small_text, tmp_
         seqlm.evaluate_text(result.out_dir, held_out=True, dynamic="yes")
     with pytest.raises(seqlm.SeqlmError, match="--device must be a name"):
         seqlm.load_trained(result.out_dir, device=3)
+    with pytest.raises(seqlm.SeqlmError, match="^a run folder must be a str or a Path, got "
+                       "int 5$"):
+        seqlm.load_trained(5)
+    with pytest.raises(seqlm.SeqlmError, match="a run folder must be a str or a Path, got "
+                       "NoneType"):
+        seqlm.evaluate_text([result.out_dir, None], held_out=True)
+    with pytest.raises(seqlm.SeqlmError, match="^checkpoint 'worst' is not one of best, last "
+                       "or epoch-N"):
+        seqlm.load_trained(result.out_dir, which="worst")
+    with pytest.raises(seqlm.SeqlmError, match="checkpoint '../a/best' is not one of"):
+        seqlm.load_trained(result.out_dir, which="../a/best")
+    with pytest.raises(seqlm.SeqlmError, match="^held_out must be True or False, got 'yes'$"):
+        seqlm.evaluate_text(result.out_dir, held_out="yes")
+    import torch
+
+    assert seqlm.load_trained(result.out_dir, device=torch.device("cpu")).epoch == 1
+    again = seqlm.run(data=small_text, out=tmp_path / "again", epochs=1, hidden=8,
+                      batch_size=4, num_steps=8, predict=3, quiet=True,
+                      device=next(result.model.parameters()).device)  # a torch.device
+    assert again.summary["device"] == "cpu"
 
 
 def test_run_refuses_a_console_or_quiet_of_another_type_before_any_folder(tmp_path):

@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from seqlm.errors import UsageError
+
 
 class Ensemble(nn.Module):
     """A model whose next-token distribution is the mean of its members' distributions.
@@ -26,7 +28,14 @@ class Ensemble(nn.Module):
         super().__init__()
         members = list(members)
         if not members:
-            raise ValueError("an ensemble needs at least one member")
+            raise UsageError("an ensemble needs at least one member")
+        for member in members:
+            if not isinstance(member, nn.Module):
+                # A loaded run (seqlm.load_trained) holds its model in .model.
+                hint = "; give its .model" if isinstance(getattr(member, "model", None),
+                                                         nn.Module) else ""
+                raise UsageError(f"an ensemble's members are models (torch modules), got "
+                                 f"{type(member).__name__}{hint}")
         self.members = nn.ModuleList(members)
 
     @property

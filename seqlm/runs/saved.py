@@ -7,6 +7,8 @@ the checkpoint's JSON, and the weights from its safetensors file.
 
 from __future__ import annotations
 
+import os
+import re
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +20,7 @@ import torch
 
 from seqlm.checkpoints.format import (
     BEST,
+    KEPT_PREFIX,
     LAST,
     checkpoint_path,
     kept_epochs,
@@ -27,7 +30,7 @@ from seqlm.checkpoints.format import (
 from seqlm.checkpoints.runstate import load_run_checkpoint, read_saved_run
 from seqlm.config import RunConfig
 from seqlm.config.bounds import check_device_name, check_seed
-from seqlm.config.choices import ALL, BOTH, CHECKPOINT_CHOICES
+from seqlm.config.choices import ALL, BOTH, CHECKPOINT_CHOICES, CHECKPOINTS
 from seqlm.config.recipes import recipe_text
 from seqlm.data.preflight import check_prefix
 from seqlm.data.vocab import UNK, Vocab
@@ -60,8 +63,19 @@ class TrainedModel:
     data_sha256: str | None = None
 
 
+#: A checkpoint that ``--keep-every`` kept, as ``which`` names it.
+_KEPT_NAME = re.compile(rf"{KEPT_PREFIX}[1-9][0-9]*")
+
+
+def check_run_path(run_dir: object) -> None:
+    """A run folder (or a checkpoint's file) is given as a str or a path."""
+    if isinstance(run_dir, bool) or not isinstance(run_dir, (str, os.PathLike)):
+        raise UsageError(f"a run folder must be a str or a Path, got "
+                         f"{type(run_dir).__name__} {run_dir!r}")
+
+
 def load_trained(
-    run_dir: str | Path, which: str | None = None, device: str = "cpu",
+    run_dir: str | Path, which: str | None = None, device: str | torch.device = "cpu",
     warn: Callable[[str], None] | None = None,
 ) -> TrainedModel:
     """Rebuild the model saved in ``run_dir``: ``which`` is ``best`` (None: the default),
@@ -74,9 +88,13 @@ def load_trained(
     plugin is missing is an error naming the package to install; ``warn`` hears of a
     different installed version.
     """
+    check_run_path(run_dir)
     if isinstance(device, torch.device):  # from Python, as torch names devices
         device = str(device)
     check_device_name(device)
+    if which is not None and not (which in CHECKPOINTS or _KEPT_NAME.fullmatch(str(which))):
+        raise UsageError(f"checkpoint {which!r} is not one of best, last or epoch-N (an "
+                         "epoch that --keep-every kept)")
     name = {"last": LAST, "best": BEST, None: BEST}.get(which, which)  # or epoch-N
     if Path(run_dir).is_file():
         # A checkpoint's own file (a run's checkpoint.json, best.json or epoch-N.json) is
@@ -117,7 +135,7 @@ def generate_text(
     length: int,
     *,
     which: str | None = None,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     temperature: float = 1.0,
     top_k: int = 0,
     greedy: bool = False,
@@ -173,7 +191,7 @@ def evaluate_text(
     *,
     held_out: bool = False,
     which: str | None = None,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     encoding: str = "utf-8",
     warn: Callable[[str], None] | None = None,
     dynamic: DynamicSettings | bool | None = None,
@@ -212,6 +230,8 @@ def evaluate_text(
     if dynamic is not None and not isinstance(dynamic, DynamicSettings):
         raise UsageError(f"dynamic must be a DynamicSettings, True for its defaults, or None; "
                          f"got {type(dynamic).__name__}")
+    if not isinstance(held_out, bool):
+        raise UsageError(f"held_out must be True or False, got {held_out!r}")
     if held_out == (data is not None):
         raise UsageError("give either --data FILE (a text to measure on) or --held-out (the "
                          "text the run held out), not both" if held_out else
@@ -250,14 +270,22 @@ def evaluate_text(
 
 
 def _members(
-    run_dir: str | Path | Sequence[str | Path], which: str | None, device: str,
-    warn: Callable[[str], None] | None, verb: str,
+    run_dir: str | Path | Sequence[str | Path], which: str | None,
+    device: str | torch.device, warn: Callable[[str], None] | None, verb: str,
 ) -> list[tuple[str | Path, TrainedModel]]:
     """Every model ``which`` names in each of the run folders, with its folder: the
     members of an ensemble, each distinct model once, refused unless they read text alike
     or when two folders hold one model (``verb``: what the caller does with them, for the
     error of no folder at all)."""
-    dirs = [run_dir] if isinstance(run_dir, (str, Path)) else list(run_dir)
+    if isinstance(run_dir, (str, Path)):
+        dirs: list[str | Path] = [run_dir]
+    elif isinstance(run_dir, Sequence):
+        dirs = list(run_dir)
+    else:
+        raise UsageError(f"give a run folder (a str or a Path), or a list of them; got "
+                         f"{type(run_dir).__name__}")
+    for d in dirs:
+        check_run_path(d)
     if not dirs:
         raise UsageError(f"give at least one run folder to {verb}")
     resolved = [Path(d).resolve() for d in dirs]
@@ -323,7 +351,7 @@ def _label(name: str) -> str:
 
 
 def _checkpoints(
-    run_dir: str | Path, which: str | None, device: str,
+    run_dir: str | Path, which: str | None, device: str | torch.device,
     warn: Callable[[str], None] | None,
 ) -> list[TrainedModel]:
     """The run's model at ``which`` checkpoint; for ``both``, at its best and its last,

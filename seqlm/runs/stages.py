@@ -241,6 +241,11 @@ def settle(
         close = difflib.get_close_matches(unknown[0], known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else "; see seqlm.RunConfig"
         raise UsageError(f"{unknown[0]!r} is not a setting of seqlm.run{hint}")
+    # A torch.device is taken as its name ("cuda:0"), from a RunConfig or a keyword.
+    if config is not None and isinstance(config.device, torch.device):
+        config = replace(config, device=str(config.device))
+    if isinstance(overrides.get("device"), torch.device):
+        overrides = {**overrides, "device": str(overrides["device"])}
     given = config
     config = replace(config or RunConfig(), **overrides)
     config.check_paths()  # before a checkpoint is looked for in an empty --resume
