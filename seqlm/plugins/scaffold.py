@@ -167,24 +167,23 @@ PLUGIN = '''\
 """The hooks seqlm calls. Classes are registered as "module:Class" strings, imported only
 when used, so that `seqlm --help` stays fast."""
 
-from collections.abc import Callable
-
 import click
 import seqlm
+from seqlm.hookspecs import Register
 
 
 @seqlm.hookimpl
-def register_cells(register: Callable[[str, object], None]) -> None:
+def register_cells(register: Register) -> None:
     register("{cell}", "{module}.components:ElmanCell")
 
 
 @seqlm.hookimpl
-def register_samplers(register: Callable[[str, object], None]) -> None:
+def register_samplers(register: Register) -> None:
     register("{sampler}", "{module}.components:StridedSampler")
 
 
 @seqlm.hookimpl
-def register_tokenizers(register: Callable[[str, object], None]) -> None:
+def register_tokenizers(register: Register) -> None:
     register("{tokenizer}", "{module}.components:ByteTokenizer")
 
 
