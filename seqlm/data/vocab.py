@@ -68,6 +68,11 @@ class Vocab:
             return [self.token_to_idx.get(t, self.unk) for t in tokens]
         return self.token_to_idx.get(tokens, self.unk)
 
+    @overload
+    def to_tokens(self, indices: int) -> str: ...
+    @overload
+    def to_tokens(self, indices: Sequence[int]) -> list[str]: ...
+
     def to_tokens(self, indices: int | Sequence[int]) -> str | list[str]:
         """The token of one id, or the tokens of a sequence of ids."""
         if isinstance(indices, int):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -63,6 +65,13 @@ class RNNModel(nn.Module):
     def input_size(self) -> int:
         """What the cell receives per token: the vocabulary size, or the embedding size."""
         return self.embedding.embedding_dim if self.embedding is not None else self.vocab_size
+
+    @overload
+    def forward(self, tokens: torch.Tensor, state: State,
+                with_penalty: Literal[False] = False) -> tuple[torch.Tensor, State]: ...
+    @overload
+    def forward(self, tokens: torch.Tensor, state: State, with_penalty: Literal[True]
+                ) -> tuple[torch.Tensor, State, torch.Tensor | None]: ...
 
     def forward(
         self, tokens: torch.Tensor, state: State, with_penalty: bool = False
