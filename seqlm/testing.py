@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -35,6 +35,8 @@ from seqlm.plugins.culprit import SUPER_INIT_FIX, cause_hint
 from seqlm.plugins.door import (
     batch_problem,
     forward_problem,
+    history_problem,
+    rng_kept,
     state_problem,
     tokenizer_state_problem,
 )
@@ -44,9 +46,9 @@ from seqlm.plugins.manager import INTERFACES, interface_problem
 INPUT_SIZE, HIDDEN_SIZE, STEPS, BATCH = 7, 6, 5, 3
 #: A corpus for the sampler and trainer rules: token ``i`` is ``i % VOCAB``.
 VOCAB = 11
-LINES = ["the time traveller for so it will be convenient to speak of him",
+LINES = ("the time traveller for so it will be convenient to speak of him",
          "was expounding a recondite matter to us his grey eyes shone and",
-         "twinkled and his usually pale face was flushed and animated"]
+         "twinkled and his usually pale face was flushed and animated")
 
 Rule = Callable[[type, dict[str, Any]], None]
 
@@ -246,6 +248,22 @@ def _sampler(cls: type, options: dict[str, Any], batch_size: int = BATCH,
     return cls(batch_size=batch_size, num_steps=num_steps, **options)
 
 
+def _epoch(sampler: Sampler, corpus: torch.Tensor, rule: str) -> Iterator[Any]:
+    """The sampler's batches of one epoch of ``corpus``, failing ``rule`` where the epoch
+    does not end (every batch takes at least one token of each row, so an epoch of a
+    corpus of N tokens has fewer than N batches) or where the sampler changes the corpus
+    it was given (the run's training text)."""
+    before = corpus.clone()
+    for count, batch in enumerate(sampler(corpus), start=1):
+        _require(count <= len(corpus), rule,
+                 f"more than {len(corpus)} batches from a corpus of {len(corpus)} tokens: "
+                 "an epoch must end (each call of the sampler is one pass over the corpus)")
+        yield batch
+    _require(torch.equal(corpus, before), rule,
+             "the sampler changed the corpus it was given (the run's training text); "
+             "copy it before changing anything")
+
+
 def sampler_builds(cls: type, options: dict[str, Any]) -> None:
     """Built with keywords, the sampler keeps batch_size and num_steps."""
     sampler = _sampler(cls, options)
@@ -287,7 +305,7 @@ def sampler_batches(cls: type, options: dict[str, Any]) -> None:
         corpus = torch.arange(length, dtype=torch.long)
         where = "" if length == 400 else f" of a corpus of {length} tokens"
         count = 0
-        for count, batch in enumerate(sampler(corpus), start=1):
+        for count, batch in enumerate(_epoch(sampler, corpus, "sampler_batches"), start=1):
             problem = batch_problem(batch, BATCH, STEPS, len(corpus),
                                     fixed_length=cls.fixed_length)
             # Counted from 1, as the run counts them.
@@ -306,7 +324,7 @@ def sampler_min_tokens(cls: type, options: dict[str, Any]) -> None:
                  f"min_tokens() must be a positive int, got {need!r}")
         for seed in range(5):
             torch.manual_seed(seed)
-            batches = list(sampler(_corpus(need)))
+            batches = list(_epoch(sampler, _corpus(need), "sampler_min_tokens"))
             _require(len(batches) > 0, "sampler_min_tokens",
                      f"min_tokens() is {need} for batches of {batch_size} x {num_steps}, but "
                      f"{need} tokens gave no batch (seed {seed})")
@@ -317,7 +335,8 @@ def sampler_deterministic_under_a_seed(cls: type, options: dict[str, Any]) -> No
     runs = []
     for _ in range(2):
         torch.manual_seed(3)
-        runs.append([X.tolist() for X, _ in _sampler(cls, options)(_corpus())])
+        runs.append([X.tolist() for X, _ in _epoch(_sampler(cls, options), _corpus(),
+                                                    "sampler_deterministic_under_a_seed")])
     _require(runs[0] == runs[1], "sampler_deterministic_under_a_seed",
              "the same seed gave other batches; draw random numbers from torch's generator")
 
@@ -328,7 +347,7 @@ def sampler_contiguous_as_declared(cls: type, options: dict[str, Any]) -> None:
         return
     corpus = torch.arange(400, dtype=torch.long)
     previous = None
-    for X, _ in _sampler(cls, options)(corpus):
+    for X, _ in _epoch(_sampler(cls, options), corpus, "sampler_contiguous_as_declared"):
         if previous is not None:
             _require(torch.equal(X[:, 0], previous[:, -1] + 1), "sampler_contiguous_as_declared",
                      "contiguous is true, but a batch's rows do not continue the rows of "
@@ -345,18 +364,29 @@ SAMPLER_RULES: tuple[Rule, ...] = (
 # -- tokenizers ----------------------------------------------------------------------
 
 
+def _lines(count: int = len(LINES)) -> list[str]:
+    """The first ``count`` lines, as a list of the tokenizer's own (a run's lines)."""
+    return list(LINES[:count])
+
+
 def _fitted(cls: type, options: dict[str, Any]) -> Tokenizer:
     tokenizer = cls(**options)
-    tokenizer.fit(LINES)
+    tokenizer.fit(_lines())
     return tokenizer
 
 
 def tokenizer_tokenize(cls: type, options: dict[str, Any]) -> None:
     """tokenize gives a list of string tokens for each line."""
-    tokenizer = _fitted(cls, options)
+    tokenizer, lines = cls(**options), _lines()
+    tokenizer.fit(lines)
+    _require(lines == _lines(), "tokenizer_tokenize",
+             "fit changed the lines it was given (the run's text); work on a copy")
     _require(isinstance(tokenizer, Tokenizer), "tokenizer_tokenize",
              f"{cls.__qualname__} does not subclass seqlm.interfaces.Tokenizer")
-    tokens = tokenizer.tokenize(LINES)
+    lines = _lines()
+    tokens = tokenizer.tokenize(lines)
+    _require(lines == _lines(), "tokenizer_tokenize",
+             "tokenize changed the lines it was given (the run's text); work on a copy")
     _require(isinstance(tokens, list) and len(tokens) == len(LINES), "tokenizer_tokenize",
              f"expected a list of {len(LINES)} lists (one per line), got {type(tokens).__name__}")
     for line in tokens:
@@ -367,7 +397,7 @@ def tokenizer_tokenize(cls: type, options: dict[str, Any]) -> None:
 def tokenizer_detokenize(cls: type, options: dict[str, Any]) -> None:
     """detokenize gives text back, for any tokens the vocabulary may hold, <unk> too."""
     tokenizer = _fitted(cls, options)
-    tokens = tokenizer.tokenize(LINES[:1])[0]
+    tokens = tokenizer.tokenize(_lines(1))[0]
     text = tokenizer.detokenize(tokens)
     _require(isinstance(text, str) and text.strip(), "tokenizer_detokenize",
              f"detokenize gave {text!r} for the tokens of a line")
@@ -380,11 +410,11 @@ def tokenizer_deterministic(cls: type, options: dict[str, Any]) -> None:
     """Two tokenizers fitted on the same lines split them alike, and one splits them
     alike every time it is asked (a run tokenizes its text, its prefix, its samples)."""
     tokenizer = _fitted(cls, options)
-    first = tokenizer.tokenize(LINES)
-    _require(first == _fitted(cls, options).tokenize(LINES),
+    first = tokenizer.tokenize(_lines())
+    _require(first == _fitted(cls, options).tokenize(_lines()),
              "tokenizer_deterministic", "two fits on the same lines tokenize differently")
     for call in range(2, EPOCHS + 1):
-        _require(tokenizer.tokenize(LINES) == first, "tokenizer_deterministic",
+        _require(tokenizer.tokenize(_lines()) == first, "tokenizer_deterministic",
                  f"call {call} of tokenize on the same lines split them differently from "
                  "the first; tokenize must not change what it learned in fit")
 
@@ -392,10 +422,10 @@ def tokenizer_deterministic(cls: type, options: dict[str, Any]) -> None:
 def tokenizer_state_round_trip(cls: type, options: dict[str, Any]) -> None:
     """state_dict is JSON; load_state_dict on a fresh tokenizer restores the same splits."""
     tokenizer = _fitted(cls, options)
-    tokenizer.tokenize(LINES)  # as a run does before its first checkpoint
+    tokenizer.tokenize(_lines())  # as a run does before its first checkpoint
     # Compared on less than it learned from, as a run compares its opening lines: a
     # tokenizer that learns in tokenize and keeps nothing shows itself there.
-    problem = tokenizer_state_problem(tokenizer, lambda: cls(**options), LINES[:1])
+    problem = tokenizer_state_problem(tokenizer, lambda: cls(**options), _lines(1))
     _require(problem is None, "tokenizer_state_round_trip", str(problem))
 
 
@@ -438,6 +468,8 @@ def _fit(cls: type, options: dict[str, Any], epochs: int = 2, seed: int = 0,
     corpus = _corpus(300)
     history = trainer.fit(model, corpus[:240], SequentialSampler(4, 5), [recorder],
                           val_corpus=corpus[240:])
+    problem = history_problem(history)
+    _require(problem is None, "trainer_fit", str(problem))
     return trainer, model, history, recorder
 
 
@@ -557,14 +589,26 @@ def rules_for(cls: type) -> tuple[Rule, ...]:
 
 
 def apply_rule(rule: Rule, cls: type, options: dict[str, Any]) -> None:
-    """Run one rule; an exception the class raises fails the rule, with its name."""
+    """Run one rule; an exception the class raises fails the rule, with its name.
+
+    The rule leaves torch's random generators and default dtype as it found them, so
+    that one class's rules cannot fail another's; a class that changed the default dtype
+    fails the rule (a run's model would change with it)."""
+    dtype = torch.get_default_dtype()
     try:
-        rule(cls, dict(options))
+        with rng_kept():
+            rule(cls, dict(options))
     except AssertionError:
         raise
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         raise _fail(rule.__name__, f"{cls.__qualname__} raised {type(error).__name__}: "
                     f"{error}{cause_hint(error)}") from error
+    finally:
+        changed = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)
+    _require(changed == dtype, rule.__name__,
+             f"{cls.__qualname__} changed torch's default dtype to {changed}: a component "
+             "must leave torch's global settings as it found them")
 
 
 def _check_all(cls: type, options: dict[str, Any], base: type) -> None:

@@ -294,6 +294,90 @@ def test_a_trainer_that_ignores_a_stop_request_fails():
         check_trainer(Deaf)
 
 
+class Forever(SequentialSampler):
+    """Never ends an epoch."""
+
+    def __call__(self, corpus):
+        while True:
+            yield from super().__call__(corpus)
+
+
+class ZeroesTheText(SequentialSampler):
+    def __call__(self, corpus):
+        corpus[:10] = 0
+        yield from super().__call__(corpus)
+
+
+class UpperCases(seqlm.Tokenizer):
+    """Keeps the lines it fits on and rewrites them in place."""
+
+    def fit(self, lines):
+        lines[:] = [line.upper() for line in lines]
+
+    def tokenize(self, lines):
+        return [list(line) for line in lines]
+
+    def detokenize(self, tokens):
+        return "".join(tokens)
+
+
+class MakesFloat64(Tanh):
+    """Sets torch's default dtype as it builds: every model after it would change."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1):
+        torch.set_default_dtype(torch.float64)
+        super().__init__(input_size, hidden_size, num_layers)
+
+
+class Exits(Tanh):
+    def forward(self, inputs, state):
+        raise SystemExit(0)
+
+
+def test_a_sampler_that_never_ends_an_epoch_fails_instead_of_hanging():
+    with pytest.raises(AssertionError, match="rule sampler_batches failed: more than 400 "
+                       "batches from a corpus of 400 tokens: an epoch must end"):
+        check_sampler(Forever)
+
+
+def test_a_sampler_that_changes_the_text_fails():
+    with pytest.raises(AssertionError, match="rule sampler_batches failed: the sampler "
+                       "changed the corpus it was given"):
+        check_sampler(ZeroesTheText)
+
+
+def test_a_tokenizer_that_changes_the_lines_fails():
+    with pytest.raises(AssertionError, match="rule tokenizer_tokenize failed: fit changed "
+                       "the lines it was given"):
+        check_tokenizer(UpperCases)
+
+
+def test_a_cell_that_changes_the_default_dtype_fails_and_leaves_it_as_it_was():
+    with pytest.raises(AssertionError, match=r"rule cell_builds failed: MakesFloat64 changed "
+                       r"torch's default dtype to torch.float64"):
+        check_cell(MakesFloat64)
+    assert torch.get_default_dtype() == torch.float32
+    check_cell(Tanh)  # the next class is checked as if the other had not been
+
+
+def test_a_cell_that_ends_the_process_fails_its_rule():
+    with pytest.raises(AssertionError, match="rule cell_shapes failed: Exits raised "
+                       "SystemExit"):
+        check_cell(Exits)
+
+
+def test_a_trainer_whose_fit_returns_no_history_is_told_so():
+    from seqlm.training.trainer import DefaultTrainer
+
+    class NoHistory(DefaultTrainer):
+        def fit(self, *args, **kwargs):
+            super().fit(*args, **kwargs)
+
+    with pytest.raises(AssertionError, match="^rule trainer_fit failed: expected fit to "
+                       "return a list of EpochMetrics, one per epoch, got NoneType$"):
+        check_trainer(NoHistory)
+
+
 def test_a_trainer_state_no_checkpoint_can_hold_fails_the_round_trip():
     with pytest.raises(AssertionError, match="rule trainer_state_round_trip failed: "
                        "state_dict\\(\\) holds a function at hook, which a checkpoint "
