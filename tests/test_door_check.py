@@ -3,6 +3,9 @@ door (first batch, first forward pass) and exceptions raised inside plugin code.
 
 from __future__ import annotations
 
+import json
+import sys
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -129,6 +132,42 @@ class LaterFailure(Tanh):
         return self.steps(inputs, state)
 
 
+class ExitsLater(Tanh):
+    """A stray sys.exit() on the tenth forward pass, deep in training."""
+
+    calls = 0
+
+    def forward(self, inputs, state):
+        ExitsLater.calls += 1
+        if ExitsLater.calls == 10:
+            sys.exit(0)
+        return self.steps(inputs, state)
+
+
+class MakesFloat64(Tanh):
+    """Sets torch's default dtype as it builds, which every later model would follow."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1):
+        torch.set_default_dtype(torch.float64)
+        super().__init__(input_size, hidden_size, num_layers)
+
+
+class BadDefault(Tanh):
+    """An option whose default contradicts its annotation."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, scale: float = "big"):
+        super().__init__(input_size, hidden_size, num_layers)
+        self.scale = scale
+
+
+class Forever(SequentialSampler):
+    """Never ends an epoch (right at the door: its first batch is fine)."""
+
+    def __call__(self, corpus):
+        while True:
+            yield from super().__call__(corpus)
+
+
 def _sampler(make):
     class Faulty(SequentialSampler):
         def __call__(self, corpus):
@@ -230,7 +269,8 @@ CELLS = {"torch-way": TorchWay, "batch-major": BatchMajor, "one-argument": OneAr
          "outputs-only": OutputsOnly, "doubled": Doubled, "last-step": LastStep,
          "no-super": NoSuper, "required": Required, "module-init": ModuleInit,
          "nan-outputs": NaNOutputs, "float64-outputs": Float64Outputs,
-         "later-failure": LaterFailure}
+         "later-failure": LaterFailure, "exits-later": ExitsLater,
+         "makes-float64": MakesFloat64, "bad-default": BadDefault}
 SAMPLERS = {"transposed": _sampler(lambda X, Y: (X.T, Y.T)),
             "fewer-rows": _sampler(lambda X, Y: (X[:-1], Y[:-1])),
             "floats": _sampler(lambda X, Y: (X.float(), Y.float())),
@@ -238,7 +278,8 @@ SAMPLERS = {"transposed": _sampler(lambda X, Y: (X.T, Y.T)),
             "triple": _sampler(lambda X, Y: (X, Y, X)),
             "unshifted": _sampler(lambda X, Y: (X, X)),
             "nothing": Nothing, "counting": Counting, "raises": Raises, "short-later": ShortLater,
-            "short-later-shuffled": ShortLaterShuffled, "no-super": NoSuperSampler}
+            "short-later-shuffled": ShortLaterShuffled, "no-super": NoSuperSampler,
+            "forever": Forever}
 
 
 class ListOptimizer(DefaultTrainer):
@@ -353,6 +394,14 @@ def _run(tmp_path, small_text, *args):
     (["--tokenizer", "number-tokens"], 2, "expected tokens to be non-empty str, got 116"),
     (["--tokenizer", "none-tokens"], 2, "expected tokenize to give a list of 12 lists (one per "
      "line), got a NoneType"),
+    (["--cell", "makes-float64"], 2, f"cell 'makes-float64' {ORIGIN} broke its contract: it "
+     "changed torch's default dtype to torch.float64 (seqlm set it back to torch.float32); a "
+     "plugin must leave torch's global settings as it found them; see "
+     "docs/plugins/contracts.md#recurrentcell"),
+    (["--cell", "bad-default"], 2, f"cell 'bad-default' {ORIGIN} broke its contract: option "
+     "'scale' defaults to 'big', which is not a finite number (such as 0.5) as its "
+     "annotation says; see "
+     "docs/plugins/contracts.md#recurrentcell"),
 ])
 def test_a_mistake_is_refused_before_training_with_the_plugin_named(
         tmp_path, small_text, args, exit_code, expected):
@@ -370,6 +419,26 @@ def test_an_exception_in_training_is_put_on_the_plugin(tmp_path, small_text):
     assert result.exit_code == 1
     assert (f"Error: cell 'later-failure' {ORIGIN} raised RuntimeError: the cell ran out of "
             "ideas. This is a fault of that plugin") in result.output
+
+
+def test_a_stray_exit_in_training_is_put_on_the_plugin_and_fails_the_run(tmp_path,
+                                                                          small_text):
+    ExitsLater.calls = 0
+    result, out = _run(tmp_path, small_text, "--cell", "exits-later")
+    assert result.exit_code == 1, result.output
+    assert (f"Error: cell 'exits-later' {ORIGIN} raised SystemExit: 0 (a component must not "
+            "end the process; raise an exception instead). This is a fault of that "
+            "plugin") in result.output
+    assert json.loads((out / "status.json").read_text())["status"] == "failed"
+
+
+def test_a_sampler_whose_epoch_never_ends_is_refused_instead_of_hanging(tmp_path,
+                                                                         small_text):
+    result, _ = _run(tmp_path, small_text, "--sampler", "forever")
+    assert result.exit_code == 2, result.output
+    assert (f"sampler 'forever' {ORIGIN} broke its contract: more than ") in result.output
+    assert "an epoch must end" in result.output
+    assert torch.get_default_dtype() == torch.float32
 
 
 def test_an_exception_in_code_a_plugin_inherits_is_put_on_the_plugin(tmp_path, small_text):

@@ -88,6 +88,26 @@ def test_missing_module_and_sys_exit_on_import_are_isolated(site, capsys):
     assert BUILTIN_CELLS <= set(plugins.choices("cell"))
 
 
+def test_a_plugin_that_changes_torchs_default_dtype_at_import_is_left_out(site, capsys):
+    import torch
+
+    one_dist(site, "seqlm-doubles", "import torch\ntorch.set_default_dtype(torch.float64)\n")
+    plugins = load()
+    assert_failed_once(capsys, plugins, "seqlm-doubles", "changed torch's default dtype to "
+                       "torch.float64 (seqlm set it back to torch.float32); a plugin must "
+                       "leave torch's global settings as it found them")
+    assert torch.get_default_dtype() == torch.float32
+
+
+def test_ctrl_c_while_plugins_load_ends_as_a_stop_does(site):
+    from plugin_dists import run_seqlm
+
+    one_dist(site, "seqlm-slow", "raise KeyboardInterrupt\n")
+    result = run_seqlm(["plugins"], pythonpath=site)
+    assert result.returncode == 130
+    assert result.stderr == "Interrupted.\n"
+
+
 def test_hook_that_raises_is_left_out_with_everything_it_registered(site, capsys):
     one_dist(site, "seqlm-raiser", with_cell("""
         import seqlm

@@ -14,11 +14,19 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from seqlm.errors import OptionError, PluginError, SeqlmError, is_out_of_memory
+from seqlm.errors import (
+    OptionError,
+    PluginError,
+    SeqlmError,
+    is_out_of_memory,
+    refuse,
+)
 from seqlm.plugins.culprit import Culprit, cause_hint
+from seqlm.plugins.torch_globals import default_dtype, dtype_changed_from
 
 if TYPE_CHECKING:
     from seqlm.plugins.manager import Plugins
+
 
 def _frames(tb: TracebackType | None) -> list[Any]:
     frames = []
@@ -129,6 +137,7 @@ def calling(kind: str, name: str, plugins: Plugins) -> Iterator[None]:
     constructor or method with another signature than the contract's: nothing of
     seqlm ran inside) is the component's. Built-in components are seqlm's own code.
     """
+    dtype = default_dtype()
     try:
         yield
     except SeqlmError as error:
@@ -136,11 +145,11 @@ def calling(kind: str, name: str, plugins: Plugins) -> Iterator[None]:
         sign(error, find_culprit(error, plugins, skip=2,
                                  prefer=plugins.component_culprit(kind, name)))
         raise
-    except (KeyboardInterrupt, SystemExit, GeneratorExit, StopIteration, BrokenPipeError):
+    except (KeyboardInterrupt, GeneratorExit, StopIteration, BrokenPipeError):
         # StopIteration: the end of a sampler's batches, for the caller to judge; a closed
         # output pipe stops the run as Ctrl-C does, whoever was writing.
         raise
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         # The first two frames are this function's and the caller's ``with`` block.
         called = plugins.component_culprit(kind, name)
         culprit = find_culprit(error, plugins, skip=2, prefer=called)
@@ -158,6 +167,10 @@ def calling(kind: str, name: str, plugins: Plugins) -> Iterator[None]:
                 raise
             raise PluginError(inherited) from error
         raise PluginError(culprit.message(error)) from error
+    changed = dtype_changed_from(dtype)
+    called = plugins.component_culprit(kind, name)
+    if changed and called is not None:
+        raise refuse(called.label, kind, f"it {changed}")
 
 
 @contextlib.contextmanager
@@ -168,9 +181,11 @@ def blaming_plugins(plugins: Plugins) -> Iterator[None]:
     except SeqlmError as error:
         sign(error, find_culprit(error, plugins))
         raise
-    except (KeyboardInterrupt, SystemExit, GeneratorExit, BrokenPipeError):
+    except (KeyboardInterrupt, GeneratorExit, BrokenPipeError):
         raise
-    except Exception as error:
+    except (Exception, SystemExit) as error:
+        # SystemExit too: no code of seqlm's ends the process under here, so one raised
+        # by a plugin (a stray sys.exit) is its fault, not an exit status of 0.
         culprit = find_culprit(error, plugins)
         if culprit is None:
             inherited = inherited_blame(error, plugins)

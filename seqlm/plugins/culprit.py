@@ -20,6 +20,8 @@ _BASE_ATTRIBUTE = re.compile(
 def cause_hint(error: BaseException) -> str:
     """`` (the likely fix)`` for an error whose cause a plugin's author may not guess
     from its text, else nothing: the usual one is a skipped ``super().__init__()``."""
+    if isinstance(error, SystemExit):  # sys.exit() or exit() left in a component
+        return " (a component must not end the process; raise an exception instead)"
     text = str(error)
     hint = f" ({SUPER_INIT_FIX})"
     if "before Module.__init__() call" in text:

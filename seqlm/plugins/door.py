@@ -110,7 +110,14 @@ class CheckedSampler(Sampler):
 
     def __call__(self, corpus: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         inner = self.inner
+        # Every batch takes at least a token of each row: an epoch of N tokens that is
+        # still going after N batches never ends, and would hang the run unseen.
+        most = len(corpus)
         for number, batch in enumerate(inner(corpus), start=1):
+            if number > most:
+                raise refuse(self.label, "sampler", f"more than {most} batches from a corpus "
+                             f"of {most} tokens: an epoch must end (each call of the sampler "
+                             "is one pass over the corpus)")
             problem = batch_shape_problem(batch, inner.batch_size, inner.num_steps,
                                           inner.fixed_length)
             if problem:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from seqlm.errors import PluginError
 from seqlm.interfaces import Callback, RunInfo
 from seqlm.plugins.door import rng_kept
+from seqlm.plugins.torch_globals import default_dtype, dtype_changed_from
 
 if TYPE_CHECKING:
     from seqlm.interfaces import Trainer
@@ -95,17 +96,25 @@ class GuardedLogger(Callback):
     def _call(self, method: str, *args: object) -> None:
         if self.off:
             return
+        dtype = default_dtype()
+        cause: BaseException | None = None
         try:
             # A logger that draws random numbers must not change the run it watches.
             with rng_kept():
                 getattr(self.callback, method)(*args)
         except Exception as exc:  # plugin code may raise anything
-            self.off = True
-            message = (f"logger {self.logger.name!r} of plugin {self.logger.plugin} failed in "
-                       f"{method}: {type(exc).__name__}: {exc}")
-            if _raise_plugin_errors():
-                raise PluginError(message) from exc
-            self.warn(f"seqlm: {message}; it is off for the rest of this run (see {CONTRACT})")
+            cause = exc
+        # Nor one that changes torch's default dtype: it is put back, and the logger off.
+        changed = dtype_changed_from(dtype)
+        if cause is None and changed is None:
+            return
+        self.off = True
+        problem = f"{type(cause).__name__}: {cause}" if cause is not None else changed
+        message = (f"logger {self.logger.name!r} of plugin {self.logger.plugin} failed in "
+                   f"{method}: {problem}")
+        if _raise_plugin_errors():
+            raise PluginError(message) from cause
+        self.warn(f"seqlm: {message}; it is off for the rest of this run (see {CONTRACT})")
 
     def on_train_start(self, trainer: Trainer) -> None:
         self._call("on_train_start", trainer)

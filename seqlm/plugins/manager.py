@@ -45,6 +45,7 @@ from seqlm.errors import (
     one_line,
 )
 from seqlm.plugins.culprit import Culprit
+from seqlm.plugins.torch_globals import default_dtype, dtype_changed_from
 
 GROUP = "seqlm"
 BUILTIN_DISTRIBUTION = "seqlm"
@@ -292,11 +293,16 @@ class Plugins:
             if allowed_set is not None and _normalise(dist_name) not in allowed_set:
                 continue
             info = PluginInfo(name=ep.name, distribution=dist_name, version=version)
+            dtype = default_dtype()
             try:
                 module = ep.load()
             except (Exception, SystemExit) as exc:  # plugin code may raise anything
                 self._fail(key, info, f"import of {ep.value} raised {type(exc).__name__}: {exc}",
                            exc)
+                continue
+            changed = dtype_changed_from(dtype)
+            if changed:
+                self._fail(key, info, f"import of {ep.value} {changed}")
                 continue
             self.add(module, key, distribution=dist_name, version=version, display=ep.name)
         missing = sorted((allowed_set or set()) - found - {BUILTIN_DISTRIBUTION})

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from seqlm.config.bounds import python_number
-from seqlm.errors import OptionError, UsageError
+from seqlm.errors import OptionError, UsageError, refuse
 from seqlm.plugins.manager import check_options
 
 _TRUE = ("true", "yes", "1")
@@ -75,6 +75,7 @@ def convert_options(
     if missing:
         raise UsageError(f"{kind} {name!r}{origin} requires option {missing[0]!r}, which has no "
                          f"default; pass --{kind}-opt {missing[0]}=VALUE")
+    _check_defaults(kind, name, params, hints, skip={*fixed, *options}, origin=origin)
     converted: dict[str, Any] = {}
     for key, value in options.items():
         expected = _expected_type(params.get(key), hints)
@@ -84,6 +85,24 @@ def convert_options(
             raise OptionError(kind, key, value, f"option {key!r} of {kind} {name!r}{origin} "
                               f"expects {describe_type(expected)}") from None
     return converted
+
+
+def _check_defaults(kind: str, name: str, params: Mapping[str, inspect.Parameter],
+                    hints: Mapping[str, Any], skip: set[str], origin: str) -> None:
+    """Each default the component will run with fits the option's annotation: one that
+    does not (``scale: float = "big"``) would fail deep in training, or train on
+    silently, without the option ever being named. None passes (``x: float = None`` is
+    a common way to say "not given")."""
+    for param in params.values():
+        if param.name in skip or param.default is param.empty or param.default is None:
+            continue
+        expected = _expected_type(param, hints)
+        try:
+            convert_value(param.default, expected)
+        except ValueError:
+            raise refuse(f"{kind} {name!r}{origin}", kind,
+                         f"option {param.name!r} defaults to {param.default!r}, which is not "
+                         f"{describe_type(expected)} as its annotation says") from None
 
 
 def convert_value(value: Any, expected: Any) -> Any:

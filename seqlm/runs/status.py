@@ -120,7 +120,8 @@ class StatusRecorder(Callback):
         """Record the run as stopped (Ctrl-C, a stop signal, its output pipe closed by
         the reader) or failed, with the error; also for an error after training, while
         the summary, plot or sample is made."""
-        stopped = isinstance(error, (KeyboardInterrupt, SystemExit, BrokenPipeError))
+        # A SystemExit under a run is code that ended the process unasked: a failure.
+        stopped = isinstance(error, (KeyboardInterrupt, BrokenPipeError))
         message = None if stopped else " ".join(f"{type(error).__name__}: {error}".split())
         with contextlib.suppress(OSError):  # the run's own error matters more than this one
             self.write("stopped" if stopped else "failed", message)
