@@ -168,6 +168,33 @@ def test_a_logger_that_draws_random_numbers_does_not_change_the_run(
     assert [m.train_loss for m in logged.history] == [m.train_loss for m in plain.history]
 
 
+class Doubling(Callback):
+    """Sets torch's default dtype to float64 as training starts."""
+
+    def __init__(self, run):
+        pass
+
+    def on_train_start(self, trainer):
+        import torch
+
+        torch.set_default_dtype(torch.float64)
+
+
+def test_a_logger_that_changes_the_default_dtype_is_turned_off_and_changes_nothing(
+    add_logger, small_text, tmp_path, capsys
+):
+    import torch
+
+    add_logger("doubling", Doubling)
+    plain = seqlm.run(out=tmp_path / "plain", data=small_text, **TINY)
+    logged = seqlm.run(out=tmp_path / "logged", data=small_text, log=["doubling"], **TINY)
+    assert [m.train_loss for m in logged.history] == [m.train_loss for m in plain.history]
+    assert torch.get_default_dtype() == torch.float32
+    assert ("logger 'doubling' of plugin doubling-plugin (registered in code) failed in "
+            "on_train_start: changed torch's default dtype to torch.float64 (seqlm set it "
+            "back to torch.float32)") in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("log_every, rows", [
     ([], ["1/20", "2/20", "3/20"]),  # automatic: every 2 epochs, and when a line is due
     (["--log-every", "10"], ["10/20", "20/20"]),  # the user's interval is kept as given
