@@ -260,6 +260,18 @@ class SetState(PairTokenizer):
         return {"widths": {self.width}}
 
 
+class Shuffling(Tokenizer):
+    """Splits each line in pieces of another width at every call, as one that draws the
+    widths at random would: the same lines come out differently."""
+
+    calls = 0
+
+    def tokenize(self, lines):
+        Shuffling.calls += 1
+        cuts = 1 + Shuffling.calls % 3
+        return [[line[i:i + cuts] for i in range(0, len(line), cuts)] for line in lines]
+
+
 class NumberTokenizer(Tokenizer):
     def tokenize(self, lines):
         return [[ord(c) for c in line] for line in lines]
@@ -325,6 +337,7 @@ class Mistakes:
         register("none-tokens", NoneTokenizer)
         register("forgets-state", ForgetsWhatItLearned)
         register("set-state", SetState)
+        register("shuffling", Shuffling)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -394,6 +407,8 @@ def _run(tmp_path, small_text, *args):
     (["--tokenizer", "number-tokens"], 2, "expected tokens to be non-empty str, got 116"),
     (["--tokenizer", "none-tokens"], 2, "expected tokenize to give a list of 12 lists (one per "
      "line), got a NoneType"),
+    (["--tokenizer", "shuffling"], 2, f"tokenizer 'shuffling' {ORIGIN} broke its contract: it "
+     "splits the same lines differently from one call to the next"),
     (["--cell", "makes-float64"], 2, f"cell 'makes-float64' {ORIGIN} broke its contract: it "
      "changed torch's default dtype to torch.float64 (seqlm set it back to torch.float32); a "
      "plugin must leave torch's global settings as it found them; see "

@@ -282,6 +282,14 @@ def tokenizer_state_problem(
     except (TypeError, ValueError) as error:
         return f"state_dict() is not JSON-serialisable: {error}"
     with guard():
+        once, again = tokenizer.tokenize(lines), tokenizer.tokenize(lines)
+    if once != again:
+        # Said first: a restored tokenizer could not split them alike either.
+        first, second = _first_difference(once, again)
+        return ("it splits the same lines differently from one call to the next (first "
+                f"{first}, then {second}); tokenize must give the same tokens for the same "
+                "lines (draw no random numbers there)")
+    with guard():
         restored = rebuild()
         restored.load_state_dict(state)
         same = restored.tokenize(lines) == tokenizer.tokenize(lines)
