@@ -25,11 +25,19 @@ from seqlm.plugins.manager import plugin_prints_to_stderr
 
 _WHICH_HELP = ("best: lowest validation loss (the last one if the run held out no text); "
                "last: where training stopped")
+
+
+def _asked_checkpoint(ctx: click.Context, param: click.Parameter, value: str) -> str | None:
+    """``--checkpoint`` as typed, or None where it was left out: a checkpoint's own file
+    is measured as itself unless a --checkpoint it is not was asked for."""
+    source = ctx.get_parameter_source(param.name or "")
+    return None if source is click.core.ParameterSource.DEFAULT else value
+
+
 _WHICH = click.option(
-    # No default value: a checkpoint's own file is measured as itself unless a
-    # --checkpoint it is not was asked for.
-    "--checkpoint", "which", type=click.Choice(CHECKPOINT_CHOICES), default=None,
-    show_default="best", help=f"{_WHICH_HELP}; both: the two, as two members of an ensemble; "
+    "--checkpoint", "which", type=click.Choice(CHECKPOINT_CHOICES), default="best",
+    show_default=True, callback=_asked_checkpoint,
+    help=f"{_WHICH_HELP}; both: the two, as two members of an ensemble; "
     "all: those and every epoch that seqlm run --keep-every kept.")
 _DEVICE = click.option("--device", default="cpu", show_default=True,
                        help="auto, cpu, cuda, cuda:N or mps.")
