@@ -16,8 +16,8 @@ from seqlm.runs.strict_json import dumps
 def runs(folder: str, as_json: bool) -> None:
     """List the runs in runs/ (or DIR) with their figures and status.
 
-    Status: finished, running, stopped (by Ctrl-C; resume it) or failed, as the run
-    folder's status.json records it.
+    Status: finished, running, stopped (by Ctrl-C or a stop signal; resume it) or
+    failed, as the run folder's status.json records it.
     """
     from pathlib import Path
 
