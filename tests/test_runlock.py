@@ -60,3 +60,20 @@ def test_resume_into_a_folder_in_use_leaves_its_files_alone(book_path, tmp_path)
     assert files() == before
     resumed = seqlm.run(resume=folder, epochs=4)  # released: the resume now goes ahead
     assert [m.epoch for m in resumed.history] == [1, 2, 3, 4]
+
+
+def test_resuming_a_run_still_before_its_first_checkpoint_says_it_is_in_use(tmp_path):
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / ".seqlm-files.json").write_text('{"format": "seqlm-run-files", "files": {}}')
+    proc = _holder(folder)  # a run in its first epoch: the lock, and no checkpoint yet
+    try:
+        with pytest.raises(UsageError, match=f"is in use by another seqlm run "
+                           f"\\(process {proc.pid}\\)"):
+            seqlm.run(resume=folder, epochs=4)
+    finally:
+        proc.kill()
+        proc.wait()
+    # Once that process is gone, the folder is what it is: a run with nothing to resume.
+    with pytest.raises(seqlm.SeqlmError, match="stopped before its first checkpoint"):
+        seqlm.run(resume=folder, epochs=4)

@@ -94,7 +94,7 @@ from seqlm.runs.progress import (
 from seqlm.runs.status import StatusRecorder
 from seqlm.runs.summary import summarize
 from seqlm.storage.runfiles import check_names_are_files, record_written
-from seqlm.storage.runlock import hold_run_folder
+from seqlm.storage.runlock import check_not_in_use, hold_run_folder
 from seqlm.training.evaluation import hold_out
 from seqlm.training.trainer import TrainerStateError
 
@@ -286,6 +286,8 @@ def _checkpoint_to_resume(resume: str | Path) -> dict[str, Any]:
     except CheckpointError:
         if checkpoint_path(resume, LAST).is_file():
             raise  # there, but unreadable: that error says how
+        # No checkpoint yet may also mean a run still in its first epochs: say that.
+        check_not_in_use(checkpoint_path(resume, LAST).parent)
         raise CheckpointError(
             f"--resume {resume}: the run stopped before its first checkpoint, so there is "
             f"nothing to resume; start it again with seqlm run --out {resume} --force and "
