@@ -238,6 +238,32 @@ def test_the_last_line_names_the_folders_the_loggers_wrote(add_logger, small_tex
     assert plain.output.splitlines()[-1].startswith("outputs in ")
 
 
+class AppendingLogger(Callback):
+    """Adds a row per epoch to one file it makes once, as a CSV logger does."""
+
+    def __init__(self, run):
+        self.file = run.out_dir / "csvlog" / "metrics.csv"
+
+    def on_epoch_end(self, trainer, metrics):
+        self.file.parent.mkdir(exist_ok=True)
+        with self.file.open("a") as rows:
+            rows.write(f"{metrics.epoch},{metrics.train_loss}\n")
+
+
+def test_a_resumed_run_names_a_folder_whose_file_its_logger_added_to(add_logger, small_text,
+                                                                     tmp_path):
+    add_logger("appending", AppendingLogger)
+    out = tmp_path / "run"
+    first = CliRunner().invoke(main, ["run", "--data", str(small_text), "--out", str(out),
+                                      "--log", "appending", *TINY_RUN])
+    assert first.exit_code == 0, first.output
+    os.utime(out / "csvlog", (1, 1))  # the folder as it would be a while later
+    resumed = CliRunner().invoke(main, ["run", "--resume", str(out), "--epochs", "5"])
+    assert resumed.exit_code == 0, resumed.output
+    assert resumed.output.splitlines()[-1] == "loggers (appending) wrote to csvlog/"
+    assert len((out / "csvlog" / "metrics.csv").read_text().splitlines()) == 5
+
+
 def test_a_quiet_run_says_nothing_of_a_logger_it_turned_off(add_logger, small_text, tmp_path,
                                                             capsys):
     add_logger("broken", Broken)

@@ -237,11 +237,33 @@ def _logger_folders(out_dir: Path, since: float) -> list[str]:
     found = []
     for entry in sorted(out_dir.iterdir()):
         try:
-            if entry.is_dir() and not entry.is_symlink() and entry.stat().st_mtime >= since:
+            if entry.is_dir() and not entry.is_symlink() and _written_since(entry, since):
                 found.append(f"{entry.name}/")
         except OSError:
             continue  # gone or unreadable: nothing to point at
     return found
+
+
+def _written_since(folder: Path, since: float, budget: int = 10_000) -> bool:
+    """Whether ``folder`` or anything in it changed since ``since``: a logger that adds
+    to a file it made before (a resumed run's CSV, say) changes no folder's time. At
+    most ``budget`` entries are looked at, so a huge folder of the user's costs little."""
+    pending = [folder]
+    while pending and budget > 0:
+        current = pending.pop()
+        if current.stat().st_mtime >= since:
+            return True
+        for entry in current.iterdir():
+            budget -= 1
+            if budget <= 0:
+                break
+            if entry.is_symlink():
+                continue
+            if entry.is_dir():
+                pending.append(entry)
+            elif entry.stat().st_mtime >= since:
+                return True
+    return False
 
 
 def _outputs(out_dir: Path) -> list[str]:
