@@ -1,10 +1,10 @@
 """A conformance kit for plugin authors: does a class keep its interface's contract?
 
-``check_cell(MyCell)``, ``check_sampler(MySampler)``, ``check_tokenizer(MyTokenizer)`` and
-``check_trainer(MyTrainer)`` run every rule of the contract against a class (built with
-the given constructor options) and raise an :class:`AssertionError` that names the rule
-that failed and says what came instead. In a pytest suite, :func:`parametrize_checks`
-turns the rules into one test case each::
+``check_cell(MyCell)``, ``check_sampler(MySampler)``, ``check_tokenizer(MyTokenizer)``,
+``check_trainer(MyTrainer)`` and ``check_logger(MyLogger)`` run every rule of the contract
+against a class (built with the given constructor options) and raise an
+:class:`AssertionError` that names the rule that failed and says what came instead. In a
+pytest suite, :func:`parametrize_checks` turns the rules into one test case each::
 
     from seqlm.testing import parametrize_checks
 
@@ -19,9 +19,13 @@ every parameter, runs repeat under a seed, states survive a save and restore.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import os
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,7 +34,15 @@ from torch.nn import functional as F
 from seqlm.checkpoints.format import UnstorableError, pack
 from seqlm.data.vocab import UNK
 from seqlm.errors import SeqlmError
-from seqlm.interfaces import Callback, RecurrentCell, Sampler, Tokenizer, Trainer, detach_state
+from seqlm.interfaces import (
+    Callback,
+    RecurrentCell,
+    RunInfo,
+    Sampler,
+    Tokenizer,
+    Trainer,
+    detach_state,
+)
 from seqlm.plugins.culprit import SUPER_INIT_FIX, cause_hint
 from seqlm.plugins.door import (
     batch_problem,
@@ -453,7 +465,8 @@ class _Recorder(Callback):
 
 
 def _fit(cls: type, options: dict[str, Any], epochs: int = 2, seed: int = 0,
-         state: dict[str, Any] | None = None, model: Any = None):
+         state: dict[str, Any] | None = None, model: Any = None,
+         callbacks: Sequence[Callback] = ()):
     from seqlm.cells.torch_cells import TorchRNN
     from seqlm.data.samplers import SequentialSampler
     from seqlm.model.rnn import RNNModel
@@ -466,7 +479,7 @@ def _fit(cls: type, options: dict[str, Any], epochs: int = 2, seed: int = 0,
         trainer.load_state_dict(state)
     recorder = _Recorder()
     corpus = _corpus(300)
-    history = trainer.fit(model, corpus[:240], SequentialSampler(4, 5), [recorder],
+    history = trainer.fit(model, corpus[:240], SequentialSampler(4, 5), [*callbacks, recorder],
                           val_corpus=corpus[240:])
     problem = history_problem(history)
     _require(problem is None, "trainer_fit", str(problem))
@@ -560,10 +573,78 @@ TRAINER_RULES: tuple[Rule, ...] = (
 )
 
 
+# -- loggers (callbacks a plugin registers for --log NAME) --------------------------
+
+
+class _Fails(Callback):
+    def on_epoch_end(self, trainer: Trainer, metrics: Any) -> None:
+        raise RuntimeError("training failed (the kit's own error)")
+
+
+@contextlib.contextmanager
+def _logger_run() -> Iterator[tuple[RunInfo, Path]]:
+    """A :class:`RunInfo` whose run folder is a fresh temporary one, with the working
+    directory moved to another, empty one for the rule (a logger that writes to a
+    relative path shows there); the run folder and the working directory it used."""
+    from seqlm.config import RunConfig
+
+    with tempfile.TemporaryDirectory() as root:
+        out_dir, cwd = Path(root) / "run", Path(root) / "cwd"
+        out_dir.mkdir()
+        cwd.mkdir()
+        run = RunInfo(out_dir, RunConfig(out=str(out_dir)).to_dict(), 1,
+                      lambda length: "the time traveller"[:length])
+        before = os.getcwd()
+        os.chdir(cwd)
+        try:
+            yield run, cwd
+        finally:
+            os.chdir(before)
+
+
+def logger_builds(cls: type, options: dict[str, Any]) -> None:
+    """Built as ``cls(run)`` with a :class:`~seqlm.interfaces.RunInfo`, it is a Callback."""
+    with _logger_run() as (run, _):
+        logger = cls(run, **options)
+        _require(isinstance(logger, Callback), "logger_builds",
+                 f"{cls.__qualname__} does not subclass seqlm.interfaces.Callback")
+
+
+def logger_hears_a_run(cls: type, options: dict[str, Any]) -> None:
+    """It hears a run of two epochs, its start, each epoch and its end, and writes only
+    inside the run folder."""
+    from seqlm.training.trainer import DefaultTrainer
+
+    with _logger_run() as (run, cwd):
+        _fit(DefaultTrainer, {}, callbacks=[cls(run, **options)])
+        _require(not any(cwd.iterdir()), "logger_hears_a_run",
+                 f"it wrote {sorted(p.name for p in cwd.iterdir())} into the working "
+                 "directory; write only inside run.out_dir")
+
+
+def logger_hears_a_failure(cls: type, options: dict[str, Any]) -> None:
+    """When training fails, its on_exception is called and does not raise: the run's own
+    error is the one the user sees."""
+    from seqlm.training.trainer import DefaultTrainer
+
+    with _logger_run() as (run, _):
+        try:
+            _fit(DefaultTrainer, {}, callbacks=[_Fails(), cls(run, **options)])
+        except Exception as error:  # the run's, or one the logger raised in its stead
+            _require("the kit's own error" in str(error), "logger_hears_a_failure",
+                     f"on_exception raised {type(error).__name__}: {error}; it must let the "
+                     "run's error through")
+        else:
+            _require(False, "logger_hears_a_failure", "training that failed did not raise")
+
+
+LOGGER_RULES: tuple[Rule, ...] = (logger_builds, logger_hears_a_run, logger_hears_a_failure)
+
+
 # -- entry points --------------------------------------------------------------------
 
 _RULES = ((RecurrentCell, CELL_RULES), (Sampler, SAMPLER_RULES), (Tokenizer, TOKENIZER_RULES),
-          (Trainer, TRAINER_RULES))
+          (Trainer, TRAINER_RULES), (Callback, LOGGER_RULES))
 
 
 def _kind_of(base: type) -> str:
@@ -585,7 +666,7 @@ def rules_for(cls: type) -> tuple[Rule, ...]:
         if isinstance(cls, type) and issubclass(cls, base):
             return (interface, *rules)
     raise TypeError(f"{cls!r} implements none of seqlm's interfaces (RecurrentCell, Sampler, "
-                    "Tokenizer, Trainer)")
+                    "Tokenizer, Trainer, Callback)")
 
 
 def apply_rule(rule: Rule, cls: type, options: dict[str, Any]) -> None:
@@ -636,6 +717,12 @@ def check_tokenizer(cls: type, **options: Any) -> None:
 def check_trainer(cls: type, **options: Any) -> None:
     """Check a :class:`~seqlm.interfaces.Trainer` class against its contract."""
     _check_all(cls, options, Trainer)
+
+
+def check_logger(cls: type, **options: Any) -> None:
+    """Check a logger (a :class:`~seqlm.interfaces.Callback` that a plugin registers for
+    ``seqlm run --log NAME``) against its contract."""
+    _check_all(cls, options, Callback)
 
 
 def all_checks(

@@ -23,6 +23,7 @@ from seqlm.interfaces import RecurrentCell
 from seqlm.testing import (
     cell_state_carries_over_detached,
     check_cell,
+    check_logger,
     check_sampler,
     check_tokenizer,
     check_trainer,
@@ -420,3 +421,50 @@ def test_case_ids_name_the_options_so_two_sets_of_one_class_differ():
     assert "TorchLSTM[num_layers=2]-cell_shapes" in ids
     assert len(ids) == len(set(ids))
     dict(checks)["TorchLSTM[num_layers=2]-cell_shapes"]()
+
+
+class CsvLogger(seqlm.Callback):
+    """The logger of docs/plugins/loggers.md: a row per epoch in a file of its folder."""
+
+    def __init__(self, run):
+        self.file = run.out_dir / "csvlog" / "metrics.csv"
+
+    def on_epoch_end(self, trainer, metrics):
+        self.file.parent.mkdir(exist_ok=True)
+        with self.file.open("a") as rows:
+            rows.write(f"{metrics.epoch},{metrics.train_loss}\n")
+
+
+class WritesHere(CsvLogger):
+    """Writes to a path relative to the working directory, not the run folder."""
+
+    def __init__(self, run):
+        from pathlib import Path
+
+        self.file = Path("csvlog") / "metrics.csv"
+
+
+class FailsOnFailure(CsvLogger):
+    def on_exception(self, trainer, error):
+        raise OSError("could not flush")
+
+
+class TakesNoRun(seqlm.Callback):
+    def __init__(self):
+        pass
+
+
+def test_a_logger_that_keeps_to_its_run_folder_passes():
+    check_logger(CsvLogger)
+
+
+@pytest.mark.parametrize("cls, rule", [
+    (WritesHere, r"rule logger_hears_a_run failed: it wrote \['csvlog'\] into the working "
+     r"directory; write only inside run.out_dir"),
+    (FailsOnFailure, r"rule logger_hears_a_failure failed: on_exception raised OSError: could "
+     r"not flush; it must let the run's error through"),
+    (TakesNoRun, r"rule logger_builds failed: TakesNoRun raised TypeError"),
+])
+def test_each_logger_rule_names_itself(cls, rule):
+    with pytest.raises(AssertionError, match=rule):
+        check_logger(cls)

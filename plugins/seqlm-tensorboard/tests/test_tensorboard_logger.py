@@ -109,3 +109,11 @@ def test_a_forced_new_run_shows_none_of_the_earlier_runs_events(tmp_path, book):
     assert [e.value for e in logged] == pytest.approx([r["train_loss"] for r in rows],
                                                       rel=1e-5)
     assert '"lr": 0.5' in texts(events(tmp_path / "run"), "settings")[0]
+
+
+def test_the_logger_keeps_seqlms_logger_contract():
+    from seqlm_tensorboard.logger import TensorBoardLogger
+
+    from seqlm.testing import check_logger
+
+    check_logger(TensorBoardLogger)
