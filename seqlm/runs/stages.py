@@ -2,7 +2,7 @@
 
 :func:`run` goes through named stages, each a function of its own:
 
-1. :func:`settle`: the settings, a resumed run's from its checkpoint;
+1. :func:`~seqlm.runs.settle.settle`: the settings, a resumed run's from its checkpoint;
 2. :func:`resolve_components`: the classes the settings name, their options typed;
 3. :func:`set_up_process`: the device, the thread count and the seed;
 4. :func:`prepare_data`: the text read, tokenized, held out and checked;
@@ -14,12 +14,11 @@
 from __future__ import annotations
 
 import contextlib
-import difflib
 import json
 import math
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,18 +27,17 @@ import torch
 from rich.console import Console
 
 from seqlm.checkpoints.format import LAST, checkpoint_path
-from seqlm.checkpoints.runstate import describe_run, load_run_checkpoint, restore_run
+from seqlm.checkpoints.runstate import describe_run, restore_run
 from seqlm.checkpoints.saver import CheckpointCallback, CheckpointWriter
 from seqlm.config import DEFAULT_PREFIX, RunConfig
 from seqlm.data.corpus import Corpus, build_corpus, load_text
 from seqlm.data.preflight import check_corpus_fits, check_prefix, opening_prefix
 from seqlm.data.text import clean_lines
-from seqlm.data.textsum import check_same_text, text_checksum
+from seqlm.data.textsum import text_checksum
 from seqlm.data.vocab import Vocab
 from seqlm.errors import (
     CheckpointError,
     DataError,
-    NotARunError,
     OutputError,
     SeqlmError,
     TrainingError,
@@ -61,7 +59,7 @@ from seqlm.plugins.door import (
 )
 from seqlm.plugins.loggers import build_loggers, resolve_loggers
 from seqlm.plugins.manager import check_options, get_plugins
-from seqlm.plugins.options import convert_options, same_options
+from seqlm.plugins.options import convert_options
 from seqlm.plugins.provenance import record, resolve
 from seqlm.runs.build import (
     SAMPLER_ARGUMENTS,
@@ -91,16 +89,13 @@ from seqlm.runs.progress import (
     notes_console,
     pipe_aware_console,
 )
+from seqlm.runs.settle import settle
 from seqlm.runs.status import StatusRecorder
 from seqlm.runs.summary import summarize
 from seqlm.storage.runfiles import check_names_are_files, record_written
-from seqlm.storage.runlock import check_not_in_use, hold_run_folder
+from seqlm.storage.runlock import hold_run_folder
 from seqlm.training.evaluation import hold_out
 from seqlm.training.trainer import TrainerStateError
-
-#: Settings a resumed run may change; the others must stay as the checkpoint has them.
-RESUMABLE = ("epochs", "device", "threads", "cuda_graph", "checkpoint_every", "keep_every",
-             "prefix", "predict", "resume", "force", "log", "log_every", "patience")
 
 #: Settings passed to the trainer as options, only where they differ from the default
 #: (so that a third-party trainer that lacks them still works with the defaults).
@@ -226,113 +221,6 @@ def _warn(console: Console, line: str) -> None:
     for ``seqlm run ... > log`` and pipes); a quiet console keeps it quiet."""
     if not console.quiet:
         _say(notes_console(console), line)
-
-
-def settle(
-    config: RunConfig | None, overrides: dict[str, Any]
-) -> tuple[RunConfig, dict[str, Any] | None]:
-    """The run's settings, checked, and the checkpoint it resumes from (or None)."""
-    if config is not None and not isinstance(config, RunConfig):
-        raise UsageError(f"config must be a seqlm.RunConfig, got {type(config).__name__}; "
-                         "or give the settings as keywords: run(epochs=2, hidden=64)")
-    known = {f.name for f in fields(RunConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else "; see seqlm.RunConfig"
-        raise UsageError(f"{unknown[0]!r} is not a setting of seqlm.run{hint}")
-    # A torch.device is taken as its name ("cuda:0"), from a RunConfig or a keyword.
-    if config is not None and isinstance(config.device, torch.device):
-        config = replace(config, device=str(config.device))
-    if isinstance(overrides.get("device"), torch.device):
-        overrides = {**overrides, "device": str(overrides["device"])}
-    given = config
-    config = replace(config or RunConfig(), **overrides)
-    config.check_paths()  # before a checkpoint is looked for in an empty --resume
-    resumed: dict[str, Any] | None = None
-    if config.resume is not None:
-        resumed = _checkpoint_to_resume(config.resume)
-        # A RunConfig's own settings count as given, as keywords do: each is applied where
-        # a resume may change it, and refused where it may not (never dropped unseen).
-        asked = {**_set_fields(given), **overrides} if given is not None else overrides
-        config = _resumed_config(resumed, config.resume, asked)
-    config.validate()
-    return config, resumed
-
-
-def _component_class(kind: str, saved: RunConfig) -> type | None:
-    """The class the saved run's ``kind`` names, where it can be found now (else None:
-    the resume then fails later, naming what to install)."""
-    try:
-        return get_plugins().get(kind, getattr(saved, kind))
-    except SeqlmError:
-        return None
-
-
-def _set_fields(config: RunConfig) -> dict[str, Any]:
-    """The settings of ``config`` that differ from the defaults (``resume`` aside)."""
-    defaults = RunConfig()
-    return {f.name: getattr(config, f.name) for f in fields(RunConfig)
-            if f.name != "resume" and getattr(config, f.name) != getattr(defaults, f.name)}
-
-
-def _checkpoint_to_resume(resume: str | Path) -> dict[str, Any]:
-    """The checkpoint ``--resume`` continues; a run stopped before it saved one (Ctrl-C
-    during the first epoch) has none, and is started again instead."""
-    try:
-        return load_run_checkpoint(resume, LAST)
-    except NotARunError:
-        raise
-    except CheckpointError:
-        if checkpoint_path(resume, LAST).is_file():
-            raise  # there, but unreadable: that error says how
-        # No checkpoint yet may also mean a run still in its first epochs: say that.
-        check_not_in_use(checkpoint_path(resume, LAST).parent)
-        raise CheckpointError(
-            f"--resume {resume}: the run stopped before its first checkpoint, so there is "
-            f"nothing to resume; start it again with seqlm run --out {resume} --force and "
-            "its settings") from None
-
-
-def _resumed_config(
-    checkpoint: dict[str, Any], resume: str | Path, overrides: dict[str, Any]
-) -> RunConfig:
-    saved = RunConfig.from_dict(checkpoint["config"])
-    folder = checkpoint_path(resume, LAST).parent.resolve()
-
-    def same(key: str, value: Any) -> bool:
-        old = getattr(saved, key, value)
-        if key == "out" and value is not None and Path(value).resolve() == folder:
-            return True  # the run's own folder, where it is now (a moved run, say)
-        if key in ("data", "out") and old is not None and value is not None:
-            return Path(old).resolve() == Path(value).resolve()  # a str or a Path, alike
-        if key.endswith("_options") and isinstance(old, dict) and isinstance(value, dict):
-            # Typed text against the saved values, each converted as the component's
-            # constructor declares (an Enum's member by name or value, say).
-            return same_options(old, value, _component_class(key.removesuffix("_options"),
-                                                             saved))
-        return old == value
-
-    moved = overrides.get("data")
-    if moved is not None and not same("data", moved):
-        check_same_text(checkpoint, moved, resume)  # the text moved: same content, new path
-    else:
-        moved = None
-    changed = [k for k, v in overrides.items()
-               if k not in RESUMABLE and not same(k, v) and not (k == "data" and moved)]
-    if changed:
-        flags = ", ".join(f"--{k.replace('_options', '-opt').replace('_', '-')}"
-                          for k in changed)
-        raise UsageError(f"{flags} cannot change when resuming (the checkpoint fixes it); "
-                         f"drop it, or start a new run with --out")
-    allowed = {k: v for k, v in overrides.items() if k in RESUMABLE and k != "resume"}
-    done = int(checkpoint.get("epoch", 0))
-    if allowed.get("epochs", saved.epochs) < done:
-        raise UsageError(f"--epochs {allowed['epochs']} is fewer than the {done} epochs the "
-                         f"checkpoint in {resume} has done; give more, or leave it out")
-    if moved is not None:
-        allowed["data"] = moved
-    return replace(saved, **allowed, resume=resume, out=checkpoint_path(resume, LAST).parent)
 
 
 def resolve_components(
