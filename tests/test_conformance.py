@@ -16,6 +16,7 @@ from test_door_check import (
     Tanh,
     TorchWay,
 )
+from test_loggers import AppendingLogger
 
 import seqlm
 from seqlm.data.samplers import SequentialSampler
@@ -423,19 +424,7 @@ def test_case_ids_name_the_options_so_two_sets_of_one_class_differ():
     dict(checks)["TorchLSTM[num_layers=2]-cell_shapes"]()
 
 
-class CsvLogger(seqlm.Callback):
-    """The logger of docs/plugins/loggers.md: a row per epoch in a file of its folder."""
-
-    def __init__(self, run):
-        self.file = run.out_dir / "csvlog" / "metrics.csv"
-
-    def on_epoch_end(self, trainer, metrics):
-        self.file.parent.mkdir(exist_ok=True)
-        with self.file.open("a") as rows:
-            rows.write(f"{metrics.epoch},{metrics.train_loss}\n")
-
-
-class WritesHere(CsvLogger):
+class WritesHere(AppendingLogger):
     """Writes to a path relative to the working directory, not the run folder."""
 
     def __init__(self, run):
@@ -444,7 +433,7 @@ class WritesHere(CsvLogger):
         self.file = Path("csvlog") / "metrics.csv"
 
 
-class FailsOnFailure(CsvLogger):
+class FailsOnFailure(AppendingLogger):
     def on_exception(self, trainer, error):
         raise OSError("could not flush")
 
@@ -455,7 +444,7 @@ class TakesNoRun(seqlm.Callback):
 
 
 def test_a_logger_that_keeps_to_its_run_folder_passes():
-    check_logger(CsvLogger)
+    check_logger(AppendingLogger)  # a row per epoch in a file of its own folder
 
 
 @pytest.mark.parametrize("cls, rule", [
