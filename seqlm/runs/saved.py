@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -277,9 +277,9 @@ def _members(
     members of an ensemble, each distinct model once, refused unless they read text alike
     or when two folders hold one model (``verb``: what the caller does with them, for the
     error of no folder at all)."""
-    if isinstance(run_dir, (str, Path)):
+    if isinstance(run_dir, (str, os.PathLike)):
         dirs: list[str | Path] = [run_dir]
-    elif isinstance(run_dir, Sequence):
+    elif isinstance(run_dir, Iterable) and not isinstance(run_dir, bytes):
         dirs = list(run_dir)
     else:
         raise UsageError(f"give a run folder (a str or a Path), or a list of them; got "
