@@ -175,3 +175,35 @@ def test_weights_that_another_plugin_version_cannot_take_blame_the_version(
             assert "edited or damaged" not in line
     finally:
         plugins.remove("extras-later")
+
+
+def test_a_run_without_two_of_its_plugins_names_both_packages(installed, tmp_path,
+                                                              small_text):
+    from seqlm.data.tokenizers import CharTokenizer
+
+    class Letters(CharTokenizer):
+        """The char tokenizer, under a plugin's name."""
+
+    class Words:
+        @seqlm.hookimpl
+        def register_tokenizers(self, register):
+            register("letters", Letters)
+
+    plugins = seqlm.get_plugins()
+    installed("0.1.0")
+    plugins.add(Words(), "words", distribution="seqlm-words", version="1.2")
+    try:
+        out = tmp_path / "run"
+        trained = CliRunner().invoke(main, ["run", "--cell", "peephole-lstm", "--tokenizer",
+                                            "letters", "--data", str(small_text), "--out",
+                                            str(out), *TINY])
+        assert trained.exit_code == 0, trained.output
+    finally:
+        plugins.remove("words")
+    installed(None)
+    for args in (["generate", str(out)], ["run", "--resume", str(out), "--epochs", "3"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert result.output.strip().splitlines()[-1] == (
+            "Error: tokenizer 'letters' came from seqlm-words 1.2: pip install seqlm-words; "
+            "and cell 'peephole-lstm' came from seqlm-extras 0.1.0: pip install seqlm-extras")

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from seqlm.plugins.manager import Plugins
 
 
+class PluginMissingError(UsageError):
+    """A saved run's component whose plugin is not installed (or not loaded) now; the
+    message says what to install."""
+
+
 def record(plugins: Plugins, names: Mapping[str, str]) -> dict[str, dict[str, str]]:
     """``{kind: {"name", "distribution", "version"}}`` for the components ``names`` gives."""
     recorded = {}
@@ -50,11 +55,32 @@ def resolve(
     except UsageError as error:
         if not dist or "not recognized" not in str(error):
             raise
-        raise UsageError(_missing(kind, name, dist, version)) from None
+        raise PluginMissingError(_missing(kind, name, dist, version)) from None
     change = plugin_change(plugins, kind, entry)
     if warn is not None and change:
         warn(f"warning: {change}")
     return cls
+
+
+def resolve_all(
+    plugins: Plugins,
+    names: Mapping[str, str],
+    recorded: Mapping[str, Any],
+    warn: Callable[[str], None] | None = None,
+) -> dict[str, type]:
+    """:func:`resolve` for each ``{kind: name}``, the run's ``recorded`` entries beside:
+    components whose plugins are gone are named together, each with what to install, so
+    that a run made with two plugins is not refused one missing package at a time."""
+    found: dict[str, type] = {}
+    missing: list[str] = []
+    for kind, name in names.items():
+        try:
+            found[kind] = resolve(plugins, kind, name, recorded.get(kind), warn)
+        except PluginMissingError as error:
+            missing.append(str(error))
+    if missing:
+        raise UsageError("; and ".join(missing))
+    return found
 
 
 def plugin_change(plugins: Plugins, kind: str, recorded: Mapping[str, Any] | None) -> str | None:

@@ -40,7 +40,7 @@ from seqlm.metrics import bits_per_token, perplexity
 from seqlm.model.limits import check_generate_length, check_temperature
 from seqlm.model.rnn import RNNModel
 from seqlm.plugins.manager import check_options, get_plugins
-from seqlm.plugins.provenance import plugin_change, resolve
+from seqlm.plugins.provenance import plugin_change, resolve_all
 from seqlm.runs.build import build_model, build_tokenizer, resolve_device
 from seqlm.runs.heldout import held_out_ids
 from seqlm.training.dynamic_eval import DynamicSettings, dynamic_token_losses
@@ -109,9 +109,9 @@ def load_trained(
     saved = read_saved_run(load_run_checkpoint(run_dir, name), run_dir)
     placed = resolve_device(device)  # the user's choice: its errors are the user's
     plugins = get_plugins()
-    tokenizer_cls = resolve(plugins, "tokenizer", saved.tokenizer_name,
-                            saved.components.get("tokenizer"), warn)
-    cell_cls = resolve(plugins, "cell", saved.cell_name, saved.components.get("cell"), warn)
+    classes = resolve_all(plugins, {"tokenizer": saved.tokenizer_name, "cell": saved.cell_name},
+                          saved.components, warn)
+    tokenizer_cls, cell_cls = classes["tokenizer"], classes["cell"]
     try:
         # The options come from the checkpoint: a bad one is the file's fault.
         check_options("tokenizer", saved.tokenizer_name, tokenizer_cls,

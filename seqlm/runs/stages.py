@@ -60,7 +60,7 @@ from seqlm.plugins.door import (
 from seqlm.plugins.loggers import build_loggers, resolve_loggers
 from seqlm.plugins.manager import check_options, get_plugins
 from seqlm.plugins.options import convert_options
-from seqlm.plugins.provenance import record, resolve
+from seqlm.plugins.provenance import record, resolve_all
 from seqlm.runs.build import (
     SAMPLER_ARGUMENTS,
     TRAINER_ARGUMENTS,
@@ -230,10 +230,9 @@ def resolve_components(
     with the components' options converted to their declared types."""
     plugins = get_plugins()
     recorded = (resumed or {}).get("components") or {}
-    tokenizer, sampler, cell, trainer = (
-        resolve(plugins, kind, getattr(config, kind), recorded.get(kind),
-                partial(_warn, console))
-        for kind in KINDS)
+    classes = resolve_all(plugins, {kind: getattr(config, kind) for kind in KINDS}, recorded,
+                          partial(_warn, console))
+    tokenizer, sampler, cell, trainer = (classes[kind] for kind in KINDS)
     config = replace(
         config,
         cell_options=cell_options(cell, config.cell, config.cell_options),
