@@ -297,6 +297,28 @@ def test_a_stop_while_an_epoch_is_shown_saves_that_epoch(small_text, tmp_path, m
     assert _epoch_of(tmp_path / "run") == 2
 
 
+def test_a_pipe_closed_as_an_epoch_is_shown_leaves_its_metrics_row(small_text, tmp_path,
+                                                                   monkeypatch):
+    # The progress row of epoch 2 fails to reach a closed pipe: epoch 2 is the one saved,
+    # and metrics.jsonl (so seqlm runs and compare) goes as far.
+    from seqlm.interfaces import Callback
+    from seqlm.runs import stages
+
+    class PipeClosesAtTwo(Callback):
+        def on_epoch_end(self, trainer, metrics):
+            if metrics.epoch == 2:
+                raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(stages, "make_progress", lambda *args: PipeClosesAtTwo())
+    result = CliRunner().invoke(main, ["run", "--data", str(small_text), "--out",
+                                       str(tmp_path / "run"), "--epochs", "5", *TINY])
+    # (The runner's stdout is no real file, so its exit status is not the 141 of a shell.)
+    assert "Saved the checkpoint of epoch 2 (the last finished)" in result.output
+    assert _epoch_of(tmp_path / "run") == 2
+    rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(row)["epoch"] for row in rows] == [1, 2]
+
+
 def test_a_stop_during_a_regular_save_leaves_the_metrics_as_far_as_the_checkpoint(
     small_text, tmp_path, monkeypatch
 ):

@@ -495,7 +495,9 @@ def _folder_callbacks(
                    lambda length: generate(built.model, vocab, data.tokenizer, config.prefix,
                                            length))
     start_imports()  # matplotlib loads while the run trains
-    return [saver, make_progress(console, title, config.log_every), MetricsWriter(metrics_path),
+    # The metrics row before the progress row: a closed output pipe (the progress row's
+    # write fails) must not leave metrics.jsonl short of the epoch the checkpoint saves.
+    return [saver, MetricsWriter(metrics_path), make_progress(console, title, config.log_every),
             *build_loggers(components.loggers, info, warn=partial(_warn, console)),
             *callbacks, status,
             CheckpointWriter(saver)]
