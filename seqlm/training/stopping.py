@@ -72,19 +72,32 @@ def ignore_ctrl_c() -> None:
 FORCE_AFTER = 3
 
 
+#: The stop requests of the :func:`stop_on_signals` block in force, counted wherever they
+#: come, held back (:func:`signals_deferred`) or not; None outside such a block.
+_requests: list[int] | None = None
+
+
+def _count_request(signum: int) -> None:
+    """Count a stop request of the block in force, and end the process at the
+    :data:`FORCE_AFTER`-th: the checkpoints already written stay as they are."""
+    if _requests is None:
+        return
+    _requests.append(signum)
+    if len(_requests) >= FORCE_AFTER:
+        # Said of the requests, not of the run: the last two may have come while it was
+        # ending anyway (after its save), and no longer wait for that.
+        os.write(2, (f"seqlm: stopped at once at stop request {len(_requests)}; the last "
+                     "checkpoint written is kept\n").encode())
+        os._exit(128 + signum)
+
+
 def _escalating(
-    handler: Callable[[int, FrameType | None], None], requests: list[int]
+    handler: Callable[[int, FrameType | None], None],
 ) -> Callable[[int, FrameType | None], None]:
     """``handler``, until the :data:`FORCE_AFTER`-th stop request of the block, which
-    ends the process there: the checkpoints already written stay as they are."""
+    ends the process there."""
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        requests.append(signum)
-        if len(requests) >= FORCE_AFTER:
-            # Said of the requests, not of the run: the last two may have come while it
-            # was ending anyway (after its save), and no longer wait for that.
-            os.write(2, (f"seqlm: stopped at once at stop request {len(requests)}; the last "
-                         "checkpoint written is kept\n").encode())
-            os._exit(128 + signum)
+        _count_request(signum)
         handler(signum, frame)
     return on_signal
 
@@ -97,17 +110,19 @@ def stop_on_signals() -> Iterator[None]:
     if not _in_main_thread():
         yield
         return
-    requests: list[int] = []
+    global _requests
+    outer, _requests = _requests, []
     handlers = {sig: _raise_stopped for sig in STOP_SIGNALS}
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         handlers[signal.SIGINT] = signal.default_int_handler
-    previous = {sig: signal.signal(sig, _escalating(handler, requests))
+    previous = {sig: signal.signal(sig, _escalating(handler))
                 for sig, handler in handlers.items()}
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        _requests = outer
 
 
 @contextlib.contextmanager
@@ -125,6 +140,9 @@ def signals_deferred() -> Iterator[list[int]]:
 
     def note(signum: int, frame: FrameType | None) -> None:
         arrived.append(signum)
+        # Held back, yet counted: a plugin that catches each stop and goes on must not
+        # escape the third by receiving it while seqlm writes a file.
+        _count_request(signum)
 
     previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, *STOP_SIGNALS)}
     try:
