@@ -409,3 +409,20 @@ def test_numpy_numbers_are_taken_for_component_options():
                                 {"weight_dropout": np.float32(0.25)}, fixed=CELL_ARGUMENTS)
     assert converted == {"weight_dropout": 0.25}
     assert type(converted["weight_dropout"]) is float
+
+
+def test_a_float_default_of_the_authors_own_may_be_infinite(registered, small_text, tmp_path):
+    import math
+
+    import seqlm
+    from seqlm.data.samplers import SequentialSampler
+
+    class Capped(SequentialSampler):
+        def __init__(self, batch_size, num_steps, max_norm: float = math.inf):
+            super().__init__(batch_size, num_steps)
+            self.max_norm = max_norm
+
+    registered("sampler", "capped", Capped)
+    result = seqlm.run(data=small_text, out=tmp_path / "r", sampler="capped", epochs=1,
+                       hidden=8, batch_size=4, num_steps=5, predict=3, quiet=True)
+    assert len(result.history) == 1

@@ -111,3 +111,12 @@ def test_threads_0_leaves_the_callers_count(book_path, tmp_path):
               **SMALL)
     assert seen.seen == [before + 2]
     assert torch.get_num_threads() == before + 2
+
+
+def test_runs_without_a_seed_draw_on_and_differ(book_path, tmp_path):
+    torch.manual_seed(1234)
+    first = seqlm.run(data=book_path, out=tmp_path / "a", epochs=1, seed=None, quiet=True,
+                      **SMALL)
+    second = seqlm.run(data=book_path, out=tmp_path / "b", epochs=1, seed=None, quiet=True,
+                       **SMALL)
+    assert first.history[0].train_loss != second.history[0].train_loss

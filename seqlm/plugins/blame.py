@@ -130,12 +130,17 @@ def sign(error: SeqlmError, culprit: Culprit | None) -> None:
 
 
 @contextlib.contextmanager
-def calling(kind: str, name: str, plugins: Plugins) -> Iterator[None]:
+def calling(kind: str, name: str, plugins: Plugins,
+            watch_dtype: bool = True) -> Iterator[None]:
     """Put an exception from a direct call into component ``name`` on its plugin.
 
     Besides what :func:`find_culprit` finds, an exception raised at the call itself (a
     constructor or method with another signature than the contract's: nothing of
     seqlm ran inside) is the component's. Built-in components are seqlm's own code.
+
+    ``watch_dtype``: a change of torch's default dtype by the call is the component's
+    too (put back, and refused). Off for a call that runs others' code as well (a
+    trainer's ``fit`` runs the callbacks, the sampler and the cell).
     """
     dtype = default_dtype()
     try:
@@ -154,19 +159,24 @@ def calling(kind: str, name: str, plugins: Plugins) -> Iterator[None]:
         called = plugins.component_culprit(kind, name)
         culprit = find_culprit(error, plugins, skip=2, prefer=called)
         inner = _frames(error.__traceback__)[2:]
-        if culprit is None and (cause_hint(error) or not any(
-            f.f_globals.get("__name__", "").partition(".")[0] == "seqlm" for f in inner
-        )):
+        exits = isinstance(error, SystemExit)
+        seqlm_ran = any(f.f_globals.get("__name__", "").partition(".")[0] == "seqlm"
+                        for f in inner)
+        if culprit is None and ((cause_hint(error) and not exits) or not seqlm_ran):
             # Nothing of seqlm ran inside; or it did, a base class's method inherited by
             # the component, which found its object without what the base class's
             # __init__ sets: the component skipped that call.
             culprit = called
         if culprit is None:
-            inherited = inherited_blame(error, plugins, skip=2)
+            # A SystemExit is put on a plugin only where its own frame raised it: code
+            # that seqlm's runs around it (a caller's callback) may end the process.
+            inherited = None if exits else inherited_blame(error, plugins, skip=2)
             if inherited is None:
                 raise
             raise PluginError(inherited) from error
         raise PluginError(culprit.message(error)) from error
+    if not watch_dtype:
+        return
     changed = dtype_changed_from(dtype)
     called = plugins.component_culprit(kind, name)
     if changed and called is not None:
@@ -188,7 +198,8 @@ def blaming_plugins(plugins: Plugins) -> Iterator[None]:
         # by a plugin (a stray sys.exit) is its fault, not an exit status of 0.
         culprit = find_culprit(error, plugins)
         if culprit is None:
-            inherited = inherited_blame(error, plugins)
+            exits = isinstance(error, SystemExit)
+            inherited = None if exits else inherited_blame(error, plugins)
             if inherited is None:
                 raise
             raise PluginError(inherited) from error

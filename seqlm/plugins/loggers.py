@@ -65,6 +65,7 @@ def build_loggers(
     """
     built: list[Callback] = []
     for logger in loggers:
+        dtype = default_dtype()
         try:
             callback = logger.cls(run)
         except Exception as exc:  # plugin code may raise anything
@@ -72,6 +73,10 @@ def build_loggers(
                 f"logger {logger.name!r} of plugin {logger.plugin} could not start: "
                 f"{type(exc).__name__}: {exc} (a logger is built as cls(run); see {CONTRACT})"
             ) from exc
+        changed = dtype_changed_from(dtype)
+        if changed:
+            raise PluginError(f"logger {logger.name!r} of plugin {logger.plugin} could not "
+                              f"start: it {changed}; see {CONTRACT}")
         built.append(GuardedLogger(callback, logger, warn))
     return built
 

@@ -94,7 +94,10 @@ def _check_defaults(kind: str, name: str, params: Mapping[str, inspect.Parameter
     silently, without the option ever being named. None passes (``x: float = None`` is
     a common way to say "not given")."""
     for param in params.values():
-        if param.name in skip or param.default is param.empty or param.default is None:
+        if (param.name in skip or param.default is param.empty or param.default is None
+                or isinstance(param.default, float)):
+            # A float default is the author's own, inf or nan included (max_norm=math.inf):
+            # only what users type must be finite.
             continue
         expected = _expected_type(param, hints)
         try:

@@ -20,7 +20,7 @@ from seqlm.errors import UsageError, refuse
 from seqlm.interfaces import RecurrentCell, Tokenizer
 from seqlm.model.rnn import RNNModel
 from seqlm.plugins.blame import calling
-from seqlm.plugins.door import cell_attributes_problem, component_label, rng_kept
+from seqlm.plugins.door import cell_attributes_problem, component_label
 from seqlm.plugins.manager import check_options, get_plugins
 from seqlm.plugins.options import convert_options
 
@@ -64,17 +64,18 @@ def use_threads(threads: int) -> None:
 
 
 @contextlib.contextmanager
-def process_kept() -> Iterator[None]:
-    """Give the caller's process back as it was: torch's thread count and the random
-    generators (torch's and Python's) that a run sets with ``threads`` and ``seed``.
-    A library call trains and returns; what the caller draws next is up to the caller."""
-    threads = torch.get_num_threads()
+def process_kept() -> Iterator[contextlib.ExitStack]:
+    """Give the caller's process back as it was: torch's thread count and default dtype,
+    and whatever the block enters on the stack it is given (the random generators,
+    where the run seeds them: :func:`~seqlm.plugins.door.rng_kept`)."""
+    threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
     try:
-        with rng_kept():
-            yield
+        with contextlib.ExitStack() as stack:
+            yield stack
     finally:
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
+        torch.set_default_dtype(dtype)
 
 
 def describe_device(device: torch.device, asked: str) -> str:

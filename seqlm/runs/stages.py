@@ -55,6 +55,7 @@ from seqlm.plugins.door import (
     check_tokenizer_output,
     component_label,
     history_problem,
+    rng_kept,
     tokenizer_state_problem,
 )
 from seqlm.plugins.loggers import build_loggers, resolve_loggers
@@ -176,7 +177,9 @@ def run(
     :class:`~seqlm.errors.PluginError` that names the component and its plugin.
 
     ``seed`` and ``threads`` hold for the run only: however it ends, torch's thread count
-    and the random generators (torch's and Python's) are given back as they were.
+    and default dtype are given back as they were, and so are the random generators
+    (Python's, torch's on the CPU, and on the GPUs CUDA was already using) that a seed
+    set; with ``seed=None`` the run draws from them and leaves them moved on.
     """
     callbacks = _callbacks_list(callbacks)
     if not isinstance(quiet, bool):
@@ -184,11 +187,15 @@ def run(
     if console is not None and not isinstance(console, Console):
         raise UsageError(f"console must be a rich.console.Console, got "
                          f"{type(console).__name__}; or leave it out for one on stdout")
-    with blaming_plugins(get_plugins()), process_kept():
+    with blaming_plugins(get_plugins()), process_kept() as kept:
         # quiet wins over a console of the caller's too: it asks for nothing printed.
         console = Console(quiet=True) if quiet else console or pipe_aware_console()
         config, resumed = settle(config, overrides)
         config, components = resolve_components(config, resumed, console)
+        if config.seed is not None:
+            # Seeded for the run alone; with seed=None the run draws from the caller's
+            # generators and leaves them moved on, as any other draw would.
+            kept.enter_context(rng_kept())
         device = set_up_process(config)
         config, data = prepare_data(config, components, resumed, console)
         built = build(config, components, data, device, resumed, console)
@@ -420,7 +427,7 @@ def train_in_folder(
             if out_dir is not None:
                 run_callbacks = _folder_callbacks(config, components, data, built, out_dir,
                                                   resumed, console, saver, status, callbacks)
-            with calling("trainer", config.trainer, get_plugins()):
+            with calling("trainer", config.trainer, get_plugins(), watch_dtype=False):
                 history = built.trainer.fit(
                     built.model, data.train_ids, built.sampler, run_callbacks,
                     val_corpus=data.val_ids if len(data.val_ids) else None)

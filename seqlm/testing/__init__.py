@@ -23,7 +23,16 @@ runs them.
 """
 
 
-from seqlm.testing.basics import Rule
+from seqlm.testing.basics import (
+    BATCH,
+    EPOCHS,
+    HIDDEN_SIZE,
+    INPUT_SIZE,
+    LINES,
+    STEPS,
+    VOCAB,
+    Rule,
+)
 from seqlm.testing.cells import (
     CELL_RULES,
     cell_bf16_as_declared,
@@ -78,6 +87,7 @@ from seqlm.testing.trainers import (
 )
 
 __all__ = [
+    "BATCH", "EPOCHS", "HIDDEN_SIZE", "INPUT_SIZE", "LINES", "STEPS", "VOCAB",
     "CELL_RULES", "LOGGER_RULES", "SAMPLER_RULES", "TOKENIZER_RULES", "TRAINER_RULES", "Rule",
     "all_checks", "apply_rule", "cell_bf16_as_declared", "cell_builds",
     "cell_deterministic_under_a_seed", "cell_gradients_reach_every_parameter", "cell_shapes",

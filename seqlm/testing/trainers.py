@@ -30,8 +30,12 @@ class _Recorder(Callback):
 
 
 def train_briefly(cls: type, options: dict[str, Any], epochs: int = 2, seed: int = 0,
-         state: dict[str, Any] | None = None, model: Any = None,
-         callbacks: Sequence[Callback] = ()):
+                  state: dict[str, Any] | None = None, model: Any = None,
+                  callbacks: Sequence[Callback] = ()):
+    """A trainer of ``cls`` built with ``options``, fitted for ``epochs`` on a small corpus
+    (from ``state`` where given, ``model`` a fresh tanh RNN unless given), with
+    ``callbacks`` and a recorder of the calls heard: ``(trainer, model, history,
+    recorder)``. What ``fit`` returns is checked as the run checks it (rule trainer_fit)."""
     from seqlm.cells.torch_cells import TorchRNN
     from seqlm.data.samplers import SequentialSampler
     from seqlm.model.rnn import RNNModel
