@@ -33,6 +33,7 @@ from seqlm.runs.stages import run
 
 settings = json.loads(sys.argv[1])
 stall_rank = settings.pop("stall_rank", None)
+stop_rank = settings.pop("stop_rank", None)
 log_dir = settings.pop("log_batches", None)
 
 if log_dir is not None:
@@ -61,9 +62,14 @@ class Stall(Callback):
         if trainer.launch.rank == stall_rank:
             time.sleep(120)
 
+class StopAtTwo(Callback):
+    def on_epoch_end(self, trainer, metrics):
+        if trainer.launch.rank == stop_rank and metrics.epoch == 2:
+            trainer.request_stop("rank " + os.environ["RANK"] + " had enough")
+
 if settings.get("resume") is None:
     settings["out"] = os.path.join(settings["out"], "rank" + os.environ["RANK"])
-run(**settings, callbacks=[Stall()])
+run(**settings, callbacks=[Stall(), StopAtTwo()])
 """
 
 
@@ -231,6 +237,19 @@ def test_random_sampling_checkpoints_from_rank_0_alone_and_resumes(book_path, tm
     assert not (tmp_path / "rank1").exists()
     single = run(**{**settings, "trainer": "default"}, epochs=4, out=tmp_path / "single")
     _assert_same_losses(_metrics(saved / "metrics.jsonl"), single.history)
+
+
+@pytest.mark.slow
+def test_a_stop_asked_on_one_rank_stops_every_rank_after_that_epoch(book_path, tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    settings = {**TINY, "data": str(book_path), "device": "cpu", "trainer": "ddp",
+                "epochs": 6, "out": str(tmp_path), "stop_rank": 1}
+    _torchrun([str(script), json.dumps(settings)], cwd=tmp_path)  # both ranks end
+    summary = json.loads((tmp_path / "rank0" / "summary.json").read_text())
+    assert summary["epochs"] == 2
+    assert summary["stop_reason"] == ("stopped after epoch 2, as asked: a callback of "
+                                      "another process asked")
 
 
 @pytest.mark.slow
