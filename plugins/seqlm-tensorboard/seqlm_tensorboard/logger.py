@@ -28,6 +28,11 @@ class TensorBoardLogger(Callback):
     def __init__(self, run: RunInfo) -> None:
         self.run = run
         self.log_dir: Path = run.out_dir / FOLDER
+        if self.log_dir.is_symlink():
+            # A link would take the event files out of the run folder, where nothing of
+            # the run may go: refused before training, in one line.
+            raise ValueError(f"{self.log_dir} is a symbolic link; the events go only inside "
+                             "the run folder: remove the link, or choose another --out")
         self.sample_length = int(run.config.get("predict") or 50)
         self.writer: SummaryWriter | None = None
         self.epochs = 0

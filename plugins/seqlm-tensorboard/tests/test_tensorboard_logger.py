@@ -117,3 +117,21 @@ def test_the_logger_keeps_seqlms_logger_contract():
     from seqlm.testing import check_logger
 
     check_logger(TensorBoardLogger)
+
+
+def test_a_linked_tensorboard_folder_is_refused_before_training(tmp_path, book):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "tensorboard").symlink_to(elsewhere)
+    from click.testing import CliRunner
+
+    from seqlm.cli import main
+
+    result = CliRunner().invoke(main, ["run", "--data", str(book), "--out", str(out),
+                                       "--epochs", "1", "--hidden", "8", "--max-tokens",
+                                       "1500", "--log", "tensorboard", "--force"])
+    assert result.exit_code != 0
+    assert "is a symbolic link; the events go only inside the run folder" in result.output
+    assert list(elsewhere.iterdir()) == []
