@@ -219,8 +219,7 @@ def run(recipe: str | None, **options: Any) -> None:
 
     say(f"final perplexity {s['final_train_ppl']:.4f}{val}, {s['tokens_per_s']:,.0f} "
         f"tokens/s on {s['device']}")
-    if s.get("stopped_early"):
-        say(s["stop_reason"])
+    # Why it stopped early is already the progress's last line (the live table's caption).
     if s.get("best_is_average"):
         say("the best checkpoint holds the averaged weights")
     say(f"sample: {result.sample}")
