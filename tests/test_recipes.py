@@ -116,6 +116,7 @@ def test_a_bad_recipe_is_a_one_line_usage_error(body, message, tmp_path):
 def test_a_missing_recipe_and_config_with_resume_are_usage_errors(tmp_path):
     result = CliRunner().invoke(main, ["run", "--config", str(tmp_path / "none.toml")])
     assert result.exit_code == 2 and "cannot read it" in result.output
+    assert "give the path of a TOML recipe" in result.output
     recipe = tmp_path / "r.toml"
     recipe.write_text("hidden = 8\n", encoding="utf-8")
     result = CliRunner().invoke(main, ["run", "--config", str(recipe), "--resume",

@@ -58,7 +58,9 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise UsageError(f"--config {path}: cannot read it ({exc.strerror or exc})") from None
+        raise UsageError(f"--config {path}: cannot read it ({exc.strerror or exc}); give the "
+                         "path of a TOML recipe, such as one in examples/recipes/ or one "
+                         "that seqlm config RUN wrote") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"--config {path} is not valid TOML: {exc}") from None
     known = {f.name for f in fields(RunConfig)}
