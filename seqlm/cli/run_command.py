@@ -167,7 +167,8 @@ def _recipe_named_where_it_gave(
               "length).")
 @click.option("--log", multiple=True, metavar="NAME",
               help=f"Turn on a logger that a plugin registered: "
-              f"{_choices('callback') or '(none installed)'}; repeatable. Kept for --resume.")
+              f"{_choices('callback') or '(none installed)'}; repeatable. Kept for --resume; "
+              "none: no logger.")
 @click.option("--log-every", type=int, default=DEFAULTS.log_every, show_default=True,
               metavar="N", help="Show a progress row, and let loggers write samples, every "
               "N epochs; 0 for about ten per run (and, written to a log or pipe, a row "
@@ -182,6 +183,11 @@ def run(recipe: str | None, **options: Any) -> None:
     from seqlm.training.stopping import stop_on_signals
 
     options["log"] = list(options["log"])
+    if "none" in options["log"]:
+        # --log none: no logger, also where a resumed run recorded some.
+        if len(options["log"]) > 1:
+            raise UsageError("--log none turns every logger off; give it alone")
+        options["log"] = []
     console = pipe_aware_console()
     ctx = click.get_current_context()
     typed = {k: v for k, v in options.items()

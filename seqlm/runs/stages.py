@@ -250,7 +250,15 @@ def resolve_components(
             "sampler", config.sampler, sampler, config.sampler_options,
             fixed=SAMPLER_ARGUMENTS, origin=plugins.origin("sampler", config.sampler)),
     )
-    loggers = resolve_loggers(config.log, plugins)  # an unknown --log is refused here
+    try:
+        loggers = resolve_loggers(config.log, plugins)  # an unknown --log is refused here
+    except UsageError as error:
+        if resumed is None or "not recognized" not in str(error):
+            raise
+        # Recorded by the run, not typed now: its plugin is gone from this environment.
+        raise UsageError(f"the run logs with --log {' --log '.join(config.log)}, which no "
+                         "installed plugin registers: install its plugin, or resume with "
+                         "--log none") from None
     return config, Components(tokenizer, sampler, cell, trainer,
                               _trainer_options(trainer, config), loggers)
 

@@ -135,3 +135,34 @@ def test_a_linked_tensorboard_folder_is_refused_before_training(tmp_path, book):
     assert result.exit_code != 0
     assert "is a symbolic link; the events go only inside the run folder" in result.output
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_run_that_logged_resumes_without_its_plugin_with_log_none(tmp_path, book):
+    from click.testing import CliRunner
+
+    from seqlm.cli import main
+
+    out = tmp_path / "run"
+    small = ["--hidden", "8", "--max-tokens", "1500", "--checkpoint-every", "1"]
+    first = CliRunner().invoke(main, ["run", "--data", str(book), "--out", str(out),
+                                      "--epochs", "1", "--log", "tensorboard", *small])
+    assert first.exit_code == 0, first.output
+    import seqlm
+
+    plugins = seqlm.get_plugins()
+    key = next(k for k, info in plugins.info.items()
+               if info.distribution == "seqlm-tensorboard")
+    plugin = plugins.pm.get_plugin(key)
+    plugins.remove(key)  # as where the plugin is not installed
+    try:
+        refused = CliRunner().invoke(main, ["run", "--resume", str(out), "--epochs", "2"])
+        assert refused.exit_code == 2
+        assert ("the run logs with --log tensorboard, which no installed plugin registers: "
+                "install its plugin, or resume with --log none") in refused.output
+        resumed = CliRunner().invoke(main, ["run", "--resume", str(out), "--epochs", "2",
+                                            "--log", "none"])
+        assert resumed.exit_code == 0, resumed.output
+    finally:
+        info = plugins.add(plugin, key, distribution="seqlm-tensorboard", version="0.1.0",
+                           display="tensorboard")
+        assert info.status == "ok", info.status
