@@ -92,6 +92,16 @@ def batch_problem(batch: Any, batch_size: int, num_steps: int, vocab_size: int =
     return None
 
 
+def endless_epoch_problem(batches: int, tokens: int) -> str | None:
+    """What is wrong with an epoch of a corpus of ``tokens`` that has reached batch number
+    ``batches``, or None: every batch takes at least a token of each row, so an epoch
+    still going after ``tokens`` batches never ends (and would hang the run unseen)."""
+    if batches <= tokens:
+        return None
+    return (f"more than {tokens} batches from a corpus of {tokens} tokens: an epoch must end "
+            "(each call of the sampler is one pass over the corpus)")
+
+
 class CheckedSampler(Sampler):
     """A sampler whose every batch is checked as it is drawn, structure, shapes and
     types (:func:`batch_shape_problem`), and refused as ``label``'s fault.
@@ -110,14 +120,11 @@ class CheckedSampler(Sampler):
 
     def __call__(self, corpus: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         inner = self.inner
-        # Every batch takes at least a token of each row: an epoch of N tokens that is
-        # still going after N batches never ends, and would hang the run unseen.
-        most = len(corpus)
+        tokens = len(corpus)
         for number, batch in enumerate(inner(corpus), start=1):
-            if number > most:
-                raise refuse(self.label, "sampler", f"more than {most} batches from a corpus "
-                             f"of {most} tokens: an epoch must end (each call of the sampler "
-                             "is one pass over the corpus)")
+            endless = endless_epoch_problem(number, tokens)
+            if endless:
+                raise refuse(self.label, "sampler", endless)
             problem = batch_shape_problem(batch, inner.batch_size, inner.num_steps,
                                           inner.fixed_length)
             if problem:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import torch
-
 from seqlm.interfaces import Callback, RecurrentCell, Sampler, Tokenizer, Trainer
 from seqlm.plugins.culprit import cause_hint
 from seqlm.plugins.door import rng_kept
 from seqlm.plugins.manager import INTERFACES, interface_problem
+from seqlm.plugins.torch_globals import default_dtype, dtype_changed_from
 from seqlm.testing.basics import Rule, fail, require
 from seqlm.testing.cells import CELL_RULES
 from seqlm.testing.loggers import LOGGER_RULES
@@ -50,7 +49,7 @@ def apply_rule(rule: Rule, cls: type, options: dict[str, Any]) -> None:
     The rule leaves torch's random generators and default dtype as it found them, so
     that one class's rules cannot fail another's; a class that changed the default dtype
     fails the rule (a run's model would change with it)."""
-    dtype = torch.get_default_dtype()
+    dtype = default_dtype()
     try:
         with rng_kept():
             rule(cls, dict(options))
@@ -60,11 +59,8 @@ def apply_rule(rule: Rule, cls: type, options: dict[str, Any]) -> None:
         raise fail(rule.__name__, f"{cls.__qualname__} raised {type(error).__name__}: "
                     f"{error}{cause_hint(error)}") from error
     finally:
-        changed = torch.get_default_dtype()
-        torch.set_default_dtype(dtype)
-    require(changed == dtype, rule.__name__,
-             f"{cls.__qualname__} changed torch's default dtype to {changed}: a component "
-             "must leave torch's global settings as it found them")
+        changed = dtype_changed_from(dtype)  # put back as it says, however the rule ended
+    require(changed is None, rule.__name__, f"{cls.__qualname__} {changed}")
 
 
 def _check_all(cls: type, options: dict[str, Any], base: type) -> None:

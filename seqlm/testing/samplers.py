@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from seqlm.interfaces import Sampler
-from seqlm.plugins.door import batch_problem
+from seqlm.plugins.door import batch_problem, endless_epoch_problem
 from seqlm.testing.basics import BATCH, EPOCHS, STEPS, Rule, require, token_corpus
 
 
@@ -24,9 +24,8 @@ def _epoch(sampler: Sampler, corpus: torch.Tensor, rule: str) -> Iterator[Any]:
     it was given (the run's training text)."""
     before = corpus.clone()
     for count, batch in enumerate(sampler(corpus), start=1):
-        require(count <= len(corpus), rule,
-                 f"more than {len(corpus)} batches from a corpus of {len(corpus)} tokens: "
-                 "an epoch must end (each call of the sampler is one pass over the corpus)")
+        endless = endless_epoch_problem(count, len(corpus))
+        require(endless is None, rule, str(endless))
         yield batch
     require(torch.equal(corpus, before), rule,
              "the sampler changed the corpus it was given (the run's training text); "
