@@ -47,14 +47,16 @@ def kept_name(epoch: int) -> str:
     return f"{KEPT_PREFIX}{epoch}"
 
 
+def kept_epoch_of(name: str) -> int | None:
+    """The epoch of a kept checkpoint's name (``epoch-7``: 7), or None for another name."""
+    number = name.removeprefix(KEPT_PREFIX)
+    return int(number) if number != name and number.isdigit() else None
+
+
 def kept_epochs(run_dir: str | Path) -> list[int]:
     """The epochs whose models ``--keep-every`` kept in ``run_dir``, in order."""
-    found = []
-    for path in Path(run_dir).glob(f"{KEPT_PREFIX}*.json"):
-        number = path.stem[len(KEPT_PREFIX):]
-        if number.isdigit():
-            found.append(int(number))
-    return sorted(found)
+    found = (kept_epoch_of(path.stem) for path in Path(run_dir).glob(f"{KEPT_PREFIX}*.json"))
+    return sorted(epoch for epoch in found if epoch is not None)
 
 _TENSOR = "__tensor__"
 _ITEMS = "__items__"  # a dict whose keys are not all strings (an optimizer's state)

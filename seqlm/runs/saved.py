@@ -8,7 +8,6 @@ the checkpoint's JSON, and the weights from its safetensors file.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,9 +19,9 @@ import torch
 
 from seqlm.checkpoints.format import (
     BEST,
-    KEPT_PREFIX,
     LAST,
     checkpoint_path,
+    kept_epoch_of,
     kept_epochs,
     kept_name,
     load_weights,
@@ -63,10 +62,6 @@ class TrainedModel:
     data_sha256: str | None = None
 
 
-#: A checkpoint that ``--keep-every`` kept, as ``which`` names it.
-_KEPT_NAME = re.compile(rf"{KEPT_PREFIX}[1-9][0-9]*")
-
-
 def check_run_path(run_dir: object) -> None:
     """A run folder (or a checkpoint's file) is given as a str or a path."""
     if isinstance(run_dir, bool) or not isinstance(run_dir, (str, os.PathLike)):
@@ -92,7 +87,7 @@ def load_trained(
     if isinstance(device, torch.device):  # from Python, as torch names devices
         device = str(device)
     check_device_name(device)
-    if which is not None and not (which in CHECKPOINTS or _KEPT_NAME.fullmatch(str(which))):
+    if which is not None and not (which in CHECKPOINTS or kept_epoch_of(str(which))):
         raise UsageError(f"checkpoint {which!r} is not one of best, last or epoch-N (an "
                          "epoch that --keep-every kept)")
     name = {"last": LAST, "best": BEST, None: BEST}.get(which, which)  # or epoch-N
