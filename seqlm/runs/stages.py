@@ -205,17 +205,15 @@ def run(
 def _callbacks_list(callbacks: Any) -> list[Callback]:
     """``callbacks`` as a list, read once (a generator is taken, not used up by a check),
     each a :class:`Callback`; anything else is a usage error that says what to give."""
+    wanted = "callbacks must be a list of seqlm.interfaces.Callback instances, got"
     if isinstance(callbacks, Callback):
-        raise UsageError(f"callbacks must be a list of seqlm.interfaces.Callback instances, "
-                         f"got one {type(callbacks).__name__}; give callbacks=[it]")
+        raise UsageError(f"{wanted} one {type(callbacks).__name__}; give callbacks=[it]")
     if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable):
-        raise UsageError(f"callbacks must be a list of seqlm.interfaces.Callback instances, "
-                         f"got {type(callbacks).__name__}")
+        raise UsageError(f"{wanted} {type(callbacks).__name__}")
     given = list(callbacks)
     wrong = [c for c in given if not isinstance(c, Callback)]
     if wrong:
-        raise UsageError(f"callbacks must be a list of seqlm.interfaces.Callback instances, "
-                         f"got {type(wrong[0]).__name__}")
+        raise UsageError(f"{wanted} {type(wrong[0]).__name__}")
     return given
 
 
